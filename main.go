@@ -1,0 +1,122 @@
+// Command jobworker runs Linux processes for authenticated clients, each in
+// its own cgroup v2, keeps and streams their output, and answers over gRPC
+// with mutual TLS 1.3. The same binary is the server (serve), the client (run,
+// stop, status, logs, list), a small PKI (certs) and, hidden, the init shim
+// that places a job's process in its cgroup before it execs.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// Exit codes of the CLI. A job's own exit code (run) passes through as is;
+// a job killed by signal N exits 128+N, like a shell.
+const (
+	exitOK    = 0
+	exitError = 1 // the command failed; the message says why
+	exitUsage = 2 // the command line is wrong
+)
+
+// cli is the whole command line: one field per verb.
+type cli struct {
+	Serve   serveCmd   `cmd:"" help:"Run the job server (as root)."`
+	Run     runCmd     `cmd:"" help:"Start a job, stream its output and exit with its exit code."`
+	Stop    stopCmd    `cmd:"" help:"Stop a job: SIGTERM, a grace period, then kill every process of it."`
+	Status  statusCmd  `cmd:"" help:"Show a job's status and usage, or the server's figures without an ID."`
+	Logs    logsCmd    `cmd:"" help:"Print a job's output."`
+	List    listCmd    `cmd:"" help:"List jobs."`
+	Certs   certsCmd   `cmd:"" help:"Make a CA, a server certificate or client certificates."`
+	Version versionCmd `cmd:"" help:"Print the version."`
+
+	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
+	Init       initCmd       `cmd:"" hidden:"" help:"The job shim the server starts; not for direct use."`
+}
+
+// env is what every verb is given to talk to the outside world, so that no
+// verb writes to a package-level stdout.
+type env struct {
+	ctx    context.Context
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// exitCodeError ends the program with a given exit code after printing its
+// message, if any.
+type exitCodeError struct {
+	code int
+	msg  string
+}
+
+func (e *exitCodeError) Error() string { return e.msg }
+
+// errNotImplemented is what a verb answers until its capability lands.
+var errNotImplemented = errors.New("not implemented yet")
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// newParser builds the command-line parser of c. Help and usage go to
+// stdout and stderr; kong's own exits are turned into a panic of exitRequest
+// that run recovers, so that run stays testable.
+func newParser(c *cli, stdout, stderr io.Writer) (*kong.Kong, error) {
+	return kong.New(c,
+		kong.Name("jobworker"),
+		kong.Description("Run Linux processes in their own cgroup v2, stream their output, over gRPC with mutual TLS."),
+		kong.DefaultEnvars("JOBWORKER"),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exitRequest(code)) }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+}
+
+// exitRequest is how kong asks to exit (after --help).
+type exitRequest int
+
+// run parses args, runs the verb and maps its error to an exit code.
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	var c cli
+	parser, err := newParser(&c, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "jobworker: %v\n", err)
+		return exitError
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			req, ok := r.(exitRequest)
+			if !ok {
+				panic(r)
+			}
+			code = int(req)
+		}
+	}()
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "jobworker: %v (see jobworker --help)\n", err)
+		return exitUsage
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = kctx.Run(&env{ctx: ctx, stdout: stdout, stderr: stderr}, parser)
+	if err == nil {
+		return exitOK
+	}
+	var ec *exitCodeError
+	if errors.As(err, &ec) {
+		if ec.msg != "" {
+			fmt.Fprintf(stderr, "jobworker: %s\n", ec.msg)
+		}
+		return ec.code
+	}
+	fmt.Fprintf(stderr, "jobworker %s: %v\n", kctx.Command(), err)
+	return exitError
+}
