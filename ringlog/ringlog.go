@@ -1,0 +1,556 @@
+// Package ringlog keeps one job's output: every byte, in order, readable from
+// any absolute offset by any number of readers at their own pace, while the
+// writer never waits for them.
+//
+// A Log holds the newest bytes in a bounded in-memory ring (allocated as it
+// fills, so an idle log costs a few hundred bytes) and all of them in
+// append-only segment files in its directory. A read at an offset still in
+// the ring is served from memory; an older one from the files. A disk cap
+// drops whole segments from the oldest end; reading before the oldest kept
+// byte returns a *DroppedError that says where the kept output starts, never
+// silently fewer bytes.
+//
+// Readers are offsets held by their callers: the log has no goroutine and no
+// buffer per reader. A reader at the end asks Wait for a channel that is
+// closed when more bytes arrive or the log is closed, so it can select on its
+// own context at the same time. The writer closes one channel per write, no
+// matter how many readers wait.
+//
+// Segment files are named by the offset of their first byte
+// (%020d.seg), so a log reopened after a restart has the same offsets.
+//
+// Benchmarks are in BENCHMARKS.md at the top of the repository.
+package ringlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultRingSize    = 256 << 10
+	DefaultSegmentSize = 64 << 20
+	minSegmentSize     = 4 << 10
+	minRingAlloc       = 4 << 10
+	segmentSuffix      = ".seg"
+)
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("ringlog: log is closed")
+
+// ErrPastEnd is returned by a read at an offset beyond the bytes written.
+var ErrPastEnd = errors.New("ringlog: offset is past the end of the output")
+
+// DroppedError is returned by a read at an offset whose bytes the disk cap
+// has dropped. Start is the offset of the oldest byte still kept.
+type DroppedError struct {
+	Offset int64 // the offset asked for
+	Start  int64 // the first offset still available
+}
+
+func (e *DroppedError) Error() string {
+	return fmt.Sprintf("ringlog: output before offset %d was dropped by the disk cap (asked for offset %d)", e.Start, e.Offset)
+}
+
+// Options configure a Log.
+type Options struct {
+	// RingSize is how many of the newest bytes are kept in memory
+	// (default DefaultRingSize). The ring grows to it as output arrives.
+	RingSize int
+	// DiskCap bounds the bytes kept on disk; past it whole segments are
+	// dropped from the oldest end, so between DiskCap-SegmentSize and
+	// DiskCap bytes stay. Zero keeps everything.
+	DiskCap int64
+	// SegmentSize is the size of one segment file; default DiskCap/8
+	// (at least 4 KiB), or DefaultSegmentSize without a cap.
+	SegmentSize int64
+}
+
+func (o Options) withDefaults() Options {
+	if o.RingSize <= 0 {
+		o.RingSize = DefaultRingSize
+	}
+	if o.SegmentSize <= 0 {
+		o.SegmentSize = DefaultSegmentSize
+		if o.DiskCap > 0 {
+			o.SegmentSize = max(o.DiskCap/8, minSegmentSize)
+		}
+	}
+	if o.DiskCap > 0 && o.SegmentSize > o.DiskCap {
+		o.SegmentSize = o.DiskCap
+	}
+	return o
+}
+
+// segment is one file of the log: bytes [base, base+size).
+type segment struct {
+	base int64
+	size int64
+}
+
+// Log is one job's output. Write and Close are for the single producer;
+// every other method may be called from any goroutine.
+type Log struct {
+	dir  string
+	opts Options
+
+	// wmu serialises writers, so that file writes happen outside mu.
+	wmu sync.Mutex
+	cur *os.File // open segment, the last of segs; nil until the first write
+
+	mu       sync.Mutex
+	segs     []segment // kept segments, oldest first
+	size     int64     // offset of the next byte to be written
+	start    int64     // offset of the oldest byte kept
+	ring     []byte    // ring[o % RingSize] holds byte o while o >= size-ringHeld
+	ringHeld int64     // how many of the newest bytes the ring holds
+	closed   bool
+	wake     chan struct{} // closed at the next write or Close; nil when nobody waits
+}
+
+// Create makes a new, empty log in dir, creating dir if needed. It refuses a
+// dir that already holds segments.
+func Create(dir string, opts Options) (*Log, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("ringlog: create %s: %w", dir, err)
+	}
+	segs, err := listSegments(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(segs) > 0 {
+		return nil, fmt.Errorf("ringlog: create %s: directory already holds a log", dir)
+	}
+	return &Log{dir: dir, opts: opts.withDefaults()}, nil
+}
+
+// Open reopens the log in dir after a restart, closed to writes: every byte
+// still on disk reads at the offset it was written at.
+func Open(dir string, opts Options) (*Log, error) {
+	segs, err := listSegments(dir)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{dir: dir, opts: opts.withDefaults(), segs: segs, closed: true}
+	for i, s := range segs {
+		if i > 0 && segs[i-1].base+segs[i-1].size != s.base {
+			return nil, fmt.Errorf("ringlog: open %s: segments are not contiguous at offset %d", dir, s.base)
+		}
+	}
+	if len(segs) > 0 {
+		l.start = segs[0].base
+		last := segs[len(segs)-1]
+		l.size = last.base + last.size
+	}
+	return l, nil
+}
+
+// listSegments reads the segments of dir, oldest first.
+func listSegments(dir string) ([]segment, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("ringlog: read %s: %w", dir, err)
+	}
+	var segs []segment
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, segmentSuffix) {
+			continue
+		}
+		base, err := strconv.ParseInt(strings.TrimSuffix(name, segmentSuffix), 10, 64)
+		if err != nil || base < 0 {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil, fmt.Errorf("ringlog: stat %s: %w", filepath.Join(dir, name), err)
+		}
+		segs = append(segs, segment{base: base, size: info.Size()})
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i].base < segs[j].base })
+	return segs, nil
+}
+
+func (l *Log) segmentPath(base int64) string {
+	return filepath.Join(l.dir, fmt.Sprintf("%020d%s", base, segmentSuffix))
+}
+
+// Write appends p. It never waits for readers: it writes the bytes to the
+// open segment file and copies them into the ring, then wakes every waiting
+// reader at once. On a file error the bytes written before it are kept and
+// readable, and the error says how far the write got.
+func (l *Log) Write(p []byte) (int, error) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return 0, ErrClosed
+	}
+	written := 0
+	for written < len(p) {
+		if err := l.ensureSegment(); err != nil {
+			l.publish(nil)
+			return written, err
+		}
+		l.mu.Lock()
+		last := l.segs[len(l.segs)-1]
+		l.mu.Unlock()
+		chunk := p[written:]
+		if room := l.opts.SegmentSize - last.size; int64(len(chunk)) > room {
+			chunk = chunk[:room]
+		}
+		n, err := l.cur.Write(chunk)
+		l.publish(chunk[:n])
+		written += n
+		if err != nil {
+			return written, fmt.Errorf("ringlog: write %s at offset %d: %w", l.cur.Name(), last.base+last.size, err)
+		}
+	}
+	return written, nil
+}
+
+// ensureSegment makes sure cur is an open segment with room left, rotating
+// to a new file when the last one is full. Called with wmu held.
+func (l *Log) ensureSegment() error {
+	l.mu.Lock()
+	full := len(l.segs) == 0 || l.segs[len(l.segs)-1].size >= l.opts.SegmentSize
+	base := l.size
+	l.mu.Unlock()
+	if l.cur != nil && !full {
+		return nil
+	}
+	f, err := os.OpenFile(l.segmentPath(base), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("ringlog: new segment at offset %d: %w", base, err)
+	}
+	if l.cur != nil {
+		// A close error loses nothing: every write already returned.
+		_ = l.cur.Close()
+	}
+	l.cur = f
+	l.mu.Lock()
+	l.segs = append(l.segs, segment{base: base})
+	l.mu.Unlock()
+	return nil
+}
+
+// publish makes b (just written to the open segment) visible to readers:
+// ring, sizes, the disk cap, and a wake-up for whoever waits.
+func (l *Log) publish(b []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(b) > 0 {
+		l.toRing(b)
+		l.segs[len(l.segs)-1].size += int64(len(b))
+		l.size += int64(len(b))
+		l.dropOldest()
+	}
+	if l.wake != nil {
+		close(l.wake)
+		l.wake = nil
+	}
+}
+
+// toRing copies b, the bytes at offsets [size, size+len(b)), into the ring,
+// growing it up to RingSize while the log is still smaller than that.
+// Called with mu held, before size is advanced.
+func (l *Log) toRing(b []byte) {
+	rs := int64(l.opts.RingSize)
+	off := l.size
+	end := l.size + int64(len(b))
+	if n := int64(len(b)); n > rs {
+		off += n - rs
+		b = b[n-rs:]
+	}
+	if int64(len(l.ring)) < rs && end > int64(len(l.ring)) {
+		grow := min(rs, max(2*int64(len(l.ring)), end, minRingAlloc))
+		if end > rs {
+			grow = rs
+		}
+		ring := make([]byte, grow)
+		copy(ring, l.ring)
+		l.ring = ring
+	}
+	for len(b) > 0 {
+		pos := off % rs
+		n := copy(l.ring[pos:], b)
+		b = b[n:]
+		off += int64(n)
+	}
+	l.ringHeld = min(l.ringHeld+(end-l.size), rs)
+}
+
+// dropOldest removes the oldest segments while the kept bytes exceed the
+// disk cap; the open segment always stays. Called with mu held.
+func (l *Log) dropOldest() {
+	if l.opts.DiskCap <= 0 {
+		return
+	}
+	for len(l.segs) > 1 && l.size-l.start > l.opts.DiskCap {
+		old := l.segs[0]
+		// A segment that cannot be removed is still dropped from the log:
+		// the cap bounds what readers are served, and the file is retried
+		// by nobody; its error is not the writer's to handle.
+		_ = os.Remove(l.segmentPath(old.base))
+		l.segs = l.segs[1:]
+		l.start = l.segs[0].base
+	}
+}
+
+// Close ends the log: Write returns ErrClosed from now on, and readers at
+// the end get io.EOF instead of waiting. Close may be called more than once.
+func (l *Log) Close() error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	var err error
+	if l.cur != nil {
+		err = l.cur.Close()
+		l.cur = nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if l.wake != nil {
+		close(l.wake)
+		l.wake = nil
+	}
+	return err
+}
+
+// Size is the offset the next byte will have: the number of bytes written.
+func (l *Log) Size() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.size
+}
+
+// Start is the offset of the oldest byte still kept.
+func (l *Log) Start() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.start
+}
+
+// Closed reports whether Close has been called.
+func (l *Log) Closed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
+// Resolve turns an offset as a client gives it into an absolute one: a
+// negative offset counts back from the current end, like tail -c, and one
+// that reaches back past the oldest kept byte starts there.
+func (l *Log) Resolve(off int64) int64 {
+	if off >= 0 {
+		return off
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if off < l.start-l.size {
+		return l.start
+	}
+	return l.size + off
+}
+
+// Wait returns a channel that is closed once the log holds a byte at off or
+// is closed. A reader at the end selects on it and on its own context.
+func (l *Log) Wait(off int64) <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if off < l.size || l.closed {
+		return closedChan
+	}
+	if l.wake == nil {
+		l.wake = make(chan struct{})
+	}
+	return l.wake
+}
+
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// ReadAt copies bytes starting at the absolute offset off into p and
+// returns how many. It never waits: at the end it returns 0 and nil while
+// the log is open, and 0 and io.EOF once it is closed. A read may return
+// fewer bytes than are available (it stops at the end of a segment file);
+// read again from off+n. Reading before the oldest kept byte returns a
+// *DroppedError; past the end, ErrPastEnd. A Reader is cheaper for many
+// reads: it keeps its segment file open.
+func (l *Log) ReadAt(p []byte, off int64) (int, error) {
+	return l.readAt(p, off, nil)
+}
+
+// segFile is a segment file a reader keeps open between reads.
+type segFile struct {
+	base int64
+	f    *os.File
+}
+
+func (s *segFile) close() {
+	if s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+}
+
+// readAt is ReadAt with an optional cached segment file.
+func (l *Log) readAt(p []byte, off int64, cache *segFile) (int, error) {
+	l.mu.Lock()
+	if off < l.start {
+		start := l.start
+		l.mu.Unlock()
+		return 0, &DroppedError{Offset: off, Start: start}
+	}
+	if off > l.size {
+		l.mu.Unlock()
+		return 0, ErrPastEnd
+	}
+	if off == l.size {
+		closed := l.closed
+		l.mu.Unlock()
+		if closed {
+			return 0, io.EOF
+		}
+		return 0, nil
+	}
+	if len(p) == 0 {
+		l.mu.Unlock()
+		return 0, nil
+	}
+	if off >= l.size-l.ringHeld {
+		n := l.copyFromRing(p, off)
+		l.mu.Unlock()
+		return n, nil
+	}
+	// Older than the ring: from the segment file that holds off, outside
+	// the lock so the writer never waits on a reader's disk read. A file
+	// that the disk cap unlinks meanwhile still reads correctly through an
+	// open descriptor; the bytes were kept when the read began.
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base+l.segs[i].size > off })
+	seg := l.segs[i]
+	l.mu.Unlock()
+	if limit := seg.base + seg.size - off; int64(len(p)) > limit {
+		p = p[:limit]
+	}
+	var tmp segFile
+	if cache == nil {
+		cache = &tmp
+		defer tmp.close()
+	}
+	if cache.f == nil || cache.base != seg.base {
+		cache.close()
+		f, err := os.Open(l.segmentPath(seg.base))
+		if errors.Is(err, os.ErrNotExist) {
+			// Dropped by the disk cap since we looked.
+			return 0, &DroppedError{Offset: off, Start: l.Start()}
+		}
+		if err != nil {
+			return 0, fmt.Errorf("ringlog: read at offset %d: %w", off, err)
+		}
+		cache.base, cache.f = seg.base, f
+	}
+	n, err := cache.f.ReadAt(p, off-seg.base)
+	if err == io.EOF && n == len(p) {
+		err = nil
+	}
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return n, fmt.Errorf("ringlog: read %s at offset %d: %w", cache.f.Name(), off, err)
+	}
+	return n, nil
+}
+
+// copyFromRing copies from the ring at off, which it holds. Called with mu held.
+func (l *Log) copyFromRing(p []byte, off int64) int {
+	rs := int64(l.opts.RingSize)
+	avail := l.size - off
+	if int64(len(p)) > avail {
+		p = p[:avail]
+	}
+	n := 0
+	for n < len(p) {
+		pos := (off + int64(n)) % rs
+		n += copy(p[n:], l.ring[pos:])
+	}
+	return n
+}
+
+// ReadFollow is ReadAt that waits at the end of an open log until bytes
+// arrive, the log is closed (io.EOF) or ctx is done (ctx.Err()).
+func (l *Log) ReadFollow(ctx context.Context, p []byte, off int64) (int, error) {
+	return l.readFollow(ctx, p, off, nil)
+}
+
+func (l *Log) readFollow(ctx context.Context, p []byte, off int64, cache *segFile) (int, error) {
+	for {
+		n, err := l.readAt(p, off, cache)
+		if n > 0 || err != nil || len(p) == 0 {
+			return n, err
+		}
+		select {
+		case <-l.Wait(off):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// Reader reads a log sequentially from an offset, as an io.Reader. It keeps
+// the segment file it reads open; Close releases it.
+type Reader struct {
+	l      *Log
+	ctx    context.Context
+	off    int64
+	follow bool
+	file   segFile
+}
+
+// NewReader returns a Reader at off (negative: counted back from the end).
+// With follow it waits for new bytes until the log is closed or ctx is done;
+// otherwise it ends (io.EOF) at the end the log has when it gets there.
+func (l *Log) NewReader(ctx context.Context, off int64, follow bool) *Reader {
+	return &Reader{l: l, ctx: ctx, off: l.Resolve(off), follow: follow}
+}
+
+// Offset is the offset of the next byte Read returns.
+func (r *Reader) Offset() int64 { return r.off }
+
+// Read reads the next bytes.
+func (r *Reader) Read(p []byte) (int, error) {
+	var n int
+	var err error
+	if r.follow {
+		n, err = r.l.readFollow(r.ctx, p, r.off, &r.file)
+	} else {
+		n, err = r.l.readAt(p, r.off, &r.file)
+		if n == 0 && err == nil && len(p) > 0 {
+			err = io.EOF
+		}
+	}
+	r.off += int64(n)
+	return n, err
+}
+
+// Close releases the segment file the reader holds open. The reader can
+// still be used; it reopens what it needs.
+func (r *Reader) Close() error {
+	r.file.close()
+	return nil
+}
