@@ -29,6 +29,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,6 +116,7 @@ type Log struct {
 	ringHeld int64     // how many of the newest bytes the ring holds
 	closed   bool
 	wake     chan struct{} // closed at the next write or Close; nil when nobody waits
+	slots    chan struct{} // read slots; made at the first read
 }
 
 // Create makes a new, empty log in dir, creating dir if needed. It refuses a
@@ -409,7 +411,27 @@ func (s *segFile) close() {
 }
 
 // readAt is ReadAt with an optional cached segment file.
+//
+// Readers copy in at most GOMAXPROCS-1 read slots at once (one at least).
+// Every reader must copy every byte, so a thousand followers copy a
+// thousand times what the writer writes; without a bound they would take
+// every CPU and starve the writer, which then falls behind the job it
+// drains. With the bound the writer always has a CPU, and readers that
+// fall behind catch up from the ring or the files.
 func (l *Log) readAt(p []byte, off int64, cache *segFile) (int, error) {
+	return l.readAtCtx(context.Background(), p, off, cache)
+}
+
+// readAtCtx is readAt that gives up waiting for a read slot when ctx is
+// done.
+func (l *Log) readAtCtx(ctx context.Context, p []byte, off int64, cache *segFile) (int, error) {
+	slots := l.readSlots()
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	defer func() { <-slots }()
 	l.mu.Lock()
 	if off < l.start {
 		start := l.start
@@ -477,6 +499,16 @@ func (l *Log) readAt(p []byte, off int64, cache *segFile) (int, error) {
 	return n, nil
 }
 
+// readSlots returns the log's read-slot semaphore, making it on first use.
+func (l *Log) readSlots() chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.slots == nil {
+		l.slots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
+	}
+	return l.slots
+}
+
 // copyFromRing copies from the ring at off, which it holds. Called with mu held.
 func (l *Log) copyFromRing(p []byte, off int64) int {
 	rs := int64(l.opts.RingSize)
@@ -500,7 +532,10 @@ func (l *Log) ReadFollow(ctx context.Context, p []byte, off int64) (int, error) 
 
 func (l *Log) readFollow(ctx context.Context, p []byte, off int64, cache *segFile) (int, error) {
 	for {
-		n, err := l.readAt(p, off, cache)
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		n, err := l.readAtCtx(ctx, p, off, cache)
 		if n > 0 || err != nil || len(p) == 0 {
 			return n, err
 		}

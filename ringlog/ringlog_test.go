@@ -11,6 +11,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -387,5 +389,31 @@ func TestOpenRejectsGaps(t *testing.T) {
 	}
 	if _, err := Open(dir, Options{}); err == nil {
 		t.Fatal("Open of non-contiguous segments succeeded")
+	}
+}
+
+// TestIdleLogHeap: a created log that nobody wrote to or read holds at most
+// 4 KiB of heap (the ring is allocated as output arrives).
+func TestIdleLogHeap(t *testing.T) {
+	const n = 1000
+	dir := t.TempDir()
+	logs := make([]*Log, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range logs {
+		l, err := Create(filepath.Join(dir, strconv.Itoa(i)), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs[i] = l
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perLog := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	runtime.KeepAlive(logs)
+	t.Logf("idle log heap: %d bytes", perLog)
+	if perLog > 4096 {
+		t.Errorf("an idle log holds %d bytes of heap, want at most 4096", perLog)
 	}
 }
