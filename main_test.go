@@ -55,7 +55,6 @@ func TestUnlandedVerbsSayNotImplemented(t *testing.T) {
 		{"status"},
 		{"logs", "id"},
 		{"list"},
-		{"certs", "ca", "--out", t.TempDir()},
 		{"init"},
 	}
 	for _, args := range tests {
