@@ -55,7 +55,6 @@ func TestUnlandedVerbsSayNotImplemented(t *testing.T) {
 		{"status"},
 		{"logs", "id"},
 		{"list"},
-		{"init"},
 	}
 	for _, args := range tests {
 		var out, errOut bytes.Buffer
@@ -119,4 +118,11 @@ func mustParser(t *testing.T, c *cli) *kong.Kong {
 		t.Fatal(err)
 	}
 	return p
+}
+
+func TestInitByHandRefuses(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"init"}, &out, &errOut); code != exitError || !strings.Contains(errOut.String(), "not for direct use") {
+		t.Errorf("run(init) = %d, %q; want %d and a line saying it is not for direct use", code, errOut.String(), exitError)
+	}
 }

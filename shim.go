@@ -1,8 +1,10 @@
 package main
 
-// initCmd is the hidden `jobworker init`: the shim the server starts for each
-// job, which joins the job's cgroup, drops privileges and execs the command.
+import "github.com/jobworker/jobworker/shim"
+
+// initCmd is the hidden `jobworker init`: the shim the server starts for
+// each job (see package shim). It never returns when started by the server.
 type initCmd struct{}
 
 // Run runs the shim.
-func (c *initCmd) Run(e *env) error { return errNotImplemented }
+func (c *initCmd) Run(e *env) error { return shim.Main() }

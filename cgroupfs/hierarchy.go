@@ -1,0 +1,285 @@
+package cgroupfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Hierarchy is the server's cgroup subtree.
+type Hierarchy struct {
+	mount       string          // the cgroup2 mount point
+	parent      string          // absolute directory of the parent
+	controllers map[string]bool // controllers enabled for the parent's children
+
+	// userMu orders the making and removing of user levels, so that a job
+	// being created never finds its user level removed under it.
+	userMu sync.Mutex
+}
+
+// Options select the parent cgroup.
+type Options struct {
+	// Mount is the cgroup2 mount point; empty: FindMount.
+	Mount string
+	// Parent is the parent cgroup, relative to the mount ("/jobs") or an
+	// absolute path under it; empty: the cgroup the server runs in, or
+	// /jobworker when that is the root cgroup.
+	Parent string
+}
+
+// Setup prepares the parent: it creates it if needed, moves the calling
+// process into <parent>/supervisor, and enables cpu, io, memory and pids for
+// the parent's children where the parent offers them. Controllers the parent
+// does not offer are left out; Controllers reports what is enabled.
+//
+// When the server was started in the root cgroup its parent is
+// /jobworker, a child of the cgroup it was started in; enabling the
+// controllers there is what makes them available to /jobworker.
+func Setup(opts Options) (*Hierarchy, error) {
+	mount := opts.Mount
+	if mount == "" {
+		m, err := FindMount()
+		if err != nil {
+			return nil, err
+		}
+		mount = m
+	}
+	own, err := OwnCgroup()
+	if err != nil {
+		return nil, err
+	}
+	rel := opts.Parent
+	if strings.HasPrefix(rel, mount+"/") || rel == mount {
+		rel = strings.TrimPrefix(rel, mount)
+	}
+	fromRoot := false
+	if rel == "" {
+		rel = own
+		// A server restarted inside its own supervisor cgroup takes the
+		// parent it had.
+		if filepath.Base(rel) == "supervisor" {
+			rel = filepath.Dir(rel)
+		}
+		if rel == "/" {
+			rel, fromRoot = "/jobworker", true
+		}
+	}
+	rel = filepath.Clean("/" + rel)
+	parent := filepath.Join(mount, rel)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("create cgroup parent %s: %w", parent, err)
+	}
+	h := &Hierarchy{mount: mount, parent: parent}
+
+	if fromRoot {
+		if err := h.enable(mount); err != nil {
+			return nil, err
+		}
+	}
+	sup := filepath.Join(parent, "supervisor")
+	if err := os.Mkdir(sup, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("create supervisor cgroup: %w", err)
+	}
+	if err := writeProc(sup, os.Getpid()); err != nil {
+		return nil, fmt.Errorf("move the server into its supervisor cgroup: %w", err)
+	}
+	if err := h.enable(parent); err != nil {
+		return nil, err
+	}
+	h.controllers, err = readControllers(parent, "cgroup.subtree_control")
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// enable turns on, for the children of dir, each of Controllers that dir
+// offers (cgroup.controllers), one at a time so that one refusal does not
+// hide the others.
+func (h *Hierarchy) enable(dir string) error {
+	avail, err := readControllers(dir, "cgroup.controllers")
+	if err != nil {
+		return err
+	}
+	on, err := readControllers(dir, "cgroup.subtree_control")
+	if err != nil {
+		return err
+	}
+	for _, c := range Controllers {
+		if !avail[c] || on[c] {
+			continue
+		}
+		if err := writeFile(dir, "cgroup.subtree_control", "+"+c); err != nil {
+			return fmt.Errorf("enable the %s controller: %w (another process in %s? cgroup v2 allows controllers only for cgroups without processes of their own)", c, err, dir)
+		}
+	}
+	return nil
+}
+
+// Parent is the absolute directory of the parent cgroup.
+func (h *Hierarchy) Parent() string { return h.parent }
+
+// Controllers lists the controllers jobs get, sorted.
+func (h *Hierarchy) Controllers() []string {
+	var cs []string
+	for c := range h.controllers {
+		if slices.Contains(Controllers, c) {
+			cs = append(cs, c)
+		}
+	}
+	slices.Sort(cs)
+	return cs
+}
+
+// Has reports whether jobs get controller c.
+func (h *Hierarchy) Has(c string) bool { return h.controllers[c] }
+
+// UserDir is the name of a user's cgroup: "user-" and the user name with
+// every byte outside [A-Za-z0-9._-] written as %XX. The mapping is
+// one-to-one (so no two users share a cgroup), the result is never "." or
+// "..", contains no "/", and cannot be a control file (those never start
+// with "user-").
+func UserDir(user string) (string, error) {
+	if user == "" {
+		return "", errors.New("empty user name")
+	}
+	var b strings.Builder
+	b.WriteString("user-")
+	for i := 0; i < len(user); i++ {
+		c := user[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	if b.Len() > 200 {
+		return "", fmt.Errorf("user name %.20q... is too long for a cgroup name", user)
+	}
+	return b.String(), nil
+}
+
+var jobIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+
+// Group is one job's cgroup.
+type Group struct {
+	h    *Hierarchy
+	dir  string // absolute directory
+	user string // absolute directory of the user level
+}
+
+// Dir is the group's absolute directory.
+func (g *Group) Dir() string { return g.dir }
+
+// Create makes the cgroup of a job at <parent>/user-<name>/<job-id>, with
+// the user level if it is new, and applies limits. On any error it removes
+// what it made.
+func (h *Hierarchy) Create(user, jobID string, limits Limits) (g *Group, err error) {
+	if !jobIDRE.MatchString(jobID) {
+		return nil, fmt.Errorf("invalid job ID %q for a cgroup name", jobID)
+	}
+	if err := limits.Validate(); err != nil {
+		return nil, err
+	}
+	if err := h.checkControllers(limits); err != nil {
+		return nil, err
+	}
+	ud, err := UserDir(user)
+	if err != nil {
+		return nil, err
+	}
+	userPath := filepath.Join(h.parent, ud)
+	h.userMu.Lock()
+	defer h.userMu.Unlock()
+	madeUser := false
+	if err := os.Mkdir(userPath, 0o755); err == nil {
+		madeUser = true
+	} else if !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("create user cgroup: %w", err)
+	}
+	g = &Group{h: h, dir: filepath.Join(userPath, jobID), user: userPath}
+	defer func() {
+		if err != nil {
+			os.Remove(g.dir)
+			if madeUser {
+				os.Remove(userPath)
+			}
+		}
+	}()
+	if err := h.enable(userPath); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(g.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create job cgroup: %w", err)
+	}
+	if err := g.apply(limits); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// Open returns the Group of an existing job cgroup (after a restart), or
+// an error wrapping os.ErrNotExist when there is none.
+func (h *Hierarchy) Open(user, jobID string) (*Group, error) {
+	if !jobIDRE.MatchString(jobID) {
+		return nil, fmt.Errorf("invalid job ID %q for a cgroup name", jobID)
+	}
+	ud, err := UserDir(user)
+	if err != nil {
+		return nil, err
+	}
+	userPath := filepath.Join(h.parent, ud)
+	g := &Group{h: h, dir: filepath.Join(userPath, jobID), user: userPath}
+	if _, err := os.Stat(g.dir); err != nil {
+		return nil, fmt.Errorf("open job cgroup: %w", err)
+	}
+	return g, nil
+}
+
+// MissingControllerError is a limit whose controller the host lacks.
+type MissingControllerError struct {
+	Controller string
+	Limit      string
+	Parent     string
+}
+
+func (e *MissingControllerError) Error() string {
+	return fmt.Sprintf("the %s limit needs the cgroup v2 %s controller, which is not available in %s: boot with cgroup v2 unified (systemd.unified_cgroup_hierarchy=1) and, if the server's cgroup is delegated, delegate %s to it",
+		e.Limit, e.Controller, e.Parent, e.Controller)
+}
+
+// checkControllers refuses limits whose controller is missing.
+func (h *Hierarchy) checkControllers(l Limits) error {
+	need := func(c, limit string) error {
+		if !h.controllers[c] {
+			return &MissingControllerError{Controller: c, Limit: limit, Parent: h.parent}
+		}
+		return nil
+	}
+	checks := []struct {
+		set      bool
+		c, limit string
+	}{
+		{l.CPUWeight != 0, "cpu", "cpu weight"},
+		{l.CPUs != 0, "cpu", "CPU cap"},
+		{l.MemoryMax != 0, "memory", "memory"},
+		{l.MemoryHigh != 0, "memory", "memory high"},
+		{l.IOWeight != 0, "io", "io weight"},
+		{len(l.IOMax) > 0, "io", "io max"},
+		{l.PidsMax != 0, "pids", "pids"},
+	}
+	for _, c := range checks {
+		if c.set {
+			if err := need(c.c, c.limit); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,143 @@
+package cgroupfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Kill kills every process in the group, including ones that daemonized,
+// changed their session or forked meanwhile, and waits until the group is
+// empty. It writes cgroup.kill (Linux 5.14+, which kills the whole subtree
+// atomically against forks); where that file is missing it freezes the
+// group, SIGKILLs each process and thaws it, so that nothing can fork while
+// the list is walked (cgroup-v2.rst, "cgroup.freeze").
+func (g *Group) Kill(ctx context.Context) error {
+	err := writeFile(g.dir, "cgroup.kill", "1")
+	if errors.Is(err, os.ErrNotExist) {
+		err = g.killFrozen(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("kill job cgroup: %w", err)
+	}
+	return g.WaitEmpty(ctx)
+}
+
+func (g *Group) killFrozen(ctx context.Context) error {
+	if err := writeFile(g.dir, "cgroup.freeze", "1"); err != nil {
+		return err
+	}
+	defer writeFile(g.dir, "cgroup.freeze", "0")
+	if err := g.waitEvent(ctx, "frozen", "1"); err != nil {
+		return err
+	}
+	return filepath.WalkDir(g.dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		s, err := readFile(path, "cgroup.procs")
+		if err != nil {
+			return err
+		}
+		for _, f := range strings.Fields(s) {
+			pid, err := strconv.Atoi(f)
+			if err != nil {
+				continue
+			}
+			if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("kill %d: %w", pid, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Populated reports whether any process is in the group or below it.
+func (g *Group) Populated() (bool, error) {
+	s, err := readFile(g.dir, "cgroup.events")
+	if err != nil {
+		return false, err
+	}
+	kv, err := parseFlatKeyed(s)
+	return kv["populated"] != 0, err
+}
+
+// WaitEmpty waits until no process is left in the group: "populated 0" in
+// cgroup.events. It is woken by the file-modified event the kernel sends on
+// every change of that file (cgroup-v2.rst, "cgroup.events"), not by polling.
+func (g *Group) WaitEmpty(ctx context.Context) error {
+	return g.waitEvent(ctx, "populated", "0")
+}
+
+// waitEvent waits until cgroup.events has key with value.
+func (g *Group) waitEvent(ctx context.Context, key, value string) error {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("inotify: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "inotify")
+	defer f.Close()
+	events := filepath.Join(g.dir, "cgroup.events")
+	if _, err := unix.InotifyAddWatch(fd, events, unix.IN_MODIFY); err != nil {
+		return fmt.Errorf("watch %s: %w", events, err)
+	}
+	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Now()) })
+	defer stop()
+	buf := make([]byte, 4096)
+	for {
+		// Read after the watch is in place, so no change is missed.
+		s, err := readFile(g.dir, "cgroup.events")
+		if err != nil {
+			return fmt.Errorf("read %s: %w", events, err)
+		}
+		for _, line := range strings.Split(s, "\n") {
+			if line == key+" "+value {
+				return nil
+			}
+		}
+		if _, err := f.Read(buf); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("wait for %s %s in %s: %w", key, value, events, ctx.Err())
+			}
+			return fmt.Errorf("wait for %s %s in %s: %w", key, value, events, err)
+		}
+	}
+}
+
+// Remove removes the empty group, retrying while the kernel still reports
+// it busy (a process that just died can keep it populated for a moment),
+// then the user level if no other job is left in it.
+func (g *Group) Remove(ctx context.Context) error {
+	delay := time.Millisecond
+	for {
+		err := unix.Rmdir(g.dir)
+		if err == nil || errors.Is(err, unix.ENOENT) {
+			break
+		}
+		if !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("remove job cgroup %s: %w", g.dir, err)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("remove job cgroup %s: %w (%w)", g.dir, err, ctx.Err())
+		case <-t.C:
+		}
+		delay = min(2*delay, 100*time.Millisecond)
+	}
+	g.h.userMu.Lock()
+	defer g.h.userMu.Unlock()
+	if err := unix.Rmdir(g.user); err != nil && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.ENOENT) {
+		return fmt.Errorf("remove user cgroup %s: %w", g.user, err)
+	}
+	return nil
+}
