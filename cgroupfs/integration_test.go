@@ -1,0 +1,519 @@
+//go:build integration
+
+package cgroupfs
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestMain lets the test binary be a job's process: JOBWORKER_TEST_CHILD
+// names what it does.
+func TestMain(m *testing.M) {
+	switch os.Getenv("JOBWORKER_TEST_CHILD") {
+	case "":
+		os.Exit(m.Run())
+	case "alloc100m":
+		b := make([]byte, 100<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		os.Exit(0)
+	case "spin-cpu0":
+		// Spin on this thread only, pinned to CPU 0.
+		runtime.LockOSThread()
+		var set unix.CPUSet
+		set.Set(0)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			os.Exit(2)
+		}
+		spin()
+	case "spin":
+		spin()
+	case "directwrite":
+		// Write 3 MiB to /dev/vda with O_DIRECT, 64 KiB at a time.
+		f, err := os.OpenFile("/dev/vda", os.O_WRONLY|syscall.O_DIRECT, 0)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		buf, err := unix.Mmap(-1, 0, 64<<10, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+		if err != nil {
+			os.Exit(2)
+		}
+		for i := range 48 {
+			if _, err := f.WriteAt(buf, int64(i)*int64(len(buf))); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+		}
+		os.Exit(0)
+	}
+	os.Exit(3)
+}
+
+func spin() {
+	for {
+	}
+}
+
+// testHierarchy makes a fresh parent cgroup under the test's own, sets it
+// up (which moves the test process into <parent>/supervisor), and undoes it
+// all at cleanup.
+func testHierarchy(t *testing.T) *Hierarchy {
+	t.Helper()
+	mount, err := FindMount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := OwnCgroup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, err := os.MkdirTemp(filepath.Join(mount, own), "cgtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { restore(t, filepath.Join(mount, own), parent) })
+	h, err := Setup(Options{Mount: mount, Parent: parent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// restore moves the test process back to its cgroup and removes dir and
+// everything below it, killing what runs there.
+func restore(t *testing.T, home, dir string) {
+	t.Helper()
+	if err := writeProc(home, os.Getpid()); err != nil {
+		t.Errorf("move back to %s: %v", home, err)
+	}
+	var dirs []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		g := &Group{dir: dirs[i], user: dirs[i], h: &Hierarchy{}}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := g.Kill(ctx); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		if err := unix.Rmdir(dirs[i]); err != nil && !errors.Is(err, unix.ENOENT) {
+			t.Errorf("cleanup: rmdir %s: %v", dirs[i], err)
+		}
+		cancel()
+	}
+}
+
+// startIn starts the test binary as child mode in g, as root.
+func startIn(t *testing.T, g *Group, mode string) *exec.Cmd {
+	t.Helper()
+	fd, err := unix.Open(g.Dir(), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if mode == "spin-cpu0" {
+		// Every thread of the child on CPU 0, so that the cgroups' whole
+		// weight competes there.
+		cmd = exec.Command("/bin/taskset", "1", os.Args[0], "-test.run=^$")
+	}
+	cmd.Env = append(os.Environ(), "JOBWORKER_TEST_CHILD="+mode)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestSetupFromNonRootCgroup(t *testing.T) {
+	mount, err := FindMount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := OwnCgroup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.MkdirTemp(filepath.Join(mount, own), "cgtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { restore(t, filepath.Join(mount, own), base) })
+	// The server starts in a non-root cgroup of its own.
+	if err := writeProc(base, os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	h, err := Setup(Options{Mount: mount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Parent() != base {
+		t.Errorf("Parent() = %s, want the cgroup the server started in, %s", h.Parent(), base)
+	}
+	now, err := OwnCgroup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.TrimPrefix(base, mount) + "/supervisor"; now != want {
+		t.Errorf("after Setup the server is in %s, want %s", now, want)
+	}
+	if got := strings.Join(h.Controllers(), " "); got != "cpu io memory pids" {
+		t.Errorf("Controllers() = %q, want all four", got)
+	}
+	// A second Setup from inside the supervisor finds the same parent.
+	h2, err := Setup(Options{Mount: mount})
+	if err != nil || h2.Parent() != base {
+		t.Errorf("second Setup: parent %v, %v; want %s", h2, err, base)
+	}
+	g, err := h.Create("alice", "job-1", Limits{CPUWeight: 200, MemoryMax: 64 << 20, MemoryHigh: 48 << 20, PidsMax: 50, CPUs: 1.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{"cpu.weight": "200", "memory.max": "67108864", "memory.high": "50331648", "pids.max": "50", "cpu.max": "150000 100000"} {
+		if got, _ := readFile(g.Dir(), file); strings.TrimSpace(got) != want {
+			t.Errorf("%s = %q, want %q", file, got, want)
+		}
+	}
+	if g.Dir() != filepath.Join(base, "user-alice", "job-1") {
+		t.Errorf("job cgroup %s, want <parent>/user-alice/job-1", g.Dir())
+	}
+	if err := g.Remove(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "user-alice")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the empty user level is still there: %v", err)
+	}
+}
+
+func TestMemoryMaxOOMKill(t *testing.T) {
+	h := testHierarchy(t)
+	g, err := h.Create("alice", "oom", Limits{MemoryMax: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := startIn(t, g, "alloc100m")
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("allocating 100 MiB under 32M: %v, want killed by SIGKILL", err)
+	}
+	u, err := g.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.OOMKills != 1 {
+		t.Errorf("OOMKills = %d, want 1", u.OOMKills)
+	}
+	if u.MemoryPeak < 30<<20 || u.MemoryPeak > 32<<20 {
+		t.Errorf("MemoryPeak = %d, want near the 32 MiB limit", u.MemoryPeak)
+	}
+	if err := g.Remove(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFile waits until pred holds for the contents of dir/file, woken by
+// the kernel's file-modified events on it.
+func waitFile(t *testing.T, dir, file string, pred func(string) bool) {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "inotify")
+	defer f.Close()
+	if _, err := unix.InotifyAddWatch(fd, filepath.Join(dir, file), unix.IN_MODIFY); err != nil {
+		t.Fatal(err)
+	}
+	f.SetReadDeadline(time.Now().Add(60 * time.Second))
+	for {
+		s, err := readFile(dir, file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pred(s) {
+			return
+		}
+		if _, err := f.Read(make([]byte, 4096)); err != nil {
+			t.Fatalf("waiting on %s (now %q): %v", file, s, err)
+		}
+	}
+}
+
+func TestPidsMaxForkBomb(t *testing.T) {
+	h := testHierarchy(t)
+	const limit = 32
+	g, err := h.Create("alice", "bomb", Limits{PidsMax: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(g.Dir(), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", "f() { f | f & }; f; wait")
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	// The bomb reaches the limit: pids.events counts the refused forks.
+	waitFile(t, g.Dir(), "pids.events", func(s string) bool {
+		kv, _ := parseFlatKeyed(s)
+		return kv["max"] > 0
+	})
+	u, err := g.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.PidsCurrent > limit {
+		t.Errorf("pids.current = %d, over pids.max %d", u.PidsCurrent, limit)
+	}
+	// The machine still runs new processes outside the job.
+	if out, err := exec.Command("/bin/echo", "alive").Output(); err != nil || string(out) != "alive\n" {
+		t.Errorf("a process outside the bomb: %q, %v", out, err)
+	}
+	if err := g.Kill(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if err := g.Remove(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(g.Dir()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("job cgroup still exists after Kill and Remove: %v", err)
+	}
+}
+
+func cpuUsage(t *testing.T, g *Group) time.Duration {
+	t.Helper()
+	u, err := g.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(u.CPUUsageUsec) * time.Microsecond
+}
+
+// measure returns each group's CPU time over a window of d, after both
+// have started using CPU.
+func measure(t *testing.T, d time.Duration, gs ...*Group) ([]time.Duration, time.Duration) {
+	t.Helper()
+	for _, g := range gs {
+		waitFile(t, g.Dir(), "cgroup.events", func(s string) bool { return strings.Contains(s, "populated 1") })
+	}
+	before := make([]time.Duration, len(gs))
+	for i, g := range gs {
+		before[i] = cpuUsage(t, g)
+	}
+	start := time.Now()
+	<-time.After(d) // the measurement window itself, not a synchronisation
+	elapsed := time.Since(start)
+	out := make([]time.Duration, len(gs))
+	for i, g := range gs {
+		out[i] = cpuUsage(t, g) - before[i]
+	}
+	return out, elapsed
+}
+
+func TestCPUWeightRatio(t *testing.T) {
+	h := testHierarchy(t)
+	light, err := h.Create("alice", "light", Limits{CPUWeight: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heavy, err := h.Create("alice", "heavy", Limits{CPUWeight: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startIn(t, light, "spin-cpu0")
+	startIn(t, heavy, "spin-cpu0")
+	used, _ := measure(t, 2*time.Second, light, heavy)
+	ratio := float64(used[1]) / float64(used[0])
+	t.Logf("cpu time over 2s on one CPU: weight 100 %v, weight 300 %v, ratio %.2f", used[0], used[1], ratio)
+	if ratio < 2.4 || ratio > 3.6 {
+		t.Errorf("CPU ratio of weights 300:100 = %.2f, want within [2.4, 3.6]", ratio)
+	}
+}
+
+func TestCPUMaxCap(t *testing.T) {
+	h := testHierarchy(t)
+	g, err := h.Create("alice", "capped", Limits{CPUs: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startIn(t, g, "spin")
+	used, elapsed := measure(t, 2*time.Second, g)
+	share := float64(used[0]) / float64(elapsed)
+	t.Logf("cpu.max 0.5: %v of CPU over %v (%.0f%%)", used[0], elapsed, 100*share)
+	if share > 0.55 {
+		t.Errorf("a job capped at 0.5 CPUs used %.0f%% of a CPU, want at most 55%%", 100*share)
+	}
+	if share < 0.25 {
+		t.Errorf("a job capped at 0.5 CPUs used only %.0f%% of a CPU: did it run?", 100*share)
+	}
+}
+
+func TestIOMaxWriteBPS(t *testing.T) {
+	h := testHierarchy(t)
+	g, err := h.Create("alice", "io", Limits{IOMax: []IOMax{{Device: "/dev/vda", WriteBPS: 1 << 20}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	cmd := startIn(t, g, "directwrite")
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	const written = 3 << 20
+	want := 3 * time.Second
+	t.Logf("3 MiB with O_DIRECT at wbps 1 MiB/s: %v", elapsed)
+	if elapsed < want*9/10 {
+		t.Errorf("3 MiB at 1 MiB/s took %v, want at least %v", elapsed, want*9/10)
+	}
+	u, err := g.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.IOWriteBytes < written {
+		t.Errorf("io.stat wbytes = %d, want at least %d", u.IOWriteBytes, written)
+	}
+}
+
+func TestKillWholeTree(t *testing.T) {
+	h := testHierarchy(t)
+	g, err := h.Create("alice", "tree", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(g.Dir(), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A child that ignores SIGTERM and a grandchild daemonized into a
+	// session of its own.
+	cmd := exec.Command("/bin/sh", "-c", `trap "" TERM; setsid sleep 1000 </dev/null >/dev/null 2>&1 & sleep 1000 & echo ready; wait`)
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("job said %q, %v", line, err)
+	}
+	procs, err := readFile(g.Dir(), "cgroup.procs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := strings.Fields(procs)
+	if len(pids) < 3 {
+		t.Fatalf("cgroup.procs = %q, want the shell and two sleeps", procs)
+	}
+	if err := g.Kill(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	for _, p := range pids {
+		if alive(p) {
+			t.Errorf("process %s survived the kill", p)
+		}
+	}
+	if err := g.Remove(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(g.Dir()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("job cgroup still exists: %v", err)
+	}
+}
+
+// alive reports whether pid runs (a zombie waiting to be reaped is dead).
+func alive(pid string) bool {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// TestMissingController: under a parent that does not offer io, jobs are
+// still placed and killed, and an io limit is refused naming io.
+func TestMissingController(t *testing.T) {
+	mount, err := FindMount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := OwnCgroup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.MkdirTemp(filepath.Join(mount, own), "cgtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { restore(t, filepath.Join(mount, own), base) })
+	if err := writeFile(base, "cgroup.subtree_control", "+cpu +memory +pids"); err != nil {
+		t.Fatal(err)
+	}
+	h, err := Setup(Options{Mount: mount, Parent: filepath.Join(base, "p")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Has("io") || !h.Has("memory") {
+		t.Fatalf("Controllers() = %v, want no io but memory", h.Controllers())
+	}
+	_, err = h.Create("alice", "io-job", Limits{IOWeight: 100})
+	var mce *MissingControllerError
+	if !errors.As(err, &mce) || mce.Controller != "io" {
+		t.Fatalf("io weight without io: %v, want a MissingControllerError for io", err)
+	}
+	if _, err := os.Stat(filepath.Join(h.Parent(), "user-alice")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused Create left its user level behind: %v", err)
+	}
+	g, err := h.Create("alice", "plain", Limits{PidsMax: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startIn(t, g, "spin")
+	waitFile(t, g.Dir(), "cgroup.events", func(s string) bool { return strings.Contains(s, "populated 1") })
+	if err := g.Kill(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Remove(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+}
