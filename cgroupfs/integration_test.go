@@ -233,7 +233,9 @@ func TestMemoryMaxOOMKill(t *testing.T) {
 	if u.OOMKills != 1 {
 		t.Errorf("OOMKills = %d, want 1", u.OOMKills)
 	}
-	if u.MemoryPeak < 30<<20 || u.MemoryPeak > 32<<20 {
+	// The kernel charges before it reclaims, so the peak may pass the
+	// limit by a few pages.
+	if u.MemoryPeak < 30<<20 || u.MemoryPeak > 33<<20 {
 		t.Errorf("MemoryPeak = %d, want near the 32 MiB limit", u.MemoryPeak)
 	}
 	if err := g.Remove(ctxT(t)); err != nil {

@@ -1,0 +1,203 @@
+//go:build integration
+
+package shim_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/shim"
+	"golang.org/x/sys/unix"
+)
+
+// TestMain makes the test binary the shim when the launcher starts it.
+func TestMain(m *testing.M) {
+	if os.Getenv("JOBWORKER_SHIM") == "1" {
+		if err := shim.Main(); err != nil {
+			os.Exit(126)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+var launcher = shim.Launcher{Binary: os.Args[0]}
+
+// setup makes a job cgroup under a fresh parent, undone at cleanup.
+func setup(t *testing.T, jobID string) (*cgroupfs.Hierarchy, *cgroupfs.Group) {
+	t.Helper()
+	mount, err := cgroupfs.FindMount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := cgroupfs.OwnCgroup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, err := os.MkdirTemp(filepath.Join(mount, own), "shimtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := cgroupfs.Setup(cgroupfs.Options{Mount: mount, Parent: parent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := h.Create("alice", jobID, cgroupfs.Limits{PidsMax: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := g.Kill(ctx); err != nil {
+			t.Error(err)
+		}
+		if err := g.Remove(ctx); err != nil {
+			t.Error(err)
+		}
+		if f, err := os.OpenFile(filepath.Join(mount, own, "cgroup.procs"), os.O_WRONLY, 0); err == nil {
+			f.WriteString("0")
+			f.Close()
+		}
+		unix.Rmdir(filepath.Join(parent, "supervisor"))
+		if err := unix.Rmdir(parent); err != nil {
+			t.Errorf("remove test parent: %v", err)
+		}
+	})
+	return h, g
+}
+
+func nobody(t *testing.T) *shim.Credential {
+	t.Helper()
+	c, err := shim.LookupUser("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// run starts spec and returns its output and exit code.
+func run(t *testing.T, spec shim.Spec) (string, int, error) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p, err := launcher.Start(spec, w, w)
+	w.Close()
+	if err != nil {
+		return "", -1, err
+	}
+	out, _ := io.ReadAll(r)
+	st, err := p.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), st.ExitCode(), nil
+}
+
+// TestFirstActSeesItsCgroup: the command's first instruction already runs
+// in the job's cgroup.
+func TestFirstActSeesItsCgroup(t *testing.T) {
+	_, g := setup(t, "cat-cgroup")
+	mount, _ := cgroupfs.FindMount()
+	out, code, err := run(t, shim.Spec{Command: "/bin/cat", Args: []string{"/proc/self/cgroup"}, Env: []string{"PATH=/bin"}, Cgroup: g.Dir(), Credential: nobody(t)})
+	if err != nil || code != 0 {
+		t.Fatalf("cat /proc/self/cgroup: %v, exit %d, %q", err, code, out)
+	}
+	if want := "0::" + strings.TrimPrefix(g.Dir(), mount) + "\n"; out != want {
+		t.Errorf("the job saw itself in %q, want %q", out, want)
+	}
+}
+
+// TestUnprivilegedJob: the job runs as nobody, in a session of its own,
+// with no_new_privs, only descriptors 0-2, and cannot write its cgroup's
+// control files.
+func TestUnprivilegedJob(t *testing.T) {
+	_, g := setup(t, "unpriv")
+	script := `id -u; id -g; grep NoNewPrivs /proc/self/status; ` +
+		`sid=$(cut -d" " -f6 /proc/$$/stat); [ "$sid" = "$$" ] && echo session-leader; ` +
+		`ls /proc/self/fd | tr "\n" " "; echo; ` +
+		`for f in cgroup.procs memory.max pids.max cgroup.kill; do { echo 1 > ` + g.Dir() + `/$f; } 2>/dev/null && echo wrote-$f || echo denied-$f; done`
+	// A stray descriptor in the server must not reach the job.
+	stray, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stray.Close()
+	out, code, err := run(t, shim.Spec{Command: "sh", Args: []string{"-c", script}, Env: []string{"PATH=/bin"}, Cgroup: g.Dir(), Credential: nobody(t)})
+	if err != nil || code != 0 {
+		t.Fatalf("job: %v, exit %d, %q", err, code, out)
+	}
+	want := "65534\n65534\nNoNewPrivs:\t1\nsession-leader\n0 1 2 3 \n" +
+		"denied-cgroup.procs\ndenied-memory.max\ndenied-pids.max\ndenied-cgroup.kill\n"
+	if out != want {
+		t.Errorf("job output:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// TestStartErrors: a command that cannot start is a typed error with its
+// reason, and leaves nothing running in the cgroup.
+func TestStartErrors(t *testing.T) {
+	_, g := setup(t, "errors")
+	dir, err := os.MkdirTemp("", "shim-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	noExec := filepath.Join(dir, "script")
+	if err := os.WriteFile(noExec, []byte("#!/bin/sh\necho hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	garbage := filepath.Join(dir, "garbage")
+	if err := os.WriteFile(garbage, []byte("\x00\x01\x02 not a program"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		command string
+		workdir string
+		reason  shim.Reason
+	}{
+		{"missing absolute path", "/no/such/program", "", shim.ReasonNotFound},
+		{"not on PATH", "no-such-program", "", shim.ReasonNotFound},
+		{"no execute permission", noExec, "", shim.ReasonPermissionDenied},
+		{"a directory", dir, "", shim.ReasonNotExecutable},
+		{"not a program", garbage, "", shim.ReasonNotExecutable},
+		{"missing working directory", "/bin/true", "/no/such/dir", shim.ReasonBadWorkdir},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := run(t, shim.Spec{Command: tt.command, Env: []string{"PATH=/bin"}, Dir: tt.workdir, Cgroup: g.Dir(), Credential: nobody(t)})
+			var se *shim.StartError
+			if !errors.As(err, &se) || se.Reason != tt.reason {
+				t.Fatalf("Start(%s) = %v, want a StartError with reason %q", tt.command, err, tt.reason)
+			}
+			if populated, err := g.Populated(); err != nil || populated {
+				t.Errorf("after a failed start the cgroup is populated=%v (%v), want empty", populated, err)
+			}
+		})
+	}
+	_, err = shim.LookupUser("no-such-user")
+	var se *shim.StartError
+	if !errors.As(err, &se) || se.Reason != shim.ReasonUnknownUser {
+		t.Errorf("LookupUser(no-such-user) = %v, want reason %q", err, shim.ReasonUnknownUser)
+	}
+}
+
+// TestExitStatusPassesThrough: the shim is the job's process after exec.
+func TestExitStatusPassesThrough(t *testing.T) {
+	_, g := setup(t, "exit")
+	out, code, err := run(t, shim.Spec{Command: "sh", Args: []string{"-c", "printf 'a\\000b'; exit 3"}, Env: []string{"PATH=/bin"}, Cgroup: g.Dir(), Credential: nobody(t)})
+	if err != nil || code != 3 || out != "a\x00b" {
+		t.Errorf("job = %q, exit %d, %v; want %q, exit 3", out, code, err, "a\x00b")
+	}
+}
