@@ -519,3 +519,50 @@ func TestMissingController(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestKillByFreezing exercises the path for kernels without cgroup.kill
+// (before 5.14): freeze, SIGKILL every process, thaw.
+func TestKillByFreezing(t *testing.T) {
+	h := testHierarchy(t)
+	g, err := h.Create("alice", "freeze", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startIn(t, g, "spin")
+	b := startIn(t, g, "spin")
+	waitFile(t, g.Dir(), "cgroup.events", func(s string) bool { return strings.Contains(s, "populated 1") })
+	ctx := ctxT(t)
+	if err := g.killFrozen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.WaitEmpty(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*exec.Cmd{a, b} {
+		err := c.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Errorf("spinner: %v, want killed by SIGKILL", err)
+		}
+	}
+	if frozen, _ := readFile(g.Dir(), "cgroup.freeze"); strings.TrimSpace(frozen) != "0" {
+		t.Errorf("cgroup.freeze = %q after the kill, want it thawed", frozen)
+	}
+}
+
+// TestIOWeight: the weight lands in io.bfq.weight, scaled, where BFQ is
+// available (the test VM loads it).
+func TestIOWeight(t *testing.T) {
+	h := testHierarchy(t)
+	g, err := h.Create("alice", "ioweight", Limits{IOWeight: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := readFile(g.Dir(), "io.bfq.weight")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(got, "default 1000") {
+		t.Errorf("io.bfq.weight = %q, want default 1000 (10000 scaled)", got)
+	}
+}
