@@ -141,3 +141,40 @@ func (g *Group) Remove(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Sweep kills and removes every job cgroup under the parent's user levels,
+// and the user levels themselves. A server calls it when it starts, when no
+// job of its own runs yet: whatever is there was left by a server that died.
+func (h *Hierarchy) Sweep(ctx context.Context) error {
+	users, err := filepath.Glob(filepath.Join(h.parent, "user-*"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, u := range users {
+		jobs, err := os.ReadDir(u)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, j := range jobs {
+			if !j.IsDir() {
+				continue
+			}
+			g := &Group{h: h, dir: filepath.Join(u, j.Name()), user: u}
+			if err := g.Kill(ctx); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if err := g.Remove(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		h.userMu.Lock()
+		if err := unix.Rmdir(u); err != nil && !errors.Is(err, syscall.ENOENT) {
+			errs = append(errs, fmt.Errorf("remove user cgroup %s: %w", u, err))
+		}
+		h.userMu.Unlock()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,604 @@
+//go:build integration
+
+package job
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/shim"
+	"golang.org/x/sys/unix"
+)
+
+// TestMain lets the test binary be a job (JOBWORKER_TEST_CHILD=alloc100m)
+// or a server that is killed mid-flight (JOBWORKER_TEST_CHILD=server).
+func TestMain(m *testing.M) {
+	switch os.Getenv("JOBWORKER_TEST_CHILD") {
+	case "":
+		os.Exit(m.Run())
+	case "alloc100m":
+		b := make([]byte, 100<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		os.Exit(0)
+	case "server":
+		os.Exit(childServer())
+	}
+	os.Exit(3)
+}
+
+const counterScript = `i=0; while :; do echo "line $i"; i=$((i+1)); [ $((i % 50)) = 0 ] && sleep 0.05; done`
+
+// childServer runs a Manager on $STATE with cgroup parent $PARENT, starts
+// a job that counts lines forever, prints the job's ID, and waits to be
+// killed once its output has passed 4 KiB.
+func childServer() int {
+	h, err := cgroupfs.Setup(cgroupfs.Options{Parent: os.Getenv("PARENT")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	m, err := Open(Config{StateDir: os.Getenv("STATE"), Cgroups: h, Launcher: shim.Launcher{Binary: os.Getenv("JOBWORKER_BIN")}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	st, err := m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", counterScript}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	log, _ := m.Output(st.ID)
+	for log.Size() < 4096 {
+		<-log.Wait(log.Size())
+	}
+	fmt.Println(st.ID)
+	select {}
+}
+
+// env is a test's cgroup parent and state directory.
+type env struct {
+	h      *cgroupfs.Hierarchy
+	parent string
+	state  string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	if os.Getenv("JOBWORKER_BIN") == "" {
+		t.Fatal("JOBWORKER_BIN is not set: the integration stage runs the real binary as the shim")
+	}
+	mount, err := cgroupfs.FindMount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := cgroupfs.OwnCgroup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(mount, own)
+	parent, err := os.MkdirTemp(home, "jobtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := writeProcs(home, os.Getpid()); err != nil {
+			t.Errorf("move back: %v", err)
+		}
+		// Every job cgroup must be gone: the Manager removes them.
+		if users, _ := filepath.Glob(filepath.Join(parent, "user-*")); len(users) > 0 {
+			t.Errorf("cgroups left behind: %v", users)
+			h, _ := cgroupfs.Setup(cgroupfs.Options{Mount: mount, Parent: parent})
+			if h != nil {
+				h.Sweep(context.Background())
+			}
+			writeProcs(home, os.Getpid())
+		}
+		unix.Rmdir(filepath.Join(parent, "supervisor"))
+		if err := unix.Rmdir(parent); err != nil {
+			t.Errorf("remove test cgroup parent: %v", err)
+		}
+	})
+	h, err := cgroupfs.Setup(cgroupfs.Options{Mount: mount, Parent: parent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{h: h, parent: parent, state: t.TempDir()}
+}
+
+func writeProcs(dir string, pid int) error {
+	return os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(fmt.Sprint(pid)), 0)
+}
+
+func nobody(t *testing.T) *shim.Credential {
+	t.Helper()
+	c, err := shim.LookupUser("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (e *env) config(t *testing.T) Config {
+	return Config{
+		StateDir:  e.state,
+		Cgroups:   e.h,
+		Launcher:  shim.Launcher{Binary: os.Getenv("JOBWORKER_BIN")},
+		RunAs:     nobody(t),
+		Defaults:  cgroupfs.Limits{MemoryMax: 256 << 20, PidsMax: 256},
+		StopGrace: 10 * time.Second,
+		RingSize:  4096,
+		OnError:   func(err error) { t.Errorf("manager: %v", err) },
+	}
+}
+
+func open(t *testing.T, cfg Config) *Manager {
+	t.Helper()
+	m, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := m.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return m
+}
+
+func wait(t *testing.T, m *Manager, id string) Status {
+	t.Helper()
+	done, err := m.Done(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("job %s did not end", id)
+	}
+	st, err := m.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func output(t *testing.T, m *Manager, id string) string {
+	t.Helper()
+	log, err := m.Output(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := log.NewReader(context.Background(), 0, true)
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// waitOutput waits until the job's output contains s.
+func waitOutput(t *testing.T, m *Manager, id, s string) {
+	t.Helper()
+	log, err := m.Output(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := log.NewReader(ctx, 0, true)
+	defer r.Close()
+	var got []byte
+	buf := make([]byte, 4096)
+	for !bytes.Contains(got, []byte(s)) {
+		n, err := r.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			t.Fatalf("waiting for %q in the output (%q): %v", s, got, err)
+		}
+	}
+}
+
+func intp(p *int) string {
+	if p == nil {
+		return "nil"
+	}
+	return fmt.Sprint(*p)
+}
+
+func TestFinalStates(t *testing.T) {
+	e := newEnv(t)
+	m := open(t, e.config(t))
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		req      Request
+		state    State
+		reason   Reason
+		exitCode *int
+		signal   *int
+		out      string
+	}{
+		{"exit 0", Request{Command: "sh", Args: []string{"-c", "printf 'hi\\000'; echo $JOBWORKER_JOB_ID | wc -c; id -un"}}, StateCompleted, ReasonNone, ptr(0), nil, "hi\x0037\nnobody\n"},
+		{"exit 3", Request{Command: "sh", Args: []string{"-c", "echo err >&2; exit 3"}}, StateFailed, ReasonExitCode, ptr(3), nil, "err\n"},
+		{"signal", Request{Command: "sh", Args: []string{"-c", "kill -USR1 $$"}}, StateFailed, ReasonSignal, nil, ptr(int(syscall.SIGUSR1)), ""},
+		{"oom", Request{Command: self, Env: map[string]string{"JOBWORKER_TEST_CHILD": "alloc100m"}, Limits: cgroupfs.Limits{MemoryMax: 32 << 20}}, StateFailed, ReasonOOMKilled, nil, ptr(int(syscall.SIGKILL)), ""},
+		{"timeout", Request{Command: "sleep", Args: []string{"1000"}, Timeout: 300 * time.Millisecond}, StateFailed, ReasonTimedOut, nil, ptr(int(syscall.SIGTERM)), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.req.Owner = "alice"
+			st, err := m.Start(tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st = wait(t, m, st.ID)
+			if st.State != tt.state || st.Reason != tt.reason || intp(st.ExitCode) != intp(tt.exitCode) || intp(st.Signal) != intp(tt.signal) {
+				t.Errorf("final %s/%s exit %s signal %s (%s); want %s/%s exit %s signal %s",
+					st.State, st.Reason, intp(st.ExitCode), intp(st.Signal), st.Message, tt.state, tt.reason, intp(tt.exitCode), intp(tt.signal))
+			}
+			if got := output(t, m, st.ID); got != tt.out {
+				t.Errorf("output %q, want %q", got, tt.out)
+			}
+			if st.Started.IsZero() || st.Ended.Before(st.Started) || st.Usage.CPUUsageUsec == 0 {
+				t.Errorf("times %v-%v, cpu %d: want start, end after it, and some CPU used", st.Started, st.Ended, st.Usage.CPUUsageUsec)
+			}
+			if tt.reason == ReasonOOMKilled && st.Usage.OOMKills == 0 {
+				t.Errorf("OOM-killed job records oom_kills 0")
+			}
+		})
+	}
+}
+
+func ptr(i int) *int { return &i }
+
+// TestStartErrorLeavesNothing: a command that cannot run is Start's error
+// and no job, directory or cgroup remains.
+func TestStartErrorLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	m := open(t, e.config(t))
+	for _, cmd := range []string{"/no/such/program", "no-such-program", "/tmp"} {
+		_, err := m.Start(Request{Owner: "alice", Command: cmd})
+		var se *shim.StartError
+		if !errors.As(err, &se) {
+			t.Errorf("Start(%s) = %v, want a *shim.StartError", cmd, err)
+		}
+	}
+	if jobs := m.List(Filter{}); len(jobs) != 0 {
+		t.Errorf("List after failed starts = %d jobs, want none", len(jobs))
+	}
+	if entries, _ := os.ReadDir(filepath.Join(e.state, "jobs")); len(entries) != 0 {
+		t.Errorf("job directories left: %d", len(entries))
+	}
+	if users, _ := filepath.Glob(filepath.Join(e.parent, "user-*")); len(users) != 0 {
+		t.Errorf("cgroups left: %v", users)
+	}
+}
+
+func TestStop(t *testing.T) {
+	e := newEnv(t)
+	m := open(t, e.config(t))
+	ctx := context.Background()
+
+	// Traps SIGTERM and exits cleanly: STOPPED with its own exit code,
+	// well within a long grace.
+	st, err := m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", `trap 'echo bye; exit 0' TERM; echo ready; while :; do sleep 0.1; done`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, m, st.ID, "ready\n")
+	grace := time.Minute
+	st, err = m.Stop(ctx, st.ID, &grace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != StateStopped || intp(st.ExitCode) != "0" || !strings.HasSuffix(output(t, m, st.ID), "bye\n") {
+		t.Errorf("trapping job: %s exit %s signal %s, output %q; want stopped, exit 0, bye", st.State, intp(st.ExitCode), intp(st.Signal), output(t, m, st.ID))
+	}
+
+	// Ignores SIGTERM: killed at the grace.
+	st, err = m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", `trap '' TERM; echo ready; while :; do sleep 0.1; done`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, m, st.ID, "ready\n")
+	grace = 500 * time.Millisecond
+	start := time.Now()
+	st, err = m.Stop(ctx, st.ID, &grace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != StateStopped || intp(st.Signal) != fmt.Sprint(int(syscall.SIGKILL)) || time.Since(start) < grace {
+		t.Errorf("ignoring job: %s signal %s after %v; want stopped by SIGKILL after the %v grace", st.State, intp(st.Signal), time.Since(start), grace)
+	}
+
+	// Stopping an ended job reports its final state.
+	again, err := m.Stop(ctx, st.ID, nil)
+	if err != nil || again.State != StateStopped || !again.Ended.Equal(st.Ended) {
+		t.Errorf("second Stop = %s ended %v, %v; want the same final state", again.State, again.Ended, err)
+	}
+	if _, err := m.Stop(ctx, "00000000-0000-4000-8000-000000000000", nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Stop of an unknown job = %v, want ErrNotFound", err)
+	}
+}
+
+func TestQueueing(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config(t)
+	cfg.MemoryCapacity = 128 << 20
+	m := open(t, cfg)
+	ctx := context.Background()
+	req := Request{Owner: "alice", Command: "sleep", Args: []string{"1000"}, Limits: cgroupfs.Limits{MemoryMax: 64 << 20}}
+
+	if _, err := m.Start(Request{Owner: "alice", Command: "true", Limits: cgroupfs.Limits{MemoryMax: 129 << 20}}); !errors.Is(err, ErrNeverFits) {
+		t.Fatalf("a job over the capacity: %v, want ErrNeverFits", err)
+	}
+	a, err := m.Start(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.Start(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.Start(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.State != StateRunning || b.State != StateRunning || c.State != StatePending {
+		t.Fatalf("states %s %s %s, want running running pending", a.State, b.State, c.State)
+	}
+	if tot := m.Totals(); tot.Running != 2 || tot.Pending != 1 || tot.MemoryReserved != 128<<20 {
+		t.Errorf("Totals = %+v, want 2 running, 1 pending, 128 MiB reserved", tot)
+	}
+	// The third starts when one ends; Watch sees it go running.
+	running := make(chan struct{})
+	watchErr := make(chan error, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		var once sync.Once
+		watchErr <- m.Watch(wctx, c.ID, time.Second, func(st Status) error {
+			if st.State == StateRunning {
+				once.Do(func() { close(running) })
+			}
+			return nil
+		})
+	}()
+	grace := time.Duration(0)
+	if _, err := m.Stop(ctx, a.ID, &grace); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-running:
+	case <-time.After(time.Minute):
+		t.Fatal("the pending job did not start after one ended")
+	}
+	for _, id := range []string{b.ID, c.ID} {
+		if st, err := m.Stop(ctx, id, &grace); err != nil || st.State != StateStopped {
+			t.Errorf("Stop(%s) = %s, %v", id, st.State, err)
+		}
+	}
+	if err := <-watchErr; err != nil {
+		t.Errorf("Watch = %v, want nil when the job ended", err)
+	}
+
+	// A pending job that is stopped never runs.
+	x, _ := m.Start(req)
+	y, _ := m.Start(req)
+	z, err := m.Start(req)
+	if err != nil || z.State != StatePending {
+		t.Fatalf("third job: %s, %v; want pending", z.State, err)
+	}
+	if st, err := m.Stop(ctx, z.ID, nil); err != nil || st.State != StateStopped || !st.Started.IsZero() {
+		t.Errorf("stopping a pending job: %s started %v, %v", st.State, st.Started, err)
+	}
+	m.Stop(ctx, x.ID, &grace)
+	m.Stop(ctx, y.ID, &grace)
+}
+
+// TestExecFailedInQueue: a queued job whose command is gone when its turn
+// comes fails with exec_failed.
+func TestExecFailedInQueue(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config(t)
+	cfg.MaxRunning = 1
+	m := open(t, cfg)
+	dir, err := os.MkdirTemp("", "prog-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	prog := filepath.Join(dir, "prog")
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	blocker, err := m.Start(Request{Owner: "alice", Command: "sleep", Args: []string{"1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := m.Start(Request{Owner: "alice", Command: prog})
+	if err != nil || q.State != StatePending {
+		t.Fatalf("queued job: %s, %v", q.State, err)
+	}
+	os.Remove(prog)
+	grace := time.Duration(0)
+	m.Stop(context.Background(), blocker.ID, &grace)
+	st := wait(t, m, q.ID)
+	if st.State != StateFailed || st.Reason != ReasonExecFailed || !strings.Contains(st.Message, "not found") {
+		t.Errorf("queued job with a vanished command: %s/%s %q, want failed/exec_failed, not found", st.State, st.Reason, st.Message)
+	}
+}
+
+// TestRestart: a server with a running job that writes output is
+// SIGKILLed; a new Manager on its state directory reports the job FAILED
+// server_restarted with its output intact up to the kill, and nothing of
+// the job is left running.
+func TestRestart(t *testing.T) {
+	e := newEnv(t)
+	// The child server sets up the same parent and moves itself into its
+	// supervisor cgroup; the test process goes back to its own.
+	if err := writeProcs(filepath.Dir(e.parent), os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	child := exec.Command(self, "-test.run=^$")
+	child.Env = append(os.Environ(), "JOBWORKER_TEST_CHILD=server", "STATE="+e.state, "PARENT="+e.parent)
+	child.Stderr = os.Stderr
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("child server: %v", err)
+	}
+	id := strings.TrimSpace(line)
+	jobCgroup := filepath.Join(e.parent, "user-alice", id)
+	procs, err := os.ReadFile(filepath.Join(jobCgroup, "cgroup.procs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := strings.Fields(string(procs))
+	if len(pids) == 0 {
+		t.Fatal("the job runs no process")
+	}
+	child.Process.Signal(syscall.SIGKILL)
+	child.Wait()
+
+	m := open(t, e.config(t))
+	st, err := m.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != StateFailed || st.Reason != ReasonServerRestarted {
+		t.Errorf("after the restart the job is %s/%s, want failed/server_restarted", st.State, st.Reason)
+	}
+	got := output(t, m, id)
+	var want strings.Builder
+	for i := 0; want.Len() < len(got)+20; i++ {
+		fmt.Fprintf(&want, "line %d\n", i)
+	}
+	if len(got) < 4096 || !strings.HasPrefix(want.String(), got) {
+		t.Errorf("output after restart: %d bytes, a prefix of the job's stream: %v", len(got), strings.HasPrefix(want.String(), got))
+	}
+	if _, err := os.Stat(jobCgroup); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the job's cgroup is still there: %v", err)
+	}
+	for _, p := range pids {
+		if b, err := os.ReadFile("/proc/" + p + "/stat"); err == nil && !strings.Contains(string(b), ") Z ") {
+			t.Errorf("process %s of the job survived the restart", p)
+		}
+	}
+}
+
+// TestLoad: 200 jobs from 20 goroutines, each printing a known payload, all
+// complete with byte-exact output, and nothing is left: no cgroup, process,
+// goroutine or file descriptor.
+func TestLoad(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config(t)
+	cfg.MaxRunning = 16
+	fdsBefore := countFDs(t)
+	goroutinesBefore := runtime.NumGoroutine()
+	m, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		workers = 20
+		perW    = 10
+	)
+	script := `i=0; while [ $i -lt 300 ]; do echo "$1 $i"; i=$((i+1)); done; printf "end %s" "$1"`
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*perW)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range perW {
+				tag := fmt.Sprintf("job-%d-%d", w, k)
+				st, err := m.Start(Request{Owner: fmt.Sprintf("user%d", w%4), Command: "sh", Args: []string{"-c", script, "sh", tag}})
+				if err != nil {
+					errs <- err
+					continue
+				}
+				done, _ := m.Done(st.ID)
+				<-done
+				st, _ = m.Get(st.ID)
+				var want strings.Builder
+				for i := range 300 {
+					fmt.Fprintf(&want, "%s %d\n", tag, i)
+				}
+				fmt.Fprintf(&want, "end %s", tag)
+				log, _ := m.Output(st.ID)
+				r := log.NewReader(context.Background(), 0, false)
+				got, err := io.ReadAll(r)
+				r.Close()
+				if err != nil || st.State != StateCompleted || string(got) != want.String() {
+					errs <- fmt.Errorf("%s: %s, %d bytes (want %d), %v", tag, st.State, len(got), want.Len(), err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := len(m.List(Filter{States: []State{StateCompleted}})); n != workers*perW {
+		t.Errorf("%d jobs completed, want %d", n, workers*perW)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if users, _ := filepath.Glob(filepath.Join(e.parent, "user-*")); len(users) != 0 {
+		t.Errorf("cgroups left: %v", users)
+	}
+	if procs, _ := os.ReadFile(filepath.Join(e.parent, "supervisor", "cgroup.procs")); strings.TrimSpace(string(procs)) != fmt.Sprint(os.Getpid()) {
+		t.Errorf("processes in the supervisor cgroup: %q, want only the test", procs)
+	}
+	if got := runtime.NumGoroutine(); got > goroutinesBefore {
+		t.Errorf("goroutines: %d before, %d after", goroutinesBefore, got)
+	}
+	if got := countFDs(t); got > fdsBefore {
+		t.Errorf("file descriptors: %d before, %d after", fdsBefore, got)
+	}
+}
+
+func countFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}

@@ -1,0 +1,179 @@
+package job
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jobworker/jobworker/cgroupfs"
+)
+
+// State is where a job is in its life.
+type State string
+
+// The states.
+const (
+	StatePending   State = "pending"
+	StateRunning   State = "running"
+	StateCompleted State = "completed"
+	StateFailed    State = "failed"
+	StateStopped   State = "stopped"
+)
+
+// Ended reports whether s is final.
+func (s State) Ended() bool {
+	return s == StateCompleted || s == StateFailed || s == StateStopped
+}
+
+// Reason says why a job FAILED.
+type Reason string
+
+// The reasons.
+const (
+	ReasonNone            Reason = ""
+	ReasonExitCode        Reason = "exit_code"
+	ReasonSignal          Reason = "signal"
+	ReasonOOMKilled       Reason = "oom_killed"
+	ReasonTimedOut        Reason = "timed_out"
+	ReasonExecFailed      Reason = "exec_failed"
+	ReasonServerRestarted Reason = "server_restarted"
+	ReasonOutputLost      Reason = "output_lost"
+)
+
+// Request asks for a job.
+type Request struct {
+	Owner   string
+	Command string
+	Args    []string
+	Env     map[string]string
+	Dir     string          // absolute; empty: the run-as user's home, or /
+	Limits  cgroupfs.Limits // zero fields take the Manager's defaults
+	Timeout time.Duration   // 0: none
+}
+
+// Status is a job as recorded: what was asked, what happened, what it used.
+type Status struct {
+	ID       string            `json:"id"`
+	Owner    string            `json:"owner"`
+	Command  string            `json:"command"`
+	Args     []string          `json:"args,omitempty"`
+	Env      map[string]string `json:"env,omitempty"`
+	Dir      string            `json:"dir"`
+	Limits   cgroupfs.Limits   `json:"limits"`
+	Timeout  time.Duration     `json:"timeout,omitempty"`
+	State    State             `json:"state"`
+	Reason   Reason            `json:"reason,omitempty"`
+	ExitCode *int              `json:"exit_code,omitempty"`
+	Signal   *int              `json:"signal,omitempty"`
+	Message  string            `json:"message,omitempty"`
+	Created  time.Time         `json:"created"`
+	Started  time.Time         `json:"started,omitzero"`
+	Ended    time.Time         `json:"ended,omitzero"`
+	Usage    cgroupfs.Usage    `json:"usage"`
+	// OutputSize and OutputStart are filled in by Get and List from the
+	// job's output log: the bytes written and the first still kept.
+	OutputSize  int64 `json:"output_size"`
+	OutputStart int64 `json:"output_start"`
+}
+
+// Errors of the Manager. Validation errors wrap ErrInvalid.
+var (
+	ErrInvalid    = errors.New("invalid job request")
+	ErrNeverFits  = errors.New("the job's memory limit exceeds the server's memory capacity")
+	ErrNotFound   = errors.New("job not found")
+	ErrClosed     = errors.New("the job manager is shutting down")
+	ErrOutputLost = errors.New("the job's output could not be stored")
+)
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// Bounds of a request.
+const (
+	MaxCommandBytes = 4096
+	MaxArgs         = 4096
+	MaxArgBytes     = 1 << 20 // all arguments together
+	MaxEnv          = 1024
+	MaxEnvBytes     = 1 << 20 // all variables together
+)
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Validate checks a request's fields and says what is wrong.
+func (r *Request) Validate() error {
+	if r.Command == "" {
+		return invalid("empty command")
+	}
+	if len(r.Command) > MaxCommandBytes {
+		return invalid("command is %d bytes, over the limit of %d", len(r.Command), MaxCommandBytes)
+	}
+	if strings.IndexByte(r.Command, 0) >= 0 {
+		return invalid("command holds a NUL byte")
+	}
+	if len(r.Args) > MaxArgs {
+		return invalid("%d arguments, over the limit of %d", len(r.Args), MaxArgs)
+	}
+	n := 0
+	for i, a := range r.Args {
+		if strings.IndexByte(a, 0) >= 0 {
+			return invalid("argument %d holds a NUL byte", i+1)
+		}
+		n += len(a)
+	}
+	if n > MaxArgBytes {
+		return invalid("arguments are %d bytes, over the limit of %d", n, MaxArgBytes)
+	}
+	if len(r.Env) > MaxEnv {
+		return invalid("%d environment variables, over the limit of %d", len(r.Env), MaxEnv)
+	}
+	n = 0
+	for k, v := range r.Env {
+		if !envNameRE.MatchString(k) {
+			return invalid("environment variable name %q: use letters, digits and _, not starting with a digit", k)
+		}
+		if k == "JOBWORKER_JOB_ID" {
+			return invalid("environment variable JOBWORKER_JOB_ID is set by the server")
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			return invalid("environment variable %s holds a NUL byte", k)
+		}
+		n += len(k) + len(v) + 1
+	}
+	if n > MaxEnvBytes {
+		return invalid("environment is %d bytes, over the limit of %d", n, MaxEnvBytes)
+	}
+	if r.Dir != "" {
+		if !filepath.IsAbs(r.Dir) || strings.IndexByte(r.Dir, 0) >= 0 {
+			return invalid("working directory %q is not an absolute path", r.Dir)
+		}
+		if filepath.Clean(r.Dir) != r.Dir {
+			return invalid("working directory %q is not a clean path (no .., //, or trailing /)", r.Dir)
+		}
+	}
+	if r.Timeout < 0 {
+		return invalid("negative timeout %v", r.Timeout)
+	}
+	if err := r.Limits.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
+// newID returns a random (version 4) UUID.
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+var idRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// ValidID reports whether id looks like a job ID (a lower-case UUID).
+func ValidID(id string) bool { return idRE.MatchString(id) }

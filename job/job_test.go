@@ -1,0 +1,145 @@
+//go:build !integration
+
+package job
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/shim"
+)
+
+func TestValidate(t *testing.T) {
+	ok := Request{Command: "/bin/true"}
+	tests := []struct {
+		name string
+		edit func(r *Request)
+		want string // substring of the error; "" for valid
+	}{
+		{"minimal", func(r *Request) {}, ""},
+		{"empty command", func(r *Request) { r.Command = "" }, "empty command"},
+		{"NUL in command", func(r *Request) { r.Command = "a\x00b" }, "NUL"},
+		{"command at the limit", func(r *Request) { r.Command = strings.Repeat("a", MaxCommandBytes) }, ""},
+		{"command over the limit", func(r *Request) { r.Command = strings.Repeat("a", MaxCommandBytes+1) }, "over the limit"},
+		{"NUL in an argument", func(r *Request) { r.Args = []string{"ok", "b\x00"} }, "argument 2 holds a NUL"},
+		{"too many arguments", func(r *Request) { r.Args = make([]string, MaxArgs+1) }, "arguments, over"},
+		{"arguments too large", func(r *Request) { r.Args = []string{strings.Repeat("a", MaxArgBytes+1)} }, "bytes, over"},
+		{"env ok", func(r *Request) { r.Env = map[string]string{"A_1": "x", "_B": ""} }, ""},
+		{"env name with =", func(r *Request) { r.Env = map[string]string{"A=B": "x"} }, "name"},
+		{"env name starting with a digit", func(r *Request) { r.Env = map[string]string{"1A": "x"} }, "name"},
+		{"env empty name", func(r *Request) { r.Env = map[string]string{"": "x"} }, "name"},
+		{"env NUL value", func(r *Request) { r.Env = map[string]string{"A": "x\x00"} }, "NUL"},
+		{"env job id", func(r *Request) { r.Env = map[string]string{"JOBWORKER_JOB_ID": "x"} }, "set by the server"},
+		{"env too large", func(r *Request) { r.Env = map[string]string{"A": strings.Repeat("x", MaxEnvBytes)} }, "over the limit"},
+		{"relative dir", func(r *Request) { r.Dir = "tmp" }, "not an absolute path"},
+		{"dir with ..", func(r *Request) { r.Dir = "/tmp/../etc" }, "not a clean path"},
+		{"dir ok", func(r *Request) { r.Dir = "/tmp" }, ""},
+		{"negative timeout", func(r *Request) { r.Timeout = -time.Second }, "negative timeout"},
+		{"bad limit", func(r *Request) { r.Limits.CPUWeight = 20000 }, "cpu weight"},
+	}
+	for _, tt := range tests {
+		r := ok
+		tt.edit(&r)
+		err := r.Validate()
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrInvalid)) {
+			t.Errorf("%s: Validate() = %v, want %q (and ErrInvalid)", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestNewID(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := newID()
+		if !ValidID(id) || id[14] != '4' || !strings.ContainsRune("89ab", rune(id[19])) {
+			t.Fatalf("newID() = %q, want a version 4 UUID", id)
+		}
+		if seen[id] {
+			t.Fatalf("newID() repeated %q", id)
+		}
+		seen[id] = true
+	}
+	for _, bad := range []string{"", "x", "../etc", "6F9619FF-8B86-D011-B42D-00C04FC964FF", "6f9619ff-8b86-d011-b42d-00c04fc964f", "6f9619ff8b86d011b42d00c04fc964ff00000"} {
+		if ValidID(bad) {
+			t.Errorf("ValidID(%q) = true", bad)
+		}
+	}
+}
+
+func TestPrecheck(t *testing.T) {
+	dir := t.TempDir()
+	noExec := filepath.Join(dir, "noexec")
+	os.WriteFile(noExec, []byte("x"), 0o644)
+	exe := filepath.Join(dir, "prog")
+	os.WriteFile(exe, []byte("x"), 0o755)
+	env := []string{"PATH=" + dir + ":/nonexistent"}
+	tests := []struct {
+		cmd    string
+		reason shim.Reason
+	}{
+		{exe, ""},
+		{"prog", ""},
+		{"missing", shim.ReasonNotFound},
+		{filepath.Join(dir, "missing"), shim.ReasonNotFound},
+		{noExec, shim.ReasonPermissionDenied},
+		{dir, shim.ReasonNotExecutable},
+		{"noexec", shim.ReasonNotFound},
+	}
+	for _, tt := range tests {
+		err := precheck(tt.cmd, env)
+		var se *shim.StartError
+		if tt.reason == "" && err != nil || tt.reason != "" && (!errors.As(err, &se) || se.Reason != tt.reason) {
+			t.Errorf("precheck(%s) = %v, want reason %q", tt.cmd, err, tt.reason)
+		}
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "6f9619ff-8b86-4011-b42d-00c04fc964ff")
+	os.Mkdir(dir, 0o700)
+	code := 3
+	st := Status{
+		ID: filepath.Base(dir), Owner: "alice", Command: "sh", Args: []string{"-c", "exit 3"},
+		Env: map[string]string{"A": "b"}, Limits: cgroupfs.Limits{MemoryMax: 1 << 30, IOMax: []cgroupfs.IOMax{{Device: "8:0", WriteBPS: 5}}},
+		Timeout: time.Minute, State: StateFailed, Reason: ReasonExitCode, ExitCode: &code,
+		Created: time.Now().Round(0), Ended: time.Now().Round(0),
+	}
+	if err := writeRecord(dir, st); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readRecord(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != st.ID || *got.ExitCode != 3 || got.Limits.IOMax[0].WriteBPS != 5 || !got.Created.Equal(st.Created) || got.Timeout != time.Minute || got.Env["A"] != "b" {
+		t.Errorf("record round trip = %+v, want %+v", got, st)
+	}
+	if _, err := os.Stat(filepath.Join(dir, recordFile+".tmp")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temporary record left behind: %v", err)
+	}
+	// A record in the wrong directory is refused.
+	other := filepath.Join(t.TempDir(), "00000000-0000-4000-8000-000000000000")
+	os.Mkdir(other, 0o700)
+	writeRecord(other, st)
+	if _, err := readRecord(other); err == nil {
+		t.Error("readRecord accepted a record in another job's directory")
+	}
+}
+
+func TestJobEnv(t *testing.T) {
+	m := &Manager{cfg: Config{RunAs: &shim.Credential{Home: "/nonexistent"}}}
+	j := &job{st: Status{ID: "id-1", Env: map[string]string{"PATH": "/opt/bin", "FOO": "bar"}}}
+	got := strings.Join(m.jobEnv(j), " ")
+	if want := "FOO=bar HOME=/ JOBWORKER_JOB_ID=id-1 PATH=/opt/bin"; got != want {
+		t.Errorf("jobEnv = %q, want %q", got, want)
+	}
+	j.st.Env = nil
+	if got := strings.Join(m.jobEnv(j), " "); !strings.Contains(got, "PATH="+defaultPath) {
+		t.Errorf("jobEnv without PATH = %q, want the default PATH", got)
+	}
+}
