@@ -114,6 +114,10 @@ const (
 	// FAILURE_REASON_SERVER_RESTARTED: the server stopped while the job was
 	// pending or running; the job was killed when the server came back.
 	FailureReason_FAILURE_REASON_SERVER_RESTARTED FailureReason = 6
+	// FAILURE_REASON_OUTPUT_LOST: the job's output could not be stored (for
+	// example, the state directory's disk is full), so the job was killed
+	// rather than lose output silently.
+	FailureReason_FAILURE_REASON_OUTPUT_LOST FailureReason = 7
 )
 
 // Enum value maps for FailureReason.
@@ -126,6 +130,7 @@ var (
 		4: "FAILURE_REASON_TIMED_OUT",
 		5: "FAILURE_REASON_EXEC_FAILED",
 		6: "FAILURE_REASON_SERVER_RESTARTED",
+		7: "FAILURE_REASON_OUTPUT_LOST",
 	}
 	FailureReason_value = map[string]int32{
 		"FAILURE_REASON_UNSPECIFIED":      0,
@@ -135,6 +140,7 @@ var (
 		"FAILURE_REASON_TIMED_OUT":        4,
 		"FAILURE_REASON_EXEC_FAILED":      5,
 		"FAILURE_REASON_SERVER_RESTARTED": 6,
+		"FAILURE_REASON_OUTPUT_LOST":      7,
 	}
 )
 
@@ -1570,7 +1576,7 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n" +
 	"\x13JOB_STATE_COMPLETED\x10\x03\x12\x14\n" +
 	"\x10JOB_STATE_FAILED\x10\x04\x12\x15\n" +
-	"\x11JOB_STATE_STOPPED\x10\x05*\xea\x01\n" +
+	"\x11JOB_STATE_STOPPED\x10\x05*\x8a\x02\n" +
 	"\rFailureReason\x12\x1e\n" +
 	"\x1aFAILURE_REASON_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18FAILURE_REASON_EXIT_CODE\x10\x01\x12\x19\n" +
@@ -1578,7 +1584,8 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x19FAILURE_REASON_OOM_KILLED\x10\x03\x12\x1c\n" +
 	"\x18FAILURE_REASON_TIMED_OUT\x10\x04\x12\x1e\n" +
 	"\x1aFAILURE_REASON_EXEC_FAILED\x10\x05\x12#\n" +
-	"\x1fFAILURE_REASON_SERVER_RESTARTED\x10\x062\x82\x04\n" +
+	"\x1fFAILURE_REASON_SERVER_RESTARTED\x10\x06\x12\x1e\n" +
+	"\x1aFAILURE_REASON_OUTPUT_LOST\x10\a2\x82\x04\n" +
 	"\x10JobWorkerService\x12I\n" +
 	"\bStartJob\x12\x1d.jobworker.v1.StartJobRequest\x1a\x1e.jobworker.v1.StartJobResponse\x12F\n" +
 	"\aStopJob\x12\x1c.jobworker.v1.StopJobRequest\x1a\x1d.jobworker.v1.StopJobResponse\x12W\n" +
