@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -56,9 +57,6 @@ type exitCodeError struct {
 }
 
 func (e *exitCodeError) Error() string { return e.msg }
-
-// errNotImplemented is what a verb answers until its capability lands.
-var errNotImplemented = errors.New("not implemented yet")
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -117,6 +115,18 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		}
 		return ec.code
 	}
-	fmt.Fprintf(stderr, "jobworker %s: %v\n", kctx.Command(), err)
+	fmt.Fprintf(stderr, "jobworker %s: %v\n", verbName(kctx.Command()), err)
 	return exitError
+}
+
+// verbName is the verb of a kong command path without its placeholders:
+// "certs client" for "certs client", "run" for "run <command>".
+func verbName(path string) string {
+	var words []string
+	for _, w := range strings.Fields(path) {
+		if !strings.HasPrefix(w, "<") {
+			words = append(words, w)
+		}
+	}
+	return strings.Join(words, " ")
 }

@@ -45,11 +45,13 @@ func TestUsageErrorExitsTwo(t *testing.T) {
 	}
 }
 
-// TestUnlandedVerbsSayNotImplemented holds until each verb's capability
-// lands; a verb must never pretend to work.
-func TestUnlandedVerbsSayNotImplemented(t *testing.T) {
+// TestClientVerbsNeedCertificates: without the CA and a client
+// certificate, a client verb fails with one line that says what to set.
+func TestClientVerbsNeedCertificates(t *testing.T) {
+	for _, k := range []string{"JOBWORKER_CA", "JOBWORKER_CERT", "JOBWORKER_KEY"} {
+		t.Setenv(k, "")
+	}
 	tests := [][]string{
-		{"serve"},
 		{"run", "--", "true"},
 		{"stop", "id"},
 		{"status"},
@@ -59,8 +61,9 @@ func TestUnlandedVerbsSayNotImplemented(t *testing.T) {
 	for _, args := range tests {
 		var out, errOut bytes.Buffer
 		code := run(args, &out, &errOut)
-		if code != exitError || !strings.Contains(errOut.String(), "not implemented yet") || strings.Count(errOut.String(), "\n") != 1 {
-			t.Errorf("run(%q) = %d, stderr %q; want %d and one line saying not implemented yet", args, code, errOut.String(), exitError)
+		msg := errOut.String()
+		if code != exitError || !strings.Contains(msg, "missing --ca, --cert, --key") || strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "jobworker "+args[0]+": ") {
+			t.Errorf("run(%q) = %d, stderr %q; want %d and one line naming the missing flags", args, code, msg, exitError)
 		}
 	}
 }

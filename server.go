@@ -1,28 +1,241 @@
 package main
 
-import "time"
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jobworker/jobworker/auth"
+	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/job"
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+	"github.com/jobworker/jobworker/shim"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+)
 
 // serveCmd is `jobworker serve`: the daemon.
 type serveCmd struct {
 	Listen             string        `default:"127.0.0.1:50051" placeholder:"ADDR" help:"Address to listen on (host:port)."`
 	StateDir           string        `default:"/var/lib/jobworker" placeholder:"DIR" type:"path" help:"Where job records and output are kept."`
 	Dev                bool          `help:"Development mode: make a PKI in <state-dir>/dev on first start and use it."`
-	Cert               string        `env:"JOBWORKER_SERVER_CERT" placeholder:"FILE" type:"path" help:"Server certificate (PEM)."`
-	Key                string        `env:"JOBWORKER_SERVER_KEY" placeholder:"FILE" type:"path" help:"Server private key (PEM)."`
-	ClientCA           string        `name:"client-ca" env:"JOBWORKER_CLIENT_CA" placeholder:"FILE" type:"path" help:"CA that signs client certificates (PEM)."`
+	Cert               string        `env:"JOBWORKER_SERVER_CERT" placeholder:"FILE" help:"Server certificate (PEM)."`
+	Key                string        `env:"JOBWORKER_SERVER_KEY" placeholder:"FILE" help:"Server private key (PEM)."`
+	ClientCA           string        `name:"client-ca" env:"JOBWORKER_CLIENT_CA" placeholder:"FILE" help:"CA that signs client certificates (PEM)."`
 	RunAs              string        `default:"nobody" placeholder:"USER" help:"User jobs run as; root must be asked for explicitly."`
 	CgroupParent       string        `placeholder:"PATH" help:"cgroup v2 directory jobs are placed under (default: the server's own cgroup, or <it>/jobworker when that is the root)."`
 	DefaultMemoryLimit byteSize      `default:"512M" placeholder:"SIZE" help:"memory.max of a job that asks for none."`
 	DefaultPidsLimit   uint64        `default:"1024" placeholder:"N" help:"pids.max of a job that asks for none."`
+	MemoryHigh         float64       `default:"0.9" placeholder:"F" help:"memory.high as a fraction of memory.max (0 or 1: not set)."`
 	MemoryCapacity     byteSize      `placeholder:"SIZE" help:"Memory all running jobs may reserve in all (default: 3/4 of MemTotal)."`
 	MaxRunning         int           `default:"256" placeholder:"N" help:"Most jobs running at once; more wait PENDING."`
 	StopGrace          time.Duration `default:"10s" placeholder:"DUR" help:"Time between SIGTERM and kill when a job is stopped."`
 	RingSize           byteSize      `default:"256K" placeholder:"SIZE" help:"Output kept in memory per job (the newest part)."`
 	OutputCap          byteSize      `default:"1G" placeholder:"SIZE" help:"Output kept on disk per job; past it the oldest is dropped."`
-	Retain             time.Duration `default:"168h" placeholder:"DUR" help:"How long finished jobs are kept."`
+	Retain             time.Duration `default:"168h" placeholder:"DUR" help:"How long finished jobs are kept (0: forever)."`
+	RetainCount        int           `default:"10000" placeholder:"N" help:"Most finished jobs kept (0: no bound)."`
+	MaxStreams         uint32        `default:"128" placeholder:"N" help:"Most concurrent streams per client connection."`
 }
 
-// Run starts the server.
+// Run starts the server and serves until SIGTERM or SIGINT.
 func (c *serveCmd) Run(e *env) error {
-	return errNotImplemented
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	if os.Geteuid() != 0 {
+		return errors.New("the server must run as root (it creates cgroups and starts jobs as other users): run it with sudo")
+	}
+	if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	certFile, keyFile, caFile := c.Cert, c.Key, c.ClientCA
+	if c.Dev {
+		dir := filepath.Join(c.StateDir, "dev")
+		made, err := ensureDevPKI(dir)
+		if err != nil {
+			return fmt.Errorf("make the development PKI in %s: %w", dir, err)
+		}
+		if made {
+			log.Info("made a development PKI", "dir", dir)
+		}
+		if certFile == "" {
+			certFile, keyFile = auth.Paths(dir, "server")
+		}
+		if caFile == "" {
+			caFile = filepath.Join(dir, "ca.crt")
+		}
+	}
+	var missing []string
+	for _, f := range []struct{ flag, value string }{{"--cert", certFile}, {"--key", keyFile}, {"--client-ca", caFile}} {
+		if f.value == "" {
+			missing = append(missing, f.flag)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing %s: give the server's certificate, key and client CA (make them with `jobworker certs`), or use --dev", strings.Join(missing, ", "))
+	}
+	tlsState, err := auth.NewServerTLS(certFile, keyFile, caFile)
+	if err != nil {
+		return err
+	}
+
+	h, err := cgroupfs.Setup(cgroupfs.Options{Parent: c.CgroupParent})
+	if err != nil {
+		return fmt.Errorf("cgroups: %w", err)
+	}
+	for _, ctl := range cgroupfs.Controllers {
+		if !h.Has(ctl) {
+			log.Warn("cgroup controller missing: limits that need it are refused, and its defaults are not applied", "controller", ctl, "parent", h.Parent(),
+				"fix", "boot with cgroup v2 unified (systemd.unified_cgroup_hierarchy=1) and delegate the controller to the server's cgroup")
+		}
+	}
+	var cred *shim.Credential
+	if c.RunAs == "root" || c.RunAs == "0" {
+		log.Warn("jobs run as root, as --run-as asks")
+	} else {
+		cred, err = shim.LookupUser(c.RunAs)
+		if err != nil {
+			return fmt.Errorf("--run-as: %w", err)
+		}
+	}
+	capacity := uint64(c.MemoryCapacity)
+	if capacity == 0 {
+		total, err := memTotal()
+		if err != nil {
+			return err
+		}
+		capacity = total / 4 * 3
+	}
+	if uint64(c.DefaultMemoryLimit) > capacity {
+		return fmt.Errorf("--default-memory-limit %s is larger than the memory capacity %s", c.DefaultMemoryLimit, byteSize(capacity))
+	}
+	m, err := job.Open(job.Config{
+		StateDir:           c.StateDir,
+		Cgroups:            h,
+		RunAs:              cred,
+		Defaults:           cgroupfs.Limits{MemoryMax: uint64(c.DefaultMemoryLimit), PidsMax: c.DefaultPidsLimit},
+		MemoryHighFraction: c.MemoryHigh,
+		MemoryCapacity:     capacity,
+		MaxRunning:         c.MaxRunning,
+		StopGrace:          c.StopGrace,
+		RingSize:           int(c.RingSize),
+		OutputCap:          int64(c.OutputCap),
+		Retain:             c.Retain,
+		RetainCount:        c.RetainCount,
+		OnError:            func(err error) { log.Error("job manager", "error", err) },
+	})
+	if err != nil {
+		return err
+	}
+
+	lis, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		m.Close(context.Background())
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("listen on %s: the address is in use (another server?): choose another with --listen", c.Listen)
+		}
+		return fmt.Errorf("listen on %s: %w", c.Listen, err)
+	}
+
+	authz := auth.NewAuthorizer(log, auth.MethodRoles)
+	srv := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tlsState.Config())),
+		grpc.ChainUnaryInterceptor(authz.UnaryInterceptor),
+		grpc.ChainStreamInterceptor(authz.StreamInterceptor),
+		grpc.MaxConcurrentStreams(c.MaxStreams),
+		grpc.MaxRecvMsgSize(maxRequestBytes),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	healthSrv := health.NewServer()
+	healthpb.RegisterHealthServer(srv, healthSrv)
+	reflection.Register(srv)
+	jobworkerv1.RegisterJobWorkerServiceServer(srv, &service{m: m, authz: authz, h: h, defaults: serviceDefaults{memory: uint64(c.DefaultMemoryLimit), pids: c.DefaultPidsLimit}})
+	healthSrv.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	healthSrv.SetServingStatus(jobworkerv1.JobWorkerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if err := tlsState.Reload(); err != nil {
+				log.Error("reload on SIGHUP refused; the certificates in use stay", "error", err)
+			} else {
+				log.Info("reloaded the server certificate, key and client CA")
+			}
+		}
+	}()
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	log.Info("serving", "listen", lis.Addr().String(), "state_dir", c.StateDir, "cgroup_parent", h.Parent(), "controllers", strings.Join(h.Controllers(), ","), "run_as", c.RunAs)
+	if c.Dev {
+		fmt.Fprintln(e.stderr, "# development server: point the CLI at it as admin with")
+		if err := printDevExports(e.stdout, filepath.Join(c.StateDir, "dev"), lis.Addr().String()); err != nil {
+			return err
+		}
+	}
+
+	select {
+	case err := <-served:
+		m.Close(context.Background())
+		return fmt.Errorf("serve: %w", err)
+	case <-e.ctx.Done():
+	}
+	log.Info("shutting down: stopping jobs")
+	healthSrv.Shutdown()
+	stopped := make(chan struct{})
+	go func() {
+		srv.GracefulStop()
+		close(stopped)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), c.StopGrace+30*time.Second)
+	defer cancel()
+	if err := m.Close(ctx); err != nil {
+		log.Error("stopping jobs", "error", err)
+	}
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		srv.Stop()
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// maxRequestBytes bounds a request message: arguments and environment are
+// each bounded to 1 MiB by the job library.
+const maxRequestBytes = 4 << 20
+
+// memTotal reads MemTotal from /proc/meminfo.
+func memTotal() (uint64, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse MemTotal: %w", err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no MemTotal in /proc/meminfo")
 }

@@ -194,12 +194,22 @@ func (l Launcher) Start(spec Spec, stdout, stderr *os.File) (*os.Process, error)
 	return nil, &StartError{Reason: ReasonInternal, Stage: "shim", Err: fmt.Errorf("shim ended (%v) without a report: %v %v", state, werr, rerr)}
 }
 
+// errnoError is the shim's message with the errno it carries, for
+// errors.Is.
+type errnoError struct {
+	msg   string
+	errno syscall.Errno
+}
+
+func (e *errnoError) Error() string { return e.msg }
+func (e *errnoError) Unwrap() error { return e.errno }
+
 // reportError turns the shim's report into a typed error.
 func reportError(r report) *StartError {
 	errno := syscall.Errno(r.Errno)
 	err := error(errors.New(r.Message))
 	if r.Errno != 0 {
-		err = fmt.Errorf("%s: %w", r.Message, errno)
+		err = &errnoError{msg: r.Message, errno: errno}
 	}
 	reason := ReasonInternal
 	switch r.Stage {
