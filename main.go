@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -96,7 +97,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 			code = int(req)
 		}
 	}()
-	kctx, err := parser.Parse(args)
+	kctx, err := parser.Parse(joinNegativeValues(args))
 	if err != nil {
 		fmt.Fprintf(stderr, "jobworker: %v (see jobworker --help)\n", err)
 		return exitUsage
@@ -129,4 +130,25 @@ func verbName(path string) string {
 		}
 	}
 	return strings.Join(words, " ")
+}
+
+// joinNegativeValues turns "--offset -10" into "--offset=-10": kong takes a
+// value that starts with "-" for a flag, but `logs --offset -N` is how
+// users ask for the last N bytes.
+func joinNegativeValues(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--" {
+			return append(out, args[i:]...)
+		}
+		if args[i] == "--offset" && i+1 < len(args) && len(args[i+1]) > 1 && args[i+1][0] == '-' {
+			if _, err := strconv.ParseInt(args[i+1], 10, 64); err == nil {
+				out = append(out, args[i]+"="+args[i+1])
+				i++
+				continue
+			}
+		}
+		out = append(out, args[i])
+	}
+	return out
 }

@@ -129,3 +129,18 @@ func TestInitByHandRefuses(t *testing.T) {
 		t.Errorf("run(init) = %d, %q; want %d and a line saying it is not for direct use", code, errOut.String(), exitError)
 	}
 }
+
+func TestNegativeOffset(t *testing.T) {
+	var c cli
+	parser := mustParser(t, &c)
+	if _, err := parser.Parse(joinNegativeValues([]string{"logs", "--offset", "-10", "x"})); err != nil {
+		t.Fatal(err)
+	}
+	if c.Logs.Offset == nil || *c.Logs.Offset != -10 || c.Logs.ID != "x" {
+		t.Errorf("logs --offset -10 x: offset %v, id %q", c.Logs.Offset, c.Logs.ID)
+	}
+	got := joinNegativeValues([]string{"run", "--", "echo", "--offset", "-5"})
+	if strings.Join(got, " ") != "run -- echo --offset -5" {
+		t.Errorf("joinNegativeValues touched the job's arguments: %q", got)
+	}
+}

@@ -1,0 +1,472 @@
+//go:build integration
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The end-to-end tests drive the real binary ($JOBWORKER_BIN) like a user:
+// a dev server in a temporary state directory, and the CLI.
+
+type devServer struct {
+	t     *testing.T
+	state string
+	addr  string
+	cmd   *exec.Cmd
+	log   *bytes.Buffer
+	done  chan struct{}
+}
+
+func binary(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("JOBWORKER_BIN")
+	if bin == "" {
+		t.Fatal("JOBWORKER_BIN is not set")
+	}
+	return bin
+}
+
+// startDevServer starts `jobworker serve --dev` on a free port and waits for
+// the export lines it prints once it serves.
+func startDevServer(t *testing.T, state string) *devServer {
+	t.Helper()
+	s := &devServer{t: t, state: state, log: &bytes.Buffer{}, done: make(chan struct{})}
+	s.cmd = exec.Command(binary(t), "serve", "--dev", "--state-dir", state, "--listen", "127.0.0.1:0", "--stop-grace", "2s", "--default-memory-limit", "32M")
+	s.cmd.Stderr = &lockedWriter{w: s.log}
+	out, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		s.cmd.Wait()
+		close(s.done)
+	}()
+	t.Cleanup(s.stop)
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "export JOBWORKER_SERVER="); ok {
+			s.addr = v
+		}
+		if strings.HasPrefix(sc.Text(), "export JOBWORKER_KEY=") {
+			break
+		}
+	}
+	if s.addr == "" {
+		t.Fatalf("the dev server printed no exports; its log:\n%s", s.log)
+	}
+	go io.Copy(io.Discard, out)
+	return s
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *devServer) stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+		if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+			s.t.Errorf("server exited %d after SIGTERM; log:\n%s", code, s.log)
+		}
+	case <-time.After(time.Minute):
+		s.cmd.Process.Kill()
+		s.t.Errorf("server did not stop within a minute of SIGTERM")
+	}
+}
+
+// identity files: admin, user (dev-user) and reader from the dev PKI; bob is
+// a second user made with `jobworker certs client`.
+func (s *devServer) certEnv(who string) []string {
+	dir := filepath.Join(s.state, "dev")
+	if who == "bob" {
+		dir = filepath.Join(s.state, "bob")
+		if _, err := os.Stat(filepath.Join(dir, "bob.crt")); err != nil {
+			out, err := exec.Command(binary(s.t), "certs", "client", "--ca-dir", filepath.Join(s.state, "dev"), "--out", dir, "--user", "bob", "--role", "user").CombinedOutput()
+			if err != nil {
+				s.t.Fatalf("certs client: %v: %s", err, out)
+			}
+		}
+	}
+	return []string{
+		"JOBWORKER_CA=" + filepath.Join(s.state, "dev", "ca.crt"),
+		"JOBWORKER_CERT=" + filepath.Join(dir, who+".crt"),
+		"JOBWORKER_KEY=" + filepath.Join(dir, who+".key"),
+	}
+}
+
+type result struct {
+	out, err string
+	code     int
+}
+
+// cli runs the CLI as who against addr (the server's, unless given).
+func (s *devServer) cli(who string, args ...string) result {
+	return s.cliAt(s.addr, who, args...)
+}
+
+func (s *devServer) cliAt(addr, who string, args ...string) result {
+	s.t.Helper()
+	cmd := exec.Command(binary(s.t), args...)
+	cmd.Env = append([]string{"PATH=/bin", "JOBWORKER_SERVER=" + addr}, s.certEnv(who)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		s.t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// waitOutput follows a job's output with the CLI until it holds want.
+func (s *devServer) waitOutput(who, id, want string) {
+	s.t.Helper()
+	cmd := exec.Command(binary(s.t), "logs", "-f", id)
+	cmd.Env = append([]string{"PATH=/bin", "JOBWORKER_SERVER=" + s.addr}, s.certEnv(who)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	var got []byte
+	buf := make([]byte, 4096)
+	for !bytes.Contains(got, []byte(want)) {
+		n, err := out.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			s.t.Fatalf("waiting for %q in job %s's output (got %q): %v", want, id, got, err)
+		}
+	}
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\n$`)
+
+func (s *devServer) detach(who string, args ...string) string {
+	s.t.Helper()
+	r := s.cli(who, append([]string{"run", "-d", "--"}, args...)...)
+	if r.code != 0 || !uuidRE.MatchString(r.out) {
+		s.t.Fatalf("run -d as %s: exit %d, stdout %q, stderr %q; want a job ID", who, r.code, r.out, r.err)
+	}
+	return strings.TrimSpace(r.out)
+}
+
+func TestE2ERunExitCodes(t *testing.T) {
+	s := startDevServer(t, t.TempDir())
+	tests := []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"sh", "-c", "echo hello"}, 0, "hello\n"},
+		{[]string{"sh", "-c", "printf 'no newline\\000'; exit 3"}, 3, "no newline\x00"},
+		{[]string{"sh", "-c", "kill -TERM $$"}, 128 + 15, ""},
+		{[]string{"/no/such/program"}, 127, ""},
+	}
+	for _, tt := range tests {
+		r := s.cli("user", append([]string{"run", "--"}, tt.args...)...)
+		if r.code != tt.code || r.out != tt.out {
+			t.Errorf("run %q: exit %d, stdout %q (stderr %q); want exit %d, stdout %q", tt.args, r.code, r.out, r.err, tt.code, tt.out)
+		}
+	}
+	// -d returns at once with the ID while the job still runs.
+	id := s.detach("user", "sleep", "1000")
+	if r := s.cli("user", "status", "--json", id); !strings.Contains(r.out, `"state":"JOB_STATE_RUNNING"`) {
+		t.Errorf("status of a detached sleep: %q %q, want running", r.out, r.err)
+	}
+	if r := s.cli("user", "stop", "--grace", "1s", id); r.code != 0 || !strings.Contains(r.err, "stopped") {
+		t.Errorf("stop: exit %d, %q", r.code, r.err)
+	}
+}
+
+func TestE2ERoles(t *testing.T) {
+	s := startDevServer(t, t.TempDir())
+	adminJob := s.detach("admin", "sleep", "1000")
+	userJob := s.detach("user", "sh", "-c", "echo from dev-user; exec sleep 1000")
+	bobJob := s.detach("bob", "sh", "-c", "echo from bob")
+	s.waitOutput("admin", userJob, "from dev-user\n")
+	s.waitOutput("admin", bobJob, "from bob\n")
+
+	type check struct {
+		who  string
+		args []string
+		code int
+		want string // substring of stdout+stderr
+	}
+	checks := []check{
+		// admin: everything, everyone's jobs.
+		{"admin", []string{"status", userJob}, 0, "Owner     dev-user"},
+		{"admin", []string{"logs", bobJob}, 0, "from bob"},
+		{"admin", []string{"list"}, 0, bobJob},
+		{"admin", []string{"status"}, 0, "Controllers cpu io memory pids"},
+		// user: its own jobs only; another's is not found.
+		{"user", []string{"status", userJob}, 0, "dev-user"},
+		{"user", []string{"logs", userJob}, 0, "from dev-user"},
+		{"user", []string{"status", adminJob}, 1, "not found"},
+		{"user", []string{"logs", bobJob}, 1, "not found"},
+		{"user", []string{"stop", adminJob}, 1, "not found"},
+		{"user", []string{"status"}, 1, "permission denied"},
+		{"bob", []string{"status", userJob}, 1, "not found"},
+		{"bob", []string{"list", "--user", "dev-user"}, 0, "ID"},
+		// reader: sees everything, starts and stops nothing.
+		{"reader", []string{"status", adminJob}, 0, "admin"},
+		{"reader", []string{"logs", userJob}, 0, "from dev-user"},
+		{"reader", []string{"list"}, 0, userJob},
+		{"reader", []string{"status"}, 0, "running"},
+		{"reader", []string{"run", "--", "true"}, 1, "permission denied"},
+		{"reader", []string{"stop", userJob}, 1, "permission denied"},
+		// bad IDs
+		{"admin", []string{"status", "not-a-uuid"}, 1, "malformed job ID"},
+		{"admin", []string{"status", "00000000-0000-4000-8000-000000000000"}, 1, "not found"},
+		// the user stops its own job; admin stops anyone's.
+		{"user", []string{"stop", "--grace", "1s", userJob}, 0, "stopped"},
+		{"admin", []string{"stop", "--grace", "1s", adminJob}, 0, "stopped"},
+	}
+	for _, c := range checks {
+		r := s.cli(c.who, c.args...)
+		if r.code != c.code || !strings.Contains(r.out+r.err, c.want) {
+			t.Errorf("%s: jobworker %s: exit %d, out %q, err %q; want exit %d and %q", c.who, strings.Join(c.args, " "), r.code, r.out, r.err, c.code, c.want)
+		}
+		if r.code != 0 && strings.Count(r.err, "\n") != 1 {
+			t.Errorf("%s: jobworker %s: error is not one line: %q", c.who, strings.Join(c.args, " "), r.err)
+		}
+	}
+	// list as a user shows its own jobs only.
+	r := s.cli("user", "list")
+	if !strings.Contains(r.out, userJob) || strings.Contains(r.out, adminJob) || strings.Contains(r.out, bobJob) {
+		t.Errorf("user list:\n%s\nwant only %s", r.out, userJob)
+	}
+	r = s.cli("bob", "list", "--json")
+	if strings.Count(r.out, "\n") != 1 || !strings.Contains(r.out, bobJob) {
+		t.Errorf("bob list --json:\n%s\nwant one line with %s", r.out, bobJob)
+	}
+}
+
+// expectedLines is what lineJob prints.
+func expectedLines(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "line %d\n", i)
+	}
+	return b.String()
+}
+
+// lineJob prints "line 0" to "line n-1", pausing now and then, so that
+// followers see it arrive over a couple of seconds.
+func lineJob(n int) []string {
+	return []string{"sh", "-c", fmt.Sprintf(`i=0; while [ $i -lt %d ]; do echo "line $i"; i=$((i+1)); [ $((i %% 100)) = 0 ] && sleep 0.2; done`, n)}
+}
+
+func TestE2EManyFollowers(t *testing.T) {
+	s := startDevServer(t, t.TempDir())
+	const lines = 2000
+	id := s.detach("user", lineJob(lines)...)
+	var wg sync.WaitGroup
+	results := make([]result, 10)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = s.cli("user", "logs", "-f", id)
+		}()
+	}
+	wg.Wait()
+	want := expectedLines(lines)
+	for i, r := range results {
+		if r.code != 0 || r.out != want {
+			t.Errorf("follower %d: exit %d, %d bytes (want %d), err %q", i, r.code, len(r.out), len(want), r.err)
+		}
+	}
+	if r := s.cli("reader", "logs", id); r.out != want {
+		t.Errorf("reader after the end: %d bytes, want %d identical", len(r.out), len(want))
+	}
+	if r := s.cli("reader", "logs", "--tail", "2", id); r.out != "line 1998\nline 1999\n" {
+		t.Errorf("logs --tail 2 = %q", r.out)
+	}
+	if r := s.cli("reader", "logs", "--offset", "-10", id); r.out != want[len(want)-10:] {
+		t.Errorf("logs --offset -10 = %q", r.out)
+	}
+}
+
+// proxy forwards TCP to target and can cut every connection it carries.
+type proxy struct {
+	lis    net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{lis: lis, target: target}
+	t.Cleanup(func() { lis.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() { io.Copy(c, u); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *proxy) cut() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	n := len(p.conns) / 2
+	p.conns = nil
+	return n
+}
+
+// TestE2EResumeAfterDroppedConnection: `logs -f` through a proxy whose
+// connections are cut mid-stream resumes and prints every byte once.
+func TestE2EResumeAfterDroppedConnection(t *testing.T) {
+	s := startDevServer(t, t.TempDir())
+	p := newProxy(t, s.addr)
+	const lines = 3000
+	id := s.detach("user", lineJob(lines)...)
+
+	cmd := exec.Command(binary(t), "logs", "-f", id)
+	cmd.Env = append([]string{"PATH=/bin", "JOBWORKER_SERVER=" + p.lis.Addr().String()}, s.certEnv("user")...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	buf := make([]byte, 4096)
+	cuts := 0
+	for got.Len() < len(expectedLines(lines)) {
+		n, err := out.Read(buf)
+		got.Write(buf[:n])
+		// Cut twice, once early and once later in the stream.
+		if (cuts == 0 && got.Len() > 2000) || (cuts == 1 && got.Len() > 20000) {
+			if p.cut() == 0 {
+				t.Fatal("no connection to cut")
+			}
+			cuts++
+		}
+		if err != nil {
+			break
+		}
+	}
+	io.Copy(&got, out)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("logs -f: %v: %s", err, errb.String())
+	}
+	if cuts != 2 {
+		t.Fatalf("cut the connection %d times, want 2", cuts)
+	}
+	if want := expectedLines(lines); got.String() != want {
+		t.Errorf("after two cuts: %d bytes, want %d; identical: %v", got.Len(), len(want), got.String() == want)
+	}
+}
+
+// TestE2ERestart: after a restart the old jobs are listed and their output
+// streams.
+func TestE2ERestart(t *testing.T) {
+	state := t.TempDir()
+	s := startDevServer(t, state)
+	done := s.detach("user", "sh", "-c", "echo kept across restarts")
+	r := s.cli("user", "logs", "-f", done)
+	if r.out != "kept across restarts\n" {
+		t.Fatalf("logs = %q", r.out)
+	}
+	running := s.detach("user", "sleep", "1000")
+	s.stop()
+
+	s2 := startDevServer(t, state)
+	r = s2.cli("admin", "list")
+	if !strings.Contains(r.out, done) || !strings.Contains(r.out, running) {
+		t.Errorf("list after restart:\n%s\nwant %s and %s", r.out, done, running)
+	}
+	if r := s2.cli("user", "logs", done); r.out != "kept across restarts\n" {
+		t.Errorf("logs after restart = %q, %q", r.out, r.err)
+	}
+	if r := s2.cli("user", "status", "--json", running); !strings.Contains(r.out, `"state":"JOB_STATE_STOPPED"`) {
+		t.Errorf("a job running at a graceful shutdown: %s, want stopped", r.out)
+	}
+}
+
+// TestE2EForeignClients: clients nobody here wrote: grpcurl through
+// reflection, and grpc-health-probe.
+func TestE2EForeignClients(t *testing.T) {
+	grpcurl, probe := os.Getenv("JOBWORKER_GRPCURL"), os.Getenv("JOBWORKER_HEALTH_PROBE")
+	if grpcurl == "" || probe == "" {
+		t.Fatal("JOBWORKER_GRPCURL and JOBWORKER_HEALTH_PROBE must name the pinned tools (hack/test builds them)")
+	}
+	s := startDevServer(t, t.TempDir())
+	id := s.detach("admin", "true")
+	dev := filepath.Join(s.state, "dev")
+	tlsArgs := []string{"-cacert", filepath.Join(dev, "ca.crt"), "-cert", filepath.Join(dev, "admin.crt"), "-key", filepath.Join(dev, "admin.key")}
+	out, err := exec.Command(grpcurl, append(tlsArgs, s.addr, "list")...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "jobworker.v1.JobWorkerService") || !strings.Contains(string(out), "grpc.health.v1.Health") {
+		t.Errorf("grpcurl list: %v:\n%s", err, out)
+	}
+	out, err = exec.Command(grpcurl, append(tlsArgs, "-d", "{}", s.addr, "jobworker.v1.JobWorkerService/ListJobs")...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), id) {
+		t.Errorf("grpcurl ListJobs: %v:\n%s", err, out)
+	}
+	out, err = exec.Command(probe, "-addr="+s.addr, "-tls", "-tls-ca-cert="+filepath.Join(dev, "ca.crt"),
+		"-tls-client-cert="+filepath.Join(dev, "reader.crt"), "-tls-client-key="+filepath.Join(dev, "reader.key")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "SERVING") {
+		t.Errorf("grpc-health-probe: %v: %s", err, out)
+	}
+}
