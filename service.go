@@ -296,10 +296,7 @@ func (s *service) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.Ser
 // ListJobs lists the jobs the caller may see.
 func (s *service) ListJobs(ctx context.Context, req *jobworkerv1.ListJobsRequest) (*jobworkerv1.ListJobsResponse, error) {
 	id := identity(ctx)
-	var f job.Filter
-	for _, o := range req.GetOwners() {
-		f.Owners = append(f.Owners, o)
-	}
+	f := job.Filter{Owners: req.GetOwners()}
 	for _, st := range req.GetStates() {
 		js, ok := stateFromProto[st]
 		if !ok {
