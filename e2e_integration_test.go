@@ -213,6 +213,13 @@ func TestE2ERunExitCodes(t *testing.T) {
 	if r := s.cli("user", "stop", "--grace", "1s", id); r.code != 0 || !strings.Contains(r.err, "stopped") {
 		t.Errorf("stop: exit %d, %q", r.code, r.err)
 	}
+	// status --watch redraws until the job ends, the last view final.
+	id = s.detach("user", "sh", "-c", "sleep 1.5")
+	r := s.cli("user", "status", "--watch", id)
+	views := strings.Split(strings.TrimSpace(r.out), "\n\n")
+	if r.code != 0 || len(views) < 2 || !strings.Contains(views[len(views)-1], "State     completed") || !strings.Contains(views[0], "State     running") {
+		t.Errorf("status --watch: exit %d, %d views, output:\n%s", r.code, len(views), r.out)
+	}
 }
 
 func TestE2ERoles(t *testing.T) {

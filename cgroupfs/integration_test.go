@@ -75,6 +75,18 @@ func spin() {
 // all at cleanup.
 func testHierarchy(t *testing.T) *Hierarchy {
 	t.Helper()
+	mount, parent := tempCgroup(t)
+	h, err := Setup(Options{Mount: mount, Parent: parent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// tempCgroup makes a fresh cgroup under the test's own and, at cleanup,
+// moves the test back home and removes it with everything below.
+func tempCgroup(t *testing.T) (mount, dir string) {
+	t.Helper()
 	mount, err := FindMount()
 	if err != nil {
 		t.Fatal(err)
@@ -83,16 +95,12 @@ func testHierarchy(t *testing.T) *Hierarchy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parent, err := os.MkdirTemp(filepath.Join(mount, own), "cgtest-")
+	dir, err = os.MkdirTemp(filepath.Join(mount, own), "cgtest-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { restore(t, filepath.Join(mount, own), parent) })
-	h, err := Setup(Options{Mount: mount, Parent: parent})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
+	t.Cleanup(func() { restore(t, filepath.Join(mount, own), dir) })
+	return mount, dir
 }
 
 // restore moves the test process back to its cgroup and removes dir and
@@ -156,19 +164,7 @@ func ctxT(t *testing.T) context.Context {
 }
 
 func TestSetupFromNonRootCgroup(t *testing.T) {
-	mount, err := FindMount()
-	if err != nil {
-		t.Fatal(err)
-	}
-	own, err := OwnCgroup()
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := os.MkdirTemp(filepath.Join(mount, own), "cgtest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { restore(t, filepath.Join(mount, own), base) })
+	mount, base := tempCgroup(t)
 	// The server starts in a non-root cgroup of its own.
 	if err := writeProc(base, os.Getpid()); err != nil {
 		t.Fatal(err)
@@ -476,19 +472,7 @@ func alive(pid string) bool {
 // TestMissingController: under a parent that does not offer io, jobs are
 // still placed and killed, and an io limit is refused naming io.
 func TestMissingController(t *testing.T) {
-	mount, err := FindMount()
-	if err != nil {
-		t.Fatal(err)
-	}
-	own, err := OwnCgroup()
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := os.MkdirTemp(filepath.Join(mount, own), "cgtest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { restore(t, filepath.Join(mount, own), base) })
+	mount, base := tempCgroup(t)
 	if err := writeFile(base, "cgroup.subtree_control", "+cpu +memory +pids"); err != nil {
 		t.Fatal(err)
 	}

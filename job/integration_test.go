@@ -602,3 +602,32 @@ func countFDs(t *testing.T) int {
 	}
 	return len(entries)
 }
+
+// TestRetentionCount: past RetainCount finished jobs, the oldest go, with
+// their directories.
+func TestRetentionCount(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config(t)
+	cfg.RetainCount = 2
+	m := open(t, cfg)
+	var ids []string
+	for range 3 {
+		st, err := m.Start(Request{Owner: "alice", Command: "true"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wait(t, m, st.ID)
+		ids = append(ids, st.ID)
+	}
+	if _, err := m.Get(ids[0]); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the oldest of 3 finished jobs with RetainCount 2: %v, want ErrNotFound", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.state, "jobs", ids[0])); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("its directory: %v, want it removed", err)
+	}
+	for _, id := range ids[1:] {
+		if _, err := m.Get(id); err != nil {
+			t.Errorf("a retained job: %v", err)
+		}
+	}
+}

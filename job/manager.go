@@ -503,9 +503,9 @@ func (m *Manager) supervise(j *job, out *os.File) {
 	m.notifyLocked(j)
 	m.mu.Unlock()
 	m.report(m.persist(j))
+	m.prune()
 	close(j.done)
 	m.schedule()
-	m.prune()
 }
 
 // copyOutput moves the job's output into its log. If the log cannot store

@@ -1,0 +1,65 @@
+//go:build !integration
+
+package main
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+)
+
+func TestLimitsFromProto(t *testing.T) {
+	u32 := func(v uint32) *uint32 { return &v }
+	u64 := func(v uint64) *uint64 { return &v }
+	f64 := func(v float64) *float64 { return &v }
+	tests := []struct {
+		name string
+		in   *jobworkerv1.Limits
+		want string // substring of the error; "" for valid
+	}{
+		{"nil", nil, ""},
+		{"empty", &jobworkerv1.Limits{}, ""},
+		{"cpu weight 1", &jobworkerv1.Limits{CpuWeight: u32(1)}, ""},
+		{"cpu weight 0", &jobworkerv1.Limits{CpuWeight: u32(0)}, "cpu_weight 0 is out of range"},
+		{"cpu weight 10001", &jobworkerv1.Limits{CpuWeight: u32(10001)}, "out of range 1-10000"},
+		{"cpus 0 means no cap", &jobworkerv1.Limits{Cpus: f64(0)}, ""},
+		{"cpus negative", &jobworkerv1.Limits{Cpus: f64(-1)}, "cpus -1"},
+		{"cpus NaN", &jobworkerv1.Limits{Cpus: f64(math.NaN())}, "cpus NaN"},
+		{"cpus huge", &jobworkerv1.Limits{Cpus: f64(1e9)}, "out of range"},
+		{"memory below 1 MiB", &jobworkerv1.Limits{MemoryMaxBytes: u64(1000)}, "below the minimum"},
+		{"memory high over max", &jobworkerv1.Limits{MemoryMaxBytes: u64(2 << 20), MemoryHighBytes: u64(3 << 20)}, "exceeds"},
+		{"io weight 0", &jobworkerv1.Limits{IoWeight: u32(0)}, "io_weight 0"},
+		{"io max without a rate", &jobworkerv1.Limits{IoMax: []*jobworkerv1.IOMax{{Device: "8:0"}}}, "sets no rate"},
+		{"io max bad device", &jobworkerv1.Limits{IoMax: []*jobworkerv1.IOMax{{Device: "../x", WriteBps: 1}}}, "block device path or MAJ:MIN"},
+		{"io max ok", &jobworkerv1.Limits{IoMax: []*jobworkerv1.IOMax{{Device: "8:0", WriteBps: 1}}}, ""},
+		{"pids 0", &jobworkerv1.Limits{PidsMax: u64(0)}, "at least one process"},
+		{"pids 1", &jobworkerv1.Limits{PidsMax: u64(1)}, ""},
+	}
+	for _, tt := range tests {
+		_, err := limitsFromProto(tt.in)
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: limitsFromProto = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestOutcome(t *testing.T) {
+	code, sig := int32(3), int32(9)
+	tests := []struct {
+		j    *jobworkerv1.Job
+		want string
+	}{
+		{&jobworkerv1.Job{State: jobworkerv1.JobState_JOB_STATE_RUNNING}, "running"},
+		{&jobworkerv1.Job{State: jobworkerv1.JobState_JOB_STATE_FAILED, Reason: jobworkerv1.FailureReason_FAILURE_REASON_EXIT_CODE, ExitCode: &code}, "failed (exit code 3)"},
+		{&jobworkerv1.Job{State: jobworkerv1.JobState_JOB_STATE_FAILED, Reason: jobworkerv1.FailureReason_FAILURE_REASON_OOM_KILLED, Signal: &sig}, "failed (oom_killed, signal 9)"},
+		{&jobworkerv1.Job{State: jobworkerv1.JobState_JOB_STATE_FAILED, Reason: jobworkerv1.FailureReason_FAILURE_REASON_SERVER_RESTARTED}, "failed (server_restarted)"},
+		{&jobworkerv1.Job{State: jobworkerv1.JobState_JOB_STATE_STOPPED, Signal: &sig}, "stopped (signal 9)"},
+	}
+	for _, tt := range tests {
+		if got := outcome(tt.j); got != tt.want {
+			t.Errorf("outcome(%v) = %q, want %q", tt.j, got, tt.want)
+		}
+	}
+}
