@@ -230,7 +230,7 @@ func (c *runCmd) Run(e *env) error {
 	if !c.JSON {
 		fmt.Fprintf(e.stderr, "job %s %s\n", j.GetId(), stateName(j.GetState()))
 	}
-	ferr := follow(e.ctx, client, j.GetId(), 0, e.stdout, c.JSON)
+	ferr := streamOutput(e.ctx, client, j.GetId(), 0, true, e.stdout, e.stderr, c.JSON)
 	if e.ctx.Err() != nil {
 		// Interrupted: stop the job, then report how it ended.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -303,16 +303,14 @@ func jobExit(e *env, j *jobworkerv1.Job, asJSON bool) error {
 	return &exitCodeError{code: code}
 }
 
-// follow streams a job's output from offset to w until the job ends,
-// resuming by itself from the last byte received when the connection
-// drops, so no byte is lost or repeated. With asJSON it prints the chunks
-// as messages.
-func follow(ctx context.Context, client jobworkerv1.JobWorkerServiceClient, id string, offset int64, w io.Writer, asJSON bool) error {
-	return streamOutput(ctx, client, id, offset, true, w, asJSON)
-}
-
-func streamOutput(ctx context.Context, client jobworkerv1.JobWorkerServiceClient, id string, offset int64, follow bool, w io.Writer, asJSON bool) error {
+// streamOutput copies a job's output from offset to w, until the job ends
+// when following, or up to the current end. When the connection drops it
+// resumes by itself from the byte after the last one received, so no byte
+// is lost or repeated; it says so once per outage on notes. With asJSON it
+// prints the chunks as messages.
+func streamOutput(ctx context.Context, client jobworkerv1.JobWorkerServiceClient, id string, offset int64, follow bool, w, notes io.Writer, asJSON bool) error {
 	backoff := 100 * time.Millisecond
+	reconnecting := false
 	for {
 		stream, err := client.GetJobOutput(ctx, &jobworkerv1.GetJobOutputRequest{Id: id, Offset: offset, Follow: follow})
 		if err == nil {
@@ -322,8 +320,12 @@ func streamOutput(ctx context.Context, client jobworkerv1.JobWorkerServiceClient
 				if err != nil {
 					break
 				}
+				if reconnecting {
+					fmt.Fprintf(notes, "jobworker: reconnected; resuming at byte %d\n", r.GetOffset())
+					reconnecting = false
+				}
 				if r.GetDropped() > 0 && !asJSON {
-					fmt.Fprintf(os.Stderr, "jobworker: %d bytes of output before offset %d were dropped by the server's output cap\n", r.GetDropped(), r.GetOffset())
+					fmt.Fprintf(notes, "jobworker: %d bytes of output before offset %d were dropped by the server's output cap\n", r.GetDropped(), r.GetOffset())
 				}
 				if asJSON {
 					err = printJSON(w, r)
@@ -347,6 +349,10 @@ func streamOutput(ctx context.Context, client jobworkerv1.JobWorkerServiceClient
 			return err
 		}
 		// The connection dropped: resume from the next byte.
+		if !reconnecting {
+			fmt.Fprintf(notes, "jobworker: connection lost (%s); reconnecting to resume at byte %d\n", lastCause(status.Convert(err).Message()), offset)
+			reconnecting = true
+		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -491,7 +497,7 @@ func (c *logsCmd) Run(e *env) error {
 			return c.rpcError("output of job "+c.ID, err)
 		}
 	}
-	if err := streamOutput(e.ctx, client, c.ID, off, c.Follow, e.stdout, c.JSON); err != nil {
+	if err := streamOutput(e.ctx, client, c.ID, off, c.Follow, e.stdout, e.stderr, c.JSON); err != nil {
 		if e.ctx.Err() != nil {
 			return nil
 		}

@@ -447,6 +447,11 @@ func (m *Manager) launch(j *job) error {
 	j.st.State, j.st.Started = StateRunning, time.Now()
 	m.jobs[j.st.ID] = j
 	m.notifyLocked(j)
+	if m.closing && !j.stopReq {
+		// Close began while this job was being launched: it missed the
+		// job, so the job stops itself.
+		j.stopReq, j.stopWait = true, m.cfg.StopGrace
+	}
 	stop, grace := j.stopReq, j.stopWait
 	m.mu.Unlock()
 	m.report(m.persist(j))
