@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
+	"github.com/jobworker/jobworker/shim"
 )
 
 // Exit codes of the CLI. A job's own exit code (run) passes through as is;
@@ -60,6 +61,13 @@ type exitCodeError struct {
 func (e *exitCodeError) Error() string { return e.msg }
 
 func main() {
+	// The shim starts with every job: skip building the CLI model for it.
+	if len(os.Args) == 2 && os.Args[1] == "init" && os.Getenv("JOBWORKER_SHIM") == "1" {
+		if err := shim.Main(); err != nil {
+			fmt.Fprintf(os.Stderr, "jobworker init: %v\n", err)
+			os.Exit(exitError)
+		}
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -32,7 +32,6 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 )
 
@@ -67,13 +66,22 @@ type Identity struct {
 	Role Role
 }
 
-// userNameRE is what a user name may look like: it becomes part of cgroup
-// and log paths, so it is short and plain.
-var userNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-
 // ValidUserName reports whether s is a safe user name: 1 to 64 letters,
 // digits, dots, underscores and hyphens, starting with a letter or digit.
-func ValidUserName(s string) bool { return userNameRE.MatchString(s) }
+// A user name becomes part of cgroup and log paths, so it is short and
+// plain.
+func ValidUserName(s string) bool {
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+	if len(s) == 0 || len(s) > 64 || !alnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !alnum(c) && c != '.' && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // ErrNoRole is returned for a certificate without the role extension.
 var ErrNoRole = errors.New("certificate has no jobworker role extension")

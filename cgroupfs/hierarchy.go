@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -165,7 +164,24 @@ func UserDir(user string) (string, error) {
 	return b.String(), nil
 }
 
-var jobIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+// validJobDir reports whether id can name a job's cgroup: 1 to 128 of
+// A-Z a-z 0-9 _ -, starting with a letter or digit. (Hand-written rather
+// than a regexp: every job's shim runs this package's initialisation.)
+func validJobDir(id string) bool {
+	if len(id) == 0 || len(id) > 128 || !isAlnum(id[0]) {
+		return false
+	}
+	for i := 1; i < len(id); i++ {
+		if c := id[i]; !isAlnum(c) && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
 
 // Group is one job's cgroup.
 type Group struct {
@@ -181,7 +197,7 @@ func (g *Group) Dir() string { return g.dir }
 // the user level if it is new, and applies limits. On any error it removes
 // what it made.
 func (h *Hierarchy) Create(user, jobID string, limits Limits) (g *Group, err error) {
-	if !jobIDRE.MatchString(jobID) {
+	if !validJobDir(jobID) {
 		return nil, fmt.Errorf("invalid job ID %q for a cgroup name", jobID)
 	}
 	if err := limits.Validate(); err != nil {
@@ -227,7 +243,7 @@ func (h *Hierarchy) Create(user, jobID string, limits Limits) (g *Group, err err
 // Open returns the Group of an existing job cgroup (after a restart), or
 // an error wrapping os.ErrNotExist when there is none.
 func (h *Hierarchy) Open(user, jobID string) (*Group, error) {
-	if !jobIDRE.MatchString(jobID) {
+	if !validJobDir(jobID) {
 		return nil, fmt.Errorf("invalid job ID %q for a cgroup name", jobID)
 	}
 	ud, err := UserDir(user)

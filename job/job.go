@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -102,7 +101,20 @@ const (
 	MaxEnvBytes     = 1 << 20 // all variables together
 )
 
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// validEnvName reports whether k is a portable environment variable name:
+// letters, digits and _, not starting with a digit.
+func validEnvName(k string) bool {
+	if k == "" || k[0] >= '0' && k[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
 
 // Validate checks a request's fields and says what is wrong.
 func (r *Request) Validate() error {
@@ -133,7 +145,7 @@ func (r *Request) Validate() error {
 	}
 	n = 0
 	for k, v := range r.Env {
-		if !envNameRE.MatchString(k) {
+		if !validEnvName(k) {
 			return invalid("environment variable name %q: use letters, digits and _, not starting with a digit", k)
 		}
 		if k == "JOBWORKER_JOB_ID" {
@@ -173,7 +185,23 @@ func newID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-var idRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-
 // ValidID reports whether id looks like a job ID (a lower-case UUID).
-func ValidID(id string) bool { return idRE.MatchString(id) }
+func ValidID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}
