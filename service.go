@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/jobworker/jobworker/auth"
@@ -41,6 +42,9 @@ type serviceDefaults struct {
 // outputChunk is the most output one GetJobOutput message carries: large
 // enough for throughput, well under the default 4 MiB message limit.
 const outputChunk = 256 << 10
+
+// chunkBuffers are the coalescing buffers of GetJobOutput streams.
+var chunkBuffers = sync.Pool{New: func() any { b := make([]byte, outputChunk); return &b }}
 
 func identity(ctx context.Context) auth.Identity {
 	id, _ := auth.FromContext(ctx)
@@ -247,8 +251,11 @@ func (s *service) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.Ser
 	}
 	r := log.NewReader(ctx, off, false)
 	defer r.Close()
-	buf := make([]byte, outputChunk)
 	for {
+		// A follower waiting for output holds no buffer: thousands of
+		// them wait at once.
+		bp := chunkBuffers.Get().(*[]byte)
+		buf := *bp
 		// Coalesce what is there now into one chunk.
 		at := r.Offset()
 		n := 0
@@ -269,18 +276,23 @@ func (s *service) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.Ser
 			r.Close()
 			r = log.NewReader(ctx, de.Start, false)
 			if n == 0 {
+				chunkBuffers.Put(bp)
 				continue
 			}
 		} else if err != nil && err != io.EOF {
+			chunkBuffers.Put(bp)
 			return jobError(err)
 		}
 		if n > 0 {
-			if err := ss.Send(&jobworkerv1.GetJobOutputResponse{Offset: at, Data: buf[:n], Dropped: dropped}); err != nil {
+			err := ss.Send(&jobworkerv1.GetJobOutputResponse{Offset: at, Data: buf[:n], Dropped: dropped})
+			chunkBuffers.Put(bp)
+			if err != nil {
 				return err
 			}
 			dropped = 0
 			continue
 		}
+		chunkBuffers.Put(bp)
 		// Nothing more now: done, or wait for more.
 		if !req.GetFollow() || log.Closed() && r.Offset() >= log.Size() {
 			return nil

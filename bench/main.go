@@ -4,9 +4,11 @@
 // whether or not the targets are met. hack/bench runs it as root where
 // cgroup v2 is.
 //
-// Measured so far: start latency (sequential and 16-way concurrent) against
-// os/exec starting /bin/true, and output throughput of a job writing 1 GiB
-// to one follower against the same bytes through a plain pipe.
+// Measured: start latency (sequential and 16-way concurrent) against
+// os/exec starting /bin/true; output throughput of a job writing 1 GiB to
+// one follower against the same bytes through a plain pipe; fan-out of a
+// 64 MiB job to 1000 followers and a stalled follower, each against the
+// same job without them; and 1000 jobs running at once.
 package main
 
 import (
@@ -35,8 +37,10 @@ func main() {
 	bin := flag.String("bin", "jobworker", "the jobworker binary")
 	starts := flag.Int("starts", 500, "job starts per start-latency run")
 	size := flag.Int64("bytes", 1<<30, "bytes the throughput job writes")
+	followers := flag.Int("followers", 1000, "followers in the fan-out run")
+	jobs := flag.Int("jobs", 1000, "jobs in the scale run")
 	flag.Parse()
-	if err := run(*bin, *starts, *size); err != nil {
+	if err := run(*bin, *starts, *size, *followers, *jobs); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -46,13 +50,17 @@ type row struct {
 	name, value, baseline, ratio, target string
 }
 
-func run(bin string, starts int, size int64) error {
+func run(bin string, starts int, size int64, followers, jobs int) error {
 	state, err := os.MkdirTemp("", "jobworker-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(state)
 	srv, addr, err := startServer(bin, state)
+	serverPID := 0
+	if srv != nil {
+		serverPID = srv.Process.Pid
+	}
 	if err != nil {
 		return err
 	}
@@ -65,12 +73,17 @@ func run(bin string, starts int, size int64) error {
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
-	if err != nil {
-		return err
+	// Several connections: the server allows 128 streams on each.
+	var clients []jobworkerv1.JobWorkerServiceClient
+	for range 16 {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		clients = append(clients, jobworkerv1.NewJobWorkerServiceClient(conn))
 	}
-	defer conn.Close()
-	client := jobworkerv1.NewJobWorkerServiceClient(conn)
+	client := clients[0]
 	ctx := context.Background()
 	st, err := client.GetServerStatus(ctx, &jobworkerv1.GetServerStatusRequest{})
 	if err != nil {
@@ -119,6 +132,27 @@ func run(bin string, starts int, size int64) error {
 		target:   verdict(through >= 0.3*pipe && through >= 500e6, "≥ 0.3× and ≥ 500 MB/s"),
 	})
 
+	// 3. Fan-out: a 64 MiB job with many followers against none.
+	fan, err := fanOut(ctx, clients, serverPID, 64<<20, followers)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, fan...)
+
+	// 4. A stalled follower next to a reading one, against the reader alone.
+	stall, err := stalled(ctx, clients, serverPID, 256<<20)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, stall...)
+
+	// 5. Many jobs at once.
+	scaled, err := scale(ctx, clients, serverPID, jobs)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, scaled...)
+
 	fmt.Printf("jobworker bench, %s, mode: %s\n\n", time.Now().UTC().Format(time.RFC3339), mode)
 	fmt.Printf("| %s | %s | %s | %s | %s |\n|---|---|---|---|---|\n", "measure", "jobworker", "baseline", "ratio", "target")
 	for _, r := range rows {
@@ -139,7 +173,9 @@ func human(n int64) string {
 	case n >= 1<<30 && n%(1<<30) == 0:
 		return fmt.Sprintf("%d GiB", n>>30)
 	case n >= 1<<20:
-		return fmt.Sprintf("%d MiB", n>>20)
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10 || n <= -1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
 }
@@ -292,4 +328,265 @@ func followThroughput(ctx context.Context, c jobworkerv1.JobWorkerServiceClient,
 		return 0, fmt.Errorf("the follower received %d bytes, want %d", got, size)
 	}
 	return float64(size) / d.Seconds(), nil
+}
+
+// rss reads a field (VmRSS, VmHWM) of the server's /proc status, in bytes.
+func rss(pid int, field string) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			var kb uint64
+			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// resetPeak resets the server's VmHWM (proc(5), clear_refs 5).
+func resetPeak(pid int) {
+	os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
+// gatedJob starts a job that waits for a gate file before it writes size
+// bytes, so that followers can connect first. It returns the job ID and a
+// function that opens the gate and returns when it did.
+func gatedJob(ctx context.Context, c jobworkerv1.JobWorkerServiceClient, size int64) (string, func() time.Time, error) {
+	dir, err := os.MkdirTemp("", "gate-")
+	if err != nil {
+		return "", nil, err
+	}
+	os.Chmod(dir, 0o755)
+	gate := filepath.Join(dir, "open")
+	r, err := c.StartJob(ctx, &jobworkerv1.StartJobRequest{Command: "sh", Args: []string{"-c",
+		fmt.Sprintf("while [ ! -e %s ]; do sleep 0.005; done; exec head -c %d /dev/zero", gate, size)}})
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return r.GetJob().GetId(), func() time.Time {
+		t := time.Now()
+		os.WriteFile(gate, nil, 0o644)
+		return t
+	}, nil
+}
+
+// jobWall waits for the job to end and returns the time from open to its
+// end as the server recorded it.
+func jobWall(ctx context.Context, c jobworkerv1.JobWorkerServiceClient, id string, open time.Time) (time.Duration, error) {
+	st, err := c.GetJobStatus(ctx, &jobworkerv1.GetJobStatusRequest{Id: id, Watch: true})
+	if err != nil {
+		return 0, err
+	}
+	var last *jobworkerv1.Job
+	for {
+		r, err := st.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		last = r.GetJob()
+	}
+	if last.GetState() != jobworkerv1.JobState_JOB_STATE_COMPLETED {
+		return 0, fmt.Errorf("job %s ended %v", id, last.GetState())
+	}
+	return last.GetEndTime().AsTime().Sub(open), nil
+}
+
+// readAll follows a job's output and returns the bytes received and when
+// the last one came.
+func readAll(ctx context.Context, c jobworkerv1.JobWorkerServiceClient, id string) (int64, time.Time, error) {
+	stream, err := c.GetJobOutput(ctx, &jobworkerv1.GetJobOutputRequest{Id: id, Follow: true})
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	var n int64
+	for {
+		r, err := stream.Recv()
+		if err == io.EOF {
+			return n, time.Now(), nil
+		}
+		if err != nil {
+			return n, time.Time{}, err
+		}
+		n += int64(len(r.GetData()))
+	}
+}
+
+func fanOut(ctx context.Context, clients []jobworkerv1.JobWorkerServiceClient, pid int, size int64, followers int) ([]row, error) {
+	c := clients[0]
+	// Alone.
+	id, open, err := gatedJob(ctx, c, size)
+	if err != nil {
+		return nil, err
+	}
+	alone, err := jobWall(ctx, c, id, open())
+	if err != nil {
+		return nil, err
+	}
+	// With followers, all connected before the job writes.
+	resetPeak(pid)
+	id, open, err = gatedJob(ctx, c, size)
+	if err != nil {
+		return nil, err
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	complete, errs := 0, 0
+	ready := make(chan struct{}, followers)
+	for i := range followers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := clients[i%len(clients)]
+			stream, err := cl.GetJobOutput(ctx, &jobworkerv1.GetJobOutputRequest{Id: id, Follow: true})
+			ready <- struct{}{}
+			var n int64
+			for err == nil {
+				var r *jobworkerv1.GetJobOutputResponse
+				r, err = stream.Recv()
+				if r != nil {
+					n += int64(len(r.GetData()))
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err == io.EOF && n == size {
+				complete++
+			} else {
+				errs++
+			}
+		}()
+	}
+	for range followers {
+		<-ready
+	}
+	t := open()
+	with, err := jobWall(ctx, c, id, t)
+	if err != nil {
+		return nil, err
+	}
+	wg.Wait()
+	all := time.Since(t)
+	peak := rss(pid, "VmHWM")
+	ratio := float64(with) / float64(alone)
+	return []row{
+		{fmt.Sprintf("fan-out: %s job, %d followers, job wall time", human(size), followers), with.Round(time.Millisecond).String(), alone.Round(time.Millisecond).String() + " (no followers)", fmt.Sprintf("%.2f", ratio), verdict(ratio <= 1.5 && complete == followers, "≤ 1.5×, all complete")},
+		{"fan-out: followers with every byte", fmt.Sprintf("%d of %d (%d failed), last done after %v", complete, followers, errs, all.Round(time.Millisecond)), "", "", ""},
+		{"fan-out: server peak RSS", human(int64(peak)), "", "", ""},
+	}, nil
+}
+
+func stalled(ctx context.Context, clients []jobworkerv1.JobWorkerServiceClient, pid int, size int64) ([]row, error) {
+	c := clients[0]
+	run := func(stall bool) (wall, read time.Duration, growth int64, err error) {
+		id, open, err := gatedJob(ctx, c, size)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		before := rss(pid, "VmRSS")
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if stall {
+			// Connected, never reads.
+			if _, err := clients[1].GetJobOutput(sctx, &jobworkerv1.GetJobOutputRequest{Id: id, Follow: true}); err != nil {
+				return 0, 0, 0, err
+			}
+		}
+		type res struct {
+			n   int64
+			end time.Time
+			err error
+		}
+		done := make(chan res, 1)
+		go func() {
+			n, end, err := readAll(ctx, clients[2], id)
+			done <- res{n, end, err}
+		}()
+		t := open()
+		wall, err = jobWall(ctx, c, id, t)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		r := <-done
+		if r.err != nil || r.n != size {
+			return 0, 0, 0, fmt.Errorf("reading follower: %d bytes, %v", r.n, r.err)
+		}
+		growth = int64(rss(pid, "VmRSS")) - int64(before)
+		return wall, r.end.Sub(t), growth, nil
+	}
+	wall0, read0, _, err := run(false)
+	if err != nil {
+		return nil, err
+	}
+	wall1, read1, growth, err := run(true)
+	if err != nil {
+		return nil, err
+	}
+	return []row{
+		{fmt.Sprintf("stalled follower: %s job wall time", human(size)), wall1.Round(time.Millisecond).String(), wall0.Round(time.Millisecond).String() + " (none stalled)", fmt.Sprintf("%.2f", float64(wall1)/float64(wall0)), verdict(float64(wall1) <= 1.1*float64(wall0), "≤ 1.1×")},
+		{"stalled follower: other follower's throughput", fmt.Sprintf("%.0f MB/s", float64(size)/read1.Seconds()/1e6), fmt.Sprintf("%.0f MB/s (none stalled)", float64(size)/read0.Seconds()/1e6), fmt.Sprintf("%.2f", read0.Seconds()/read1.Seconds()), ""},
+		{"stalled follower: server RSS growth", human(growth), "", "", verdict(growth <= 64<<20, "≤ 64 MiB")},
+	}, nil
+}
+
+func scale(ctx context.Context, clients []jobworkerv1.JobWorkerServiceClient, pid int, n int) ([]row, error) {
+	idle := rss(pid, "VmRSS")
+	ids := make([]string, n)
+	t := time.Now()
+	var mu sync.Mutex
+	next := 0
+	_, err := measure(n, 16, func() (time.Duration, error) {
+		mu.Lock()
+		i := next
+		next++
+		mu.Unlock()
+		r, err := clients[i%len(clients)].StartJob(ctx, &jobworkerv1.StartJobRequest{Command: "sleep", Args: []string{"1000"}})
+		if err == nil {
+			ids[i] = r.GetJob().GetId()
+		}
+		return 0, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start %d jobs: %w", n, err)
+	}
+	startAll := time.Since(t)
+	running := rss(pid, "VmRSS")
+	list, err := measure(20, 1, func() (time.Duration, error) {
+		t := time.Now()
+		r, err := clients[0].ListJobs(ctx, &jobworkerv1.ListJobsRequest{States: []jobworkerv1.JobState{jobworkerv1.JobState_JOB_STATE_RUNNING}})
+		if err == nil && len(r.GetJobs()) < n {
+			err = fmt.Errorf("ListJobs shows %d running, want %d", len(r.GetJobs()), n)
+		}
+		return time.Since(t), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	t = time.Now()
+	next = 0
+	_, err = measure(n, 16, func() (time.Duration, error) {
+		mu.Lock()
+		i := next
+		next++
+		mu.Unlock()
+		_, err := clients[i%len(clients)].StopJob(ctx, &jobworkerv1.StopJobRequest{Id: ids[i]})
+		return 0, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stop %d jobs: %w", n, err)
+	}
+	stopAll := time.Since(t)
+	perJob := (int64(running) - int64(idle)) / int64(n)
+	return []row{
+		{fmt.Sprintf("scale: start %d sleep jobs (16 at a time)", n), startAll.Round(time.Millisecond).String(), "", "", ""},
+		{fmt.Sprintf("scale: ListJobs of %d running, p50", n), pct(list, 0.5).Round(time.Microsecond).String(), "", "", ""},
+		{fmt.Sprintf("scale: stop all %d", n), stopAll.Round(time.Millisecond).String(), "", "", ""},
+		{"scale: server RSS per running job", human(perJob), "", "", verdict(perJob <= 100<<10, "≤ 100 KiB")},
+	}, nil
 }

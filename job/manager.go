@@ -516,30 +516,78 @@ func (m *Manager) supervise(j *job, out *os.File) {
 // copyOutput moves the job's output into its log. If the log cannot store
 // it (the disk is full), the job is killed: its output would be lost.
 func (m *Manager) copyOutput(j *job, out *os.File) {
-	buf := make([]byte, 64<<10)
+	rc, err := out.SyscallConn()
+	if err != nil {
+		m.report(err)
+		io.Copy(j.log, out)
+		return
+	}
 	for {
-		n, err := out.Read(buf)
-		if n > 0 {
-			if _, werr := j.log.Write(buf[:n]); werr != nil {
-				m.mu.Lock()
-				lost := j.lostErr == nil
-				if lost {
-					j.lostErr = werr
-				}
-				m.mu.Unlock()
-				if lost {
-					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-					m.report(j.group.Kill(ctx))
-					cancel()
-				}
-				io.Copy(io.Discard, out)
-				return
+		n, err := readPooled(rc, func(b []byte) error {
+			_, werr := j.log.Write(b)
+			return werr
+		})
+		var werr *writeError
+		if errors.As(err, &werr) {
+			m.mu.Lock()
+			lost := j.lostErr == nil
+			if lost {
+				j.lostErr = werr.err
 			}
+			m.mu.Unlock()
+			if lost {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				m.report(j.group.Kill(ctx))
+				cancel()
+			}
+			io.Copy(io.Discard, out)
+			return
 		}
-		if err != nil {
+		if err != nil || n == 0 {
 			return
 		}
 	}
+}
+
+// copyBuffers hold output on its way from a job's pipe to its log, only
+// while it is there: an idle job holds no buffer.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+
+// readPooled waits until the pipe is readable, then reads into a pooled
+// buffer and passes what it read to write. It returns 0 and nil at EOF.
+func readPooled(rc syscall.RawConn, write func([]byte) error) (int, error) {
+	var n int
+	var rerr, werr error
+	err := rc.Read(func(fd uintptr) bool {
+		bp := copyBuffers.Get().(*[]byte)
+		defer copyBuffers.Put(bp)
+		n, rerr = unix.Read(int(fd), *bp)
+		if rerr == unix.EAGAIN {
+			return false // not readable yet: wait in the poller
+		}
+		if rerr == unix.EINTR {
+			return false
+		}
+		if n > 0 {
+			werr = write((*bp)[:n])
+		}
+		return true
+	})
+	switch {
+	case werr != nil:
+		return n, &writeError{werr}
+	case err != nil:
+		return 0, err
+	case rerr != nil:
+		return 0, rerr
+	case n < 0:
+		return 0, nil
+	}
+	return n, nil
 }
 
 // classifyLocked sets the final state from how the process ended. Called
