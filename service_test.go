@@ -63,3 +63,23 @@ func TestOutcome(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLimitsFromProto: hostile limits never panic, and accepted ones are in
+// range.
+func FuzzLimitsFromProto(f *testing.F) {
+	f.Add(uint32(100), 1.5, uint64(1<<30), uint64(1<<29), uint32(100), "8:0", uint64(1), uint64(10))
+	f.Add(uint32(0), math.NaN(), uint64(0), uint64(0), uint32(0), "", uint64(0), uint64(0))
+	f.Add(uint32(1<<31), math.Inf(1), uint64(1<<63), uint64(1<<64-1), uint32(99999), "../../dev/sda", uint64(1<<63), uint64(1<<63))
+	f.Fuzz(func(t *testing.T, weight uint32, cpus float64, memMax, memHigh uint64, ioWeight uint32, dev string, bps, pids uint64) {
+		l := &jobworkerv1.Limits{CpuWeight: &weight, Cpus: &cpus, MemoryMaxBytes: &memMax, MemoryHighBytes: &memHigh,
+			IoWeight: &ioWeight, PidsMax: &pids, IoMax: []*jobworkerv1.IOMax{{Device: dev, WriteBps: bps}}}
+		got, err := limitsFromProto(l)
+		if err != nil {
+			return
+		}
+		if got.CPUWeight < 1 || got.CPUWeight > 10000 || got.IOWeight < 1 || got.IOWeight > 10000 || got.PidsMax < 1 ||
+			got.MemoryMax < 1<<20 || got.MemoryHigh > got.MemoryMax || math.IsNaN(got.CPUs) || got.CPUs < 0 || got.CPUs > 4096 {
+			t.Fatalf("accepted %+v", got)
+		}
+	})
+}

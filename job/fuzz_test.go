@@ -1,0 +1,51 @@
+//go:build !integration
+
+package job
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jobworker/jobworker/cgroupfs"
+)
+
+// FuzzValidate feeds hostile requests to Validate: it never panics, and a
+// request it accepts holds no NUL byte, only portable variable names, an
+// absolute clean working directory and sizes within the documented limits.
+func FuzzValidate(f *testing.F) {
+	f.Add("/bin/true", "arg", "NAME", "value", "/tmp", int64(0), uint32(100), uint64(1<<20))
+	f.Add("", "", "", "", "", int64(-1), uint32(0), uint64(0))
+	f.Add("a\x00b", "x\x00", "A=B", "v\x00", "../etc", int64(1), uint32(20000), uint64(1))
+	f.Add("sh", "-c", "1BAD", "", "/tmp/../etc", int64(time.Hour), uint32(10000), uint64(1<<40))
+	f.Add(strings.Repeat("a", 5000), "\xff\xfe", "JOBWORKER_JOB_ID", "x", "//tmp", int64(0), uint32(1), uint64(0))
+	f.Fuzz(func(t *testing.T, command, arg, envName, envValue, dir string, timeout int64, weight uint32, memory uint64) {
+		r := Request{
+			Command: command,
+			Args:    []string{arg, arg},
+			Env:     map[string]string{envName: envValue},
+			Dir:     dir,
+			Timeout: time.Duration(timeout),
+			Limits:  cgroupfs.Limits{CPUWeight: weight, MemoryMax: memory},
+		}
+		if err := r.Validate(); err != nil {
+			return
+		}
+		if r.Command == "" || strings.ContainsRune(r.Command, 0) || len(r.Command) > MaxCommandBytes {
+			t.Fatalf("accepted command %q", r.Command)
+		}
+		if strings.ContainsRune(arg, 0) {
+			t.Fatalf("accepted argument %q", arg)
+		}
+		if !validEnvName(envName) || envName == "JOBWORKER_JOB_ID" || strings.ContainsRune(envValue, 0) {
+			t.Fatalf("accepted variable %q=%q", envName, envValue)
+		}
+		if dir != "" && (!filepath.IsAbs(dir) || filepath.Clean(dir) != dir) {
+			t.Fatalf("accepted working directory %q", dir)
+		}
+		if timeout < 0 || weight > cgroupfs.MaxCPUWeight || (memory != 0 && memory < cgroupfs.MinMemory) {
+			t.Fatalf("accepted timeout %d, weight %d, memory %d", timeout, weight, memory)
+		}
+	})
+}
