@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -318,7 +319,7 @@ func (s *service) ListJobs(ctx context.Context, req *jobworkerv1.ListJobsRequest
 	}
 	if !auth.JobVisible(id, "") {
 		// A user sees its own jobs only, whatever owners it asks for.
-		if len(f.Owners) > 0 && !contains(f.Owners, id.User) {
+		if len(f.Owners) > 0 && !slices.Contains(f.Owners, id.User) {
 			return &jobworkerv1.ListJobsResponse{}, nil
 		}
 		f.Owners = []string{id.User}
@@ -328,15 +329,6 @@ func (s *service) ListJobs(ctx context.Context, req *jobworkerv1.ListJobsRequest
 		resp.Jobs = append(resp.Jobs, jobToProto(st))
 	}
 	return resp, nil
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // GetServerStatus reports the server-wide figures.

@@ -308,22 +308,11 @@ func followThroughput(ctx context.Context, c jobworkerv1.JobWorkerServiceClient,
 	if err != nil {
 		return 0, err
 	}
-	stream, err := c.GetJobOutput(ctx, &jobworkerv1.GetJobOutputRequest{Id: r.GetJob().GetId(), Follow: true})
+	got, end, err := readAll(ctx, c, r.GetJob().GetId())
 	if err != nil {
 		return 0, err
 	}
-	var got int64
-	for {
-		chunk, err := stream.Recv()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return 0, err
-		}
-		got += int64(len(chunk.GetData()))
-	}
-	d := time.Since(t)
+	d := end.Sub(t)
 	if got != size {
 		return 0, fmt.Errorf("the follower received %d bytes, want %d", got, size)
 	}
