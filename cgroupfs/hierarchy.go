@@ -228,8 +228,13 @@ func (h *Hierarchy) Create(user, jobID string, limits Limits) (g *Group, err err
 			}
 		}
 	}()
-	if err := h.enable(userPath); err != nil {
-		return nil, err
+	// Only this function makes user levels, and it enables their
+	// controllers before anything else goes in, so an existing one has
+	// them already.
+	if madeUser {
+		if err := h.enable(userPath); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.Mkdir(g.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create job cgroup: %w", err)
