@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/jobworker/jobworker/internal/testchild"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,12 +23,7 @@ func TestMain(m *testing.M) {
 	case "":
 		os.Exit(m.Run())
 	case "alloc100m":
-		// Touch every page of 100 MiB so that it is really charged.
-		b := make([]byte, 100<<20)
-		for i := 0; i < len(b); i += 4096 {
-			b[i] = 1
-		}
-		os.Exit(0)
+		testchild.Alloc100M()
 	default:
 		os.Exit(3)
 	}

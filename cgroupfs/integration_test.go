@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobworker/jobworker/internal/testchild"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,11 +27,7 @@ func TestMain(m *testing.M) {
 	case "":
 		os.Exit(m.Run())
 	case "alloc100m":
-		b := make([]byte, 100<<20)
-		for i := 0; i < len(b); i += 4096 {
-			b[i] = 1
-		}
-		os.Exit(0)
+		testchild.Alloc100M()
 	case "spin-cpu0":
 		// Spin on this thread only, pinned to CPU 0.
 		runtime.LockOSThread()

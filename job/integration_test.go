@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/internal/testchild"
 	"github.com/jobworker/jobworker/shim"
 	"golang.org/x/sys/unix"
 )
@@ -31,11 +32,7 @@ func TestMain(m *testing.M) {
 	case "":
 		os.Exit(m.Run())
 	case "alloc100m":
-		b := make([]byte, 100<<20)
-		for i := 0; i < len(b); i += 4096 {
-			b[i] = 1
-		}
-		os.Exit(0)
+		testchild.Alloc100M()
 	case "server":
 		os.Exit(childServer())
 	}
