@@ -339,6 +339,9 @@ func streamOutput(ctx context.Context, client jobworkerv1.JobWorkerServiceClient
 				offset = r.GetOffset() + int64(len(r.GetData()))
 			}
 			if err == io.EOF {
+				if reconnecting {
+					fmt.Fprintf(notes, "jobworker: reconnected; the output ends at byte %d\n", offset)
+				}
 				return nil
 			}
 		}

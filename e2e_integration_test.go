@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,7 @@ type devServer struct {
 	addr  string
 	cmd   *exec.Cmd
 	log   *bytes.Buffer
+	logw  *lockedWriter
 	done  chan struct{}
 }
 
@@ -40,13 +42,19 @@ func binary(t *testing.T) string {
 	return bin
 }
 
-// startDevServer starts `jobworker serve --dev` on a free port and waits for
-// the export lines it prints once it serves.
-func startDevServer(t *testing.T, state string) *devServer {
+// startDevServer starts `jobworker serve --dev` on a free port (unless extra
+// flags give --listen) and waits for the export lines it prints once it
+// serves. Extra flags come last, so they override the defaults here.
+func startDevServer(t *testing.T, state string, extra ...string) *devServer {
 	t.Helper()
 	s := &devServer{t: t, state: state, log: &bytes.Buffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(binary(t), "serve", "--dev", "--state-dir", state, "--listen", "127.0.0.1:0", "--stop-grace", "2s", "--default-memory-limit", "32M")
-	s.cmd.Stderr = &lockedWriter{w: s.log}
+	args := []string{"serve", "--dev", "--state-dir", state, "--stop-grace", "2s", "--default-memory-limit", "32M"}
+	if !slices.Contains(extra, "--listen") {
+		args = append(args, "--listen", "127.0.0.1:0")
+	}
+	s.cmd = exec.Command(binary(t), append(args, extra...)...)
+	s.logw = &lockedWriter{w: s.log}
+	s.cmd.Stderr = s.logw
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +77,7 @@ func startDevServer(t *testing.T, state string) *devServer {
 		}
 	}
 	if s.addr == "" {
-		t.Fatalf("the dev server printed no exports; its log:\n%s", s.log)
+		t.Fatalf("the dev server printed no exports; its log:\n%s", s.serverLog())
 	}
 	go io.Copy(io.Discard, out)
 	return s
@@ -97,7 +105,7 @@ func (s *devServer) stop() {
 	select {
 	case <-s.done:
 		if code := s.cmd.ProcessState.ExitCode(); code != 0 {
-			s.t.Errorf("server exited %d after SIGTERM; log:\n%s", code, s.log)
+			s.t.Errorf("server exited %d after SIGTERM; log:\n%s", code, s.serverLog())
 		}
 	case <-time.After(time.Minute):
 		s.cmd.Process.Kill()

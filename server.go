@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -49,6 +51,7 @@ type serveCmd struct {
 	Retain             time.Duration `default:"168h" placeholder:"DUR" help:"How long finished jobs are kept (0: forever)."`
 	RetainCount        int           `default:"10000" placeholder:"N" help:"Most finished jobs kept (0: no bound)."`
 	MaxStreams         uint32        `default:"128" placeholder:"N" help:"Most concurrent streams per client connection."`
+	DebugListen        string        `placeholder:"ADDR" help:"Serve Go's runtime profiles (net/http/pprof, plain HTTP, no authentication) on ADDR; keep it on loopback. Off by default."`
 }
 
 // Run starts the server and serves until SIGTERM or SIGINT.
@@ -179,6 +182,17 @@ func (c *serveCmd) Run(e *env) error {
 		}
 	}()
 
+	if c.DebugListen != "" {
+		dbg, err := serveDebug(c.DebugListen)
+		if err != nil {
+			m.Close(context.Background())
+			lis.Close()
+			return err
+		}
+		defer dbg.Close()
+		log.Warn("serving runtime profiles without authentication", "debug_listen", dbg.Addr().String())
+	}
+
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	log.Info("serving", "listen", lis.Addr().String(), "state_dir", c.StateDir, "cgroup_parent", h.Parent(), "controllers", strings.Join(h.Controllers(), ","), "run_as", c.RunAs)
@@ -214,6 +228,25 @@ func (c *serveCmd) Run(e *env) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// serveDebug serves net/http/pprof's handlers on addr: goroutine, heap and
+// CPU profiles of the running server, for an operator chasing a leak or a
+// slowdown. They are registered on a mux of their own, never on
+// http.DefaultServeMux.
+func serveDebug(addr string) (net.Listener, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--debug-listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	go (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(lis)
+	return lis, nil
 }
 
 // maxRequestBytes bounds a request message: arguments and environment are

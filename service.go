@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jobworker/jobworker/auth"
@@ -72,6 +73,8 @@ func jobError(err error) error {
 		return status.Errorf(codes.FailedPrecondition, "cannot start the command: %v", se)
 	case errors.As(err, &mce):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return status.Errorf(codes.ResourceExhausted, "the server's state directory is full: %v", err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	}

@@ -109,7 +109,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		Timeout: time.Minute, State: StateFailed, Reason: ReasonExitCode, ExitCode: &code,
 		Created: time.Now().Round(0), Ended: time.Now().Round(0),
 	}
-	if err := writeRecord(dir, st); err != nil {
+	if err := writeRecord(dir, st, true); err != nil {
 		t.Fatal(err)
 	}
 	got, err := readRecord(dir)
@@ -125,7 +125,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	// A record in the wrong directory is refused.
 	other := filepath.Join(t.TempDir(), "00000000-0000-4000-8000-000000000000")
 	os.Mkdir(other, 0o700)
-	writeRecord(other, st)
+	writeRecord(other, st, true)
 	if _, err := readRecord(other); err == nil {
 		t.Error("readRecord accepted a record in another job's directory")
 	}

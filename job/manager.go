@@ -257,8 +257,18 @@ func (m *Manager) Start(req Request) (Status, error) {
 	}
 	if len(m.queue) == 0 && m.fitsLocked(j) {
 		m.reserveLocked(j)
+		st := j.st
 		m.mu.Unlock()
-		if err := m.launch(j); err != nil {
+		// A job whose record cannot be stored (the state directory is
+		// full) is refused rather than run unrecorded; the record written
+		// once it runs is the one synced to disk.
+		err := writeRecord(dir, st, false)
+		if err != nil {
+			err = fmt.Errorf("record job %s: %w", id, err)
+		} else {
+			err = m.launch(j)
+		}
+		if err != nil {
 			m.mu.Lock()
 			m.releaseLocked(j)
 			m.mu.Unlock()

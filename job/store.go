@@ -18,13 +18,15 @@ func (m *Manager) persist(j *job) error {
 	m.mu.Lock()
 	st := j.st
 	m.mu.Unlock()
-	if err := writeRecord(j.dir, st); err != nil {
+	if err := writeRecord(j.dir, st, true); err != nil {
 		return fmt.Errorf("record job %s: %w", st.ID, err)
 	}
 	return nil
 }
 
-func writeRecord(dir string, st Status) error {
+// writeRecord writes st into dir's record. Without sync it only proves
+// that the record fits on the disk: a job is started only when that holds.
+func writeRecord(dir string, st Status, sync bool) error {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
@@ -38,15 +40,20 @@ func writeRecord(dir string, st Status) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if sync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, recordFile)); err != nil {
 		return err
+	}
+	if !sync {
+		return nil
 	}
 	d, err := os.Open(dir)
 	if err != nil {

@@ -1,0 +1,194 @@
+//go:build integration
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+)
+
+// Helpers the fault, hostile-input and load tests share with the
+// end-to-end tests: an API client beside the CLI, and ways to look at the
+// server process and the jobs' cgroups from outside.
+
+// client is an API client of the server as who (admin, user, reader, bob).
+func (s *devServer) client(who string) jobworkerv1.JobWorkerServiceClient {
+	s.t.Helper()
+	return s.clientAt(s.addr, who)
+}
+
+func (s *devServer) clientAt(addr, who string) jobworkerv1.JobWorkerServiceClient {
+	s.t.Helper()
+	f := clientFlags{Server: addr}
+	for _, kv := range s.certEnv(who) {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "JOBWORKER_CA":
+			f.CA = v
+		case "JOBWORKER_CERT":
+			f.Cert = v
+		case "JOBWORKER_KEY":
+			f.Key = v
+		}
+	}
+	c, closeFn, err := f.connect()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(closeFn)
+	return c
+}
+
+// job returns a job's status as admin.
+func (s *devServer) job(id string) *jobworkerv1.Job {
+	s.t.Helper()
+	st, err := s.client("admin").GetJobStatus(context.Background(), &jobworkerv1.GetJobStatusRequest{Id: id})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	r, err := st.Recv()
+	if err != nil {
+		s.t.Fatalf("status of %s: %v", id, err)
+	}
+	return r.GetJob()
+}
+
+// wait waits for a job to end and returns its final status.
+func (s *devServer) wait(id string) *jobworkerv1.Job {
+	s.t.Helper()
+	st, err := s.client("admin").GetJobStatus(context.Background(), &jobworkerv1.GetJobStatusRequest{Id: id, Watch: true})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var last *jobworkerv1.Job
+	for {
+		r, err := st.Recv()
+		if err != nil {
+			break
+		}
+		last = r.GetJob()
+	}
+	if last == nil || last.GetEndTime() == nil {
+		s.t.Fatalf("watching %s: the stream ended before the job (last %v)", id, last)
+	}
+	return last
+}
+
+// serverLog returns what the server logged so far.
+func (s *devServer) serverLog() string {
+	s.logw.mu.Lock()
+	defer s.logw.mu.Unlock()
+	return s.log.String()
+}
+
+// pid is the server's process ID.
+func (s *devServer) pid() int { return s.cmd.Process.Pid }
+
+var debugListenRE = regexp.MustCompile(`debug_listen=(\S+)`)
+
+// debugAddr is where a server started with --debug-listen serves pprof.
+func (s *devServer) debugAddr() string {
+	s.t.Helper()
+	m := debugListenRE.FindStringSubmatch(s.serverLog())
+	if m == nil {
+		s.t.Fatalf("the server logged no debug_listen address:\n%s", s.serverLog())
+	}
+	return m[1]
+}
+
+// procStatus reads a field of /proc/PID/status in kB (VmRSS, VmHWM) or as
+// a count (Threads).
+func procStatus(t *testing.T, pid int, field string) int64 {
+	t.Helper()
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// openFDs counts a process's open file descriptors.
+func openFDs(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// jobCgroup finds a job's cgroup directory under /sys/fs/cgroup, or "".
+func jobCgroup(t *testing.T, id string) string {
+	t.Helper()
+	found := ""
+	err := filepath.WalkDir("/sys/fs/cgroup", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while walking
+			}
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if d.Name() == id {
+			found = path
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// alive reports whether pid names a process that has not exited (a zombie
+// has).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}
+
+// eventually polls cond until it holds or d passes. It is for states that
+// settle asynchronously (goroutines winding down), not for ordering.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still not so after %v", what, d)
+		}
+		<-tick.C
+	}
+}
