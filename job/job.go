@@ -127,6 +127,9 @@ func (r *Request) Validate() error {
 	if strings.IndexByte(r.Command, 0) >= 0 {
 		return invalid("command holds a NUL byte")
 	}
+	if strings.Contains(r.Command, "/") && !filepath.IsAbs(r.Command) {
+		return invalid("command %.64q is a relative path: give an absolute path, or a name found on the job's PATH", r.Command)
+	}
 	if len(r.Args) > MaxArgs {
 		return invalid("%d arguments, over the limit of %d", len(r.Args), MaxArgs)
 	}

@@ -24,6 +24,8 @@ func TestValidate(t *testing.T) {
 		{"minimal", func(r *Request) {}, ""},
 		{"empty command", func(r *Request) { r.Command = "" }, "empty command"},
 		{"NUL in command", func(r *Request) { r.Command = "a\x00b" }, "NUL"},
+		{"relative command path", func(r *Request) { r.Command = "../bin/sh" }, "is a relative path"},
+		{"relative command in a directory", func(r *Request) { r.Command = "bin/sh" }, "is a relative path"},
 		{"command at the limit", func(r *Request) { r.Command = strings.Repeat("a", MaxCommandBytes) }, ""},
 		{"command over the limit", func(r *Request) { r.Command = strings.Repeat("a", MaxCommandBytes+1) }, "over the limit"},
 		{"NUL in an argument", func(r *Request) { r.Args = []string{"ok", "b\x00"} }, "argument 2 holds a NUL"},
