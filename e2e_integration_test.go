@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 )
 
 // The end-to-end tests drive the real binary ($JOBWORKER_BIN) like a user:
@@ -31,6 +33,9 @@ type devServer struct {
 	log   *bytes.Buffer
 	logw  *lockedWriter
 	done  chan struct{}
+
+	clientsMu sync.Mutex
+	clients   map[string]jobworkerv1.JobWorkerServiceClient
 }
 
 func binary(t *testing.T) string {

@@ -22,10 +22,21 @@ import (
 // end-to-end tests: an API client beside the CLI, and ways to look at the
 // server process and the jobs' cgroups from outside.
 
-// client is an API client of the server as who (admin, user, reader, bob).
+// client is an API client of the server as who (admin, user, reader, bob):
+// one connection per identity, made on first use.
 func (s *devServer) client(who string) jobworkerv1.JobWorkerServiceClient {
 	s.t.Helper()
-	return s.clientAt(s.addr, who)
+	s.clientsMu.Lock()
+	defer s.clientsMu.Unlock()
+	if c, ok := s.clients[who]; ok {
+		return c
+	}
+	if s.clients == nil {
+		s.clients = map[string]jobworkerv1.JobWorkerServiceClient{}
+	}
+	c := s.clientAt(s.addr, who)
+	s.clients[who] = c
+	return c
 }
 
 func (s *devServer) clientAt(addr, who string) jobworkerv1.JobWorkerServiceClient {

@@ -311,7 +311,9 @@ func (l *Log) dropOldest() {
 }
 
 // Close ends the log: Write returns ErrClosed from now on, and readers at
-// the end get io.EOF instead of waiting. Close may be called more than once.
+// the end get io.EOF instead of waiting. It lets go of the ring, so that a
+// closed log kept for its readers holds no output in memory; they read it
+// from its files. Close may be called more than once.
 func (l *Log) Close() error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
@@ -323,6 +325,7 @@ func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed = true
+	l.ring, l.ringHeld = nil, 0
 	if l.wake != nil {
 		close(l.wake)
 		l.wake = nil

@@ -148,6 +148,37 @@ func TestWriteAfterClose(t *testing.T) {
 	}
 }
 
+// TestCloseReleasesRing: a closed log, kept for its readers, holds no
+// output in memory, and every byte still reads back from its files.
+func TestCloseReleasesRing(t *testing.T) {
+	l := newLog(t, Options{RingSize: 4096, SegmentSize: 1000})
+	want := make([]byte, 10000)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	mustWrite(t, l, want)
+	if l.ringHeld == 0 {
+		t.Fatal("the open log holds nothing in its ring")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l.ring != nil || l.ringHeld != 0 {
+		t.Errorf("after Close the ring holds %d bytes (%d allocated)", l.ringHeld, len(l.ring))
+	}
+	got := make([]byte, len(want))
+	for n := 0; n < len(got); {
+		k, err := l.ReadAt(got[n:], int64(n))
+		if err != nil {
+			t.Fatalf("ReadAt(%d) after Close: %v", n, err)
+		}
+		n += k
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("the closed log reads back other bytes")
+	}
+}
+
 // TestDiskCap checks that past the cap the oldest segments go, that reading
 // them returns a DroppedError naming the first kept offset, and that what is
 // kept reads back exactly.

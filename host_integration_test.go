@@ -1,0 +1,394 @@
+//go:build integration
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jobworker/jobworker/cgroupfs"
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// The TestOnHost tests need the speed of real hardware (gigabytes of output,
+// a thousand TLS clients, a minute of load), so hack/test runs them on the
+// build host itself rather than in the emulated test VM. They need root and
+// a cgroup v2 mount, but no controllers: the server runs as it does on a
+// host whose cgroup v2 has none (jobs get their cgroups, limits are off).
+
+// startHostServer starts a dev server under a cgroup parent of its own,
+// removed again when the test ends.
+func startHostServer(t *testing.T, extra ...string) *devServer {
+	t.Helper()
+	mount, err := cgroupfs.FindMount()
+	if err != nil {
+		t.Fatalf("a TestOnHost test needs a cgroup v2 mount: %v", err)
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	parent := "/jobworker-test-" + hex.EncodeToString(b[:])
+	t.Cleanup(func() { removeCgroupTree(t, filepath.Join(mount, parent)) })
+	return startDevServer(t, t.TempDir(), append([]string{"--cgroup-parent", parent, "--debug-listen", "127.0.0.1:0"}, extra...)...)
+}
+
+// removeCgroupTree removes an emptied cgroup tree, deepest first.
+func removeCgroupTree(t *testing.T, dir string) {
+	var dirs []string
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, path)
+		}
+		return nil
+	})
+	slices.Reverse(dirs)
+	for _, d := range dirs {
+		if err := os.Remove(d); err != nil {
+			t.Errorf("remove the test's cgroup %s: %v", d, err)
+		}
+	}
+}
+
+// debugGet fetches a page of the server's pprof endpoint.
+func (s *devServer) debugGet(path string) string {
+	s.t.Helper()
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Minute}
+	resp, err := c.Get("http://" + s.debugAddr() + path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return string(b)
+}
+
+// goroutines is the server's goroutine count (the profile's own request
+// adds the same few each time).
+func (s *devServer) goroutines() int {
+	s.t.Helper()
+	first, _, _ := strings.Cut(s.debugGet("/debug/pprof/goroutine?debug=1"), "\n")
+	n, err := strconv.Atoi(strings.TrimPrefix(first, "goroutine profile: total "))
+	if err != nil {
+		s.t.Fatalf("goroutine profile header %q", first)
+	}
+	return n
+}
+
+// heapInuse is the server's HeapInuse after a garbage collection.
+func (s *devServer) heapInuse() int64 {
+	s.t.Helper()
+	sc := bufio.NewScanner(strings.NewReader(s.debugGet("/debug/pprof/heap?debug=1&gc=1")))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapInuse = "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				s.t.Fatal(err)
+			}
+			return n
+		}
+	}
+	s.t.Fatal("no HeapInuse in the heap profile")
+	return 0
+}
+
+// TestOnHost10GiBJob: a job writes 10 GiB with a 256 MiB output cap. The
+// server's peak RSS stays under 200 MiB; the disk holds at most the cap; a
+// follower receives every byte or is told exactly how many it missed; a
+// reader from the start afterwards is told how many bytes were dropped.
+func TestOnHost10GiBJob(t *testing.T) {
+	const total, outputCap = 10 << 30, 256 << 20
+	s := startHostServer(t, "--output-cap", "256M")
+	id := s.detach("user", "head", "-c", strconv.Itoa(total), "/dev/zero")
+
+	// A follower that reads as fast as it can, checking the offsets.
+	st, err := s.client("reader").GetJobOutput(context.Background(), &jobworkerv1.GetJobOutputRequest{Id: id, Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, dropped int64
+	for {
+		r, err := st.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		dropped += r.GetDropped()
+		if r.GetOffset() != got+dropped {
+			t.Fatalf("chunk at offset %d after %d bytes received and %d reported dropped: a silent gap", r.GetOffset(), got, dropped)
+		}
+		for _, c := range r.GetData() {
+			if c != 0 {
+				t.Fatalf("a non-zero byte near offset %d", r.GetOffset())
+			}
+		}
+		got += int64(len(r.GetData()))
+	}
+	if got+dropped != total {
+		t.Errorf("follower: %d bytes received + %d reported dropped = %d, want %d", got, dropped, got+dropped, total)
+	}
+	t.Logf("follower: %d bytes received, %d reported dropped", got, dropped)
+
+	j := s.wait(id)
+	if j.GetState() != jobworkerv1.JobState_JOB_STATE_COMPLETED || j.GetOutputSize() != total {
+		t.Errorf("job: %v, output %d bytes, want completed with %d", j.GetState(), j.GetOutputSize(), total)
+	}
+	hwm := procStatus(t, s.pid(), "VmHWM")
+	t.Logf("server peak RSS: %d KiB", hwm)
+	if hwm > 200<<10 {
+		t.Errorf("server peak RSS %d KiB, want under 200 MiB", hwm)
+	}
+	var disk int64
+	filepath.WalkDir(filepath.Join(s.state, "jobs", id), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				disk += fi.Size()
+			}
+		}
+		return nil
+	})
+	t.Logf("on disk: %d bytes; kept from offset %d", disk, j.GetOutputStart())
+	if disk > outputCap+4096 || total-j.GetOutputStart() > outputCap {
+		t.Errorf("%d bytes on disk, %d bytes kept: over the cap of %d", disk, total-j.GetOutputStart(), outputCap)
+	}
+	r := s.cli("reader", "logs", "--offset", "0", id)
+	wantNote := fmt.Sprintf("jobworker: %d bytes of output before offset %d were dropped", j.GetOutputStart(), j.GetOutputStart())
+	if int64(len(r.out)) != total-j.GetOutputStart() || !strings.Contains(r.err, wantNote) {
+		t.Errorf("logs from 0 after the end: %d bytes, stderr %q; want %d bytes and %q", len(r.out), r.err, total-j.GetOutputStart(), wantNote)
+	}
+}
+
+// TestOnHostDisconnectingClients: 1000 clients follow a job's output and go
+// away mid-stream, half of them cancelling their call and all of them then
+// cut off at the TCP level while the server is blocked sending to them.
+// The server's goroutines and file descriptors return to their baseline.
+func TestOnHostDisconnectingClients(t *testing.T) {
+	const clients = 1000
+	s := startHostServer(t)
+	id := s.detach("user", "sh", "-c", "head -c 8388608 /dev/zero; echo ready; exec sleep 1000")
+	s.waitOutput("user", id, "ready")
+
+	cycle := func(n int) {
+		p := newProxy(t, s.addr)
+		cfg := s.tlsConfig("user")
+		type client struct {
+			conn   *grpc.ClientConn
+			cancel context.CancelFunc
+		}
+		cs := make([]client, n)
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 64)
+		var failed atomic.Int64
+		for i := range cs {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				conn, err := grpc.NewClient(p.lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				cs[i] = client{conn, cancel}
+				st, err := jobworkerv1.NewJobWorkerServiceClient(conn).GetJobOutput(ctx, &jobworkerv1.GetJobOutputRequest{Id: id, Follow: true})
+				if err == nil {
+					_, err = st.Recv()
+				}
+				if err != nil {
+					t.Errorf("client %d: %v", i, err)
+					failed.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if failed.Load() > 0 {
+			t.Fatalf("%d of %d clients could not start following", failed.Load(), n)
+		}
+		if n == clients {
+			t.Logf("with %d clients connected, each blocked mid-stream: %d goroutines, %d fds", n, s.goroutines(), openFDs(t, s.pid()))
+		}
+		for i, c := range cs {
+			if i%2 == 0 {
+				c.cancel()
+			}
+		}
+		if p.cut() < n {
+			t.Fatalf("cut fewer connections than %d clients", n)
+		}
+		for _, c := range cs {
+			c.cancel()
+			c.conn.Close()
+		}
+	}
+
+	// The baseline; one client first, which must already leave nothing.
+	g0, f0 := s.goroutines(), openFDs(t, s.pid())
+	t.Logf("baseline: %d goroutines, %d fds", g0, f0)
+	cycle(1)
+	eventually(t, time.Minute, fmt.Sprintf("goroutines and fds back to the baseline of %d and %d after one client", g0, f0), func() bool {
+		return s.goroutines() <= g0 && openFDs(t, s.pid()) <= f0
+	})
+	cycle(clients)
+	var g, f int
+	eventually(t, time.Minute, fmt.Sprintf("goroutines and fds back to the baseline of %d and %d", g0, f0), func() bool {
+		g, f = s.goroutines(), openFDs(t, s.pid())
+		return g <= g0 && f <= f0
+	})
+	t.Logf("after %d clients went away: %d goroutines, %d fds", clients, g, f)
+	if r := s.cli("user", "status", id); r.code != 0 || !strings.Contains(r.out, "running") {
+		t.Errorf("the job after the clients left: %q %q", r.out, r.err)
+	}
+}
+
+// TestOnHostLoad: 50 clients for 60 s start jobs, ask their status, follow
+// their output to the end, and stop long ones. No call fails unexpectedly;
+// latencies are reported; once the jobs are gone the server's heap is back
+// at its baseline.
+func TestOnHostLoad(t *testing.T) {
+	const clients, run = 50, 60 * time.Second
+	s := startHostServer(t, "--retain-count", "100")
+	// The baseline: a server that has run and retained 100 jobs already, and
+	// served each call once (so one-time set-up is not counted as growth).
+	for i := range 101 {
+		id := s.detach("user", "echo", strconv.Itoa(i))
+		s.wait(id)
+		s.cli("user", "logs", id)
+	}
+	base := s.heapInuse()
+	baseRSS := procStatus(t, s.pid(), "VmRSS")
+
+	type sample struct {
+		op string
+		d  time.Duration
+	}
+	var mu sync.Mutex
+	var samples []sample
+	var errs []string
+	var jobs atomic.Int64
+	record := func(op string, start time.Time, err error) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", op, err))
+			return false
+		}
+		samples = append(samples, sample{op, time.Since(start)})
+		return true
+	}
+	end := time.Now().Add(run)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := clientFlags{Server: s.addr, CA: filepath.Join(s.state, "dev", "ca.crt"),
+				Cert: filepath.Join(s.state, "dev", "user.crt"), Key: filepath.Join(s.state, "dev", "user.key")}
+			c, closeConn, err := f.connect()
+			if err != nil {
+				record("connect", time.Now(), err)
+				return
+			}
+			defer closeConn()
+			ctx := context.Background()
+			for n := 0; time.Now().Before(end); n++ {
+				req := &jobworkerv1.StartJobRequest{Command: "sh", Args: []string{"-c", fmt.Sprintf("echo client %d job %d", i, n)}}
+				long := n%5 == 4
+				if long {
+					req = &jobworkerv1.StartJobRequest{Command: "sleep", Args: []string{"1000"}}
+				}
+				t0 := time.Now()
+				r, err := c.StartJob(ctx, req)
+				if !record("StartJob", t0, err) {
+					continue
+				}
+				jobs.Add(1)
+				id := r.GetJob().GetId()
+				t0 = time.Now()
+				st, err := c.GetJobStatus(ctx, &jobworkerv1.GetJobStatusRequest{Id: id})
+				if err == nil {
+					_, err = st.Recv()
+				}
+				record("GetJobStatus", t0, err)
+				if long {
+					t0 = time.Now()
+					_, err := c.StopJob(ctx, &jobworkerv1.StopJobRequest{Id: id, Grace: durationpb.New(0)})
+					record("StopJob", t0, err)
+				}
+				t0 = time.Now()
+				out, err := c.GetJobOutput(ctx, &jobworkerv1.GetJobOutputRequest{Id: id, Follow: true})
+				var got []byte
+				for err == nil {
+					var m *jobworkerv1.GetJobOutputResponse
+					if m, err = out.Recv(); err == nil {
+						got = append(got, m.GetData()...)
+					}
+				}
+				if err == io.EOF {
+					err = nil
+					if want := fmt.Sprintf("client %d job %d\n", i, n); !long && string(got) != want {
+						err = fmt.Errorf("job %s: output %q, want %q", id, got, want)
+					}
+				}
+				record("GetJobOutput (follow to the end)", t0, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Errorf("%d calls failed, the first: %s", len(errs), errs[0])
+	}
+	ops := map[string][]time.Duration{}
+	for _, sm := range samples {
+		ops[sm.op] = append(ops[sm.op], sm.d)
+	}
+	t.Logf("%d clients, %v: %d jobs, %d calls, %d failed", clients, run, jobs.Load(), len(samples), len(errs))
+	for _, op := range []string{"StartJob", "GetJobStatus", "GetJobOutput (follow to the end)", "StopJob"} {
+		d := ops[op]
+		slices.Sort(d)
+		if len(d) == 0 {
+			t.Errorf("no successful %s", op)
+			continue
+		}
+		t.Logf("%-34s n=%-6d p50 %-10v p99 %v", op, len(d), d[len(d)/2].Round(10*time.Microsecond), d[len(d)*99/100].Round(10*time.Microsecond))
+	}
+
+	// Afterwards, the clients gone: no job running, and the heap back
+	// where it started (the 100 retained records aside).
+	if r := s.cli("admin", "list", "--state", "running"); strings.Count(r.out, "\n") > 1 {
+		t.Errorf("jobs still running after the load:\n%s", r.out)
+	}
+	var after int64
+	deadline := time.Now().Add(time.Minute)
+	for after = s.heapInuse(); after > base+2<<20 && time.Now().Before(deadline); after = s.heapInuse() {
+		time.Sleep(time.Second) // polling a state that settles by itself
+	}
+	if after > base+2<<20 {
+		prof := filepath.Join(os.TempDir(), "jobworker-load-heap.pprof")
+		os.WriteFile(prof, []byte(s.debugGet("/debug/pprof/heap?gc=1")), 0o644)
+		t.Errorf("heap in use %d KiB a minute after the load, baseline %d KiB; profile: %s", after>>10, base>>10, prof)
+	}
+	t.Logf("heap in use: %d KiB before, %d KiB after; RSS %d KiB before, %d KiB after", base>>10, after>>10, baseRSS, procStatus(t, s.pid(), "VmRSS"))
+}
