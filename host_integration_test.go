@@ -6,12 +6,14 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -391,4 +393,64 @@ func TestOnHostLoad(t *testing.T) {
 		t.Errorf("heap in use %d KiB a minute after the load, baseline %d KiB; profile: %s", after>>10, base>>10, prof)
 	}
 	t.Logf("heap in use: %d KiB before, %d KiB after; RSS %d KiB before, %d KiB after", base>>10, after>>10, baseRSS, procStatus(t, s.pid(), "VmRSS"))
+}
+
+// TestOnHostTLSScan: sslscan, a scanner nobody here wrote, finds only TLS
+// 1.3 on the running server; a TLS 1.2 client and a client without a
+// certificate are refused by it. (auth's TestHandshake covers every
+// kind of bad certificate against the same TLS configuration.)
+func TestOnHostTLSScan(t *testing.T) {
+	sslscan := os.Getenv("JOBWORKER_SSLSCAN")
+	if sslscan == "" {
+		t.Fatal("JOBWORKER_SSLSCAN must name sslscan (hack/test installs it)")
+	}
+	s := startHostServer(t)
+	out, err := exec.Command(sslscan, "--no-colour", s.addr).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sslscan: %v\n%s", err, out)
+	}
+	protocols := map[string]string{}
+	var summary []string
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		if len(f) == 2 && (strings.HasPrefix(f[0], "SSLv") || strings.HasPrefix(f[0], "TLSv")) {
+			protocols[f[0]] = f[1]
+			summary = append(summary, strings.TrimSpace(line))
+		}
+		if len(f) > 1 && (f[0] == "Preferred" || f[0] == "Accepted") {
+			summary = append(summary, strings.TrimSpace(line))
+		}
+	}
+	t.Logf("sslscan %s:\n%s", s.addr, strings.Join(summary, "\n"))
+	for _, p := range []string{"SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"} {
+		want := "disabled"
+		if p == "TLSv1.3" {
+			want = "enabled"
+		}
+		if protocols[p] != want {
+			t.Errorf("sslscan: %s %q, want %s", p, protocols[p], want)
+		}
+	}
+
+	for _, tt := range []struct {
+		name  string
+		edit  func(*tls.Config)
+		alert string
+	}{
+		{"TLS 1.2 client", func(c *tls.Config) { c.MinVersion, c.MaxVersion = tls.VersionTLS12, tls.VersionTLS12 }, "protocol version not supported"},
+		{"no client certificate", func(c *tls.Config) { c.Certificates = nil }, "certificate required"},
+	} {
+		cfg := s.tlsConfig("admin")
+		cfg.NextProtos = []string{"h2"}
+		tt.edit(cfg)
+		conn, err := tls.Dial("tcp", s.addr, cfg)
+		if err == nil {
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err = conn.Read(make([]byte, 1))
+			conn.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.alert) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.alert)
+		}
+	}
 }
