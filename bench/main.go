@@ -39,8 +39,10 @@ func main() {
 	size := flag.Int64("bytes", 1<<30, "bytes the throughput job writes")
 	followers := flag.Int("followers", 1000, "followers in the fan-out run")
 	jobs := flag.Int("jobs", 1000, "jobs in the scale run")
+	debug := flag.String("debug-listen", "", "have the server serve pprof on ADDR (serve --debug-listen), to profile it during a run")
 	flag.Parse()
-	if err := run(*bin, *starts, *size, *followers, *jobs); err != nil {
+
+	if err := run(*bin, *debug, *starts, *size, *followers, *jobs); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -50,13 +52,13 @@ type row struct {
 	name, value, baseline, ratio, target string
 }
 
-func run(bin string, starts int, size int64, followers, jobs int) error {
+func run(bin, debugListen string, starts int, size int64, followers, jobs int) error {
 	state, err := os.MkdirTemp("", "jobworker-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(state)
-	srv, addr, err := startServer(bin, state)
+	srv, addr, err := startServer(bin, state, debugListen)
 	serverPID := 0
 	if srv != nil {
 		serverPID = srv.Process.Pid
@@ -182,10 +184,15 @@ func human(n int64) string {
 
 // startServer starts `jobworker serve --dev` on a free port with room for
 // many jobs, and returns it once it serves.
-func startServer(bin, state string) (*exec.Cmd, string, error) {
-	cmd := exec.Command(bin, "serve", "--dev", "--state-dir", state, "--listen", "127.0.0.1:0",
+// A debugListen address is passed to the server as --debug-listen.
+func startServer(bin, state, debugListen string) (*exec.Cmd, string, error) {
+	args := []string{"serve", "--dev", "--state-dir", state, "--listen", "127.0.0.1:0",
 		"--default-memory-limit", "64M", "--memory-capacity", "1T", "--max-running", "2000",
-		"--output-cap", "0", "--retain", "0", "--retain-count", "0")
+		"--output-cap", "0", "--retain", "0", "--retain-count", "0"}
+	if debugListen != "" {
+		args = append(args, "--debug-listen", debugListen)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = io.Discard
 	out, err := cmd.StdoutPipe()
 	if err != nil {
