@@ -209,7 +209,7 @@ func TestE2ERunExitCodes(t *testing.T) {
 	}{
 		{[]string{"sh", "-c", "echo hello"}, 0, "hello\n"},
 		{[]string{"sh", "-c", "printf 'no newline\\000'; exit 3"}, 3, "no newline\x00"},
-		{[]string{"sh", "-c", "kill -TERM $$"}, 128 + 15, ""},
+		{[]string{"sh", "-c", "ulimit -s 64; f() { f; }; f"}, 128 + 11, ""},
 		{[]string{"/no/such/program"}, 127, ""},
 	}
 	for _, tt := range tests {

@@ -365,34 +365,50 @@ func mustSize(t *testing.T, name string) int64 {
 }
 
 // TestPrivilegeJobConfined: a job, as the default unprivileged user, cannot
-// change its own limits, read the server's key or state, or signal the
-// server.
+// change its own limits, read the server's key or state, signal the
+// server, or see or signal another user's job (which runs as the same
+// user, but in a PID namespace of its own).
 func TestPrivilegeJobConfined(t *testing.T) {
 	state := t.TempDir()
 	s := startDevServer(t, state)
 	pid := strconv.Itoa(s.pid())
+	// Another user's job, and its process as the host sees it.
+	other := s.detach("bob", "sh", "-c", "echo secret-of-bob; exec sleep 1000")
+	s.waitOutput("bob", other, "secret-of-bob")
+	procs := cgroupProcs(t, jobCgroup(t, other))
+	if len(procs) != 1 {
+		t.Fatalf("bob's job has processes %v, want one", procs)
+	}
+	otherPid := strconv.Itoa(procs[0])
 	own := `/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)`
 	tests := []struct {
 		name, script, want string
+		succeeds           bool // the script succeeds by finding the way barred
 	}{
-		{"write its memory.max", `echo max >` + own + `/memory.max`, "Permission denied"},
-		{"write its pids.max", `echo max >` + own + `/pids.max`, "Permission denied"},
-		{"move itself out of its cgroup", `echo $$ >/sys/fs/cgroup/cgroup.procs`, "Permission denied"},
-		{"kill its cgroup's siblings", `echo 1 >` + own + `/../cgroup.kill`, "Permission denied"},
-		{"read the server key", `cat ` + filepath.Join(state, "dev", "server.key"), "Permission denied"},
-		{"list the state directory", `ls ` + state, "Permission denied"},
-		{"signal the server", `kill -0 ` + pid, "not permitted"},
-		{"kill the server", `kill -9 ` + pid, "not permitted"},
+		{"write its memory.max", `echo max >` + own + `/memory.max`, "Permission denied", false},
+		{"write its pids.max", `echo max >` + own + `/pids.max`, "Permission denied", false},
+		{"move itself out of its cgroup", `echo $$ >/sys/fs/cgroup/cgroup.procs`, "Permission denied", false},
+		{"kill its cgroup's siblings", `echo 1 >` + own + `/../cgroup.kill`, "Permission denied", false},
+		{"read the server key", `cat ` + filepath.Join(state, "dev", "server.key"), "Permission denied", false},
+		{"list the state directory", `ls ` + state, "Permission denied", false},
+		{"signal the server", `kill -0 ` + pid, "not permitted", false},
+		{"kill the server", `kill -9 ` + pid, "not permitted", false},
+		{"signal another user's job", `kill -9 ` + otherPid, "No such process", false},
+		{"read another user's job's environment", `cat /proc/` + otherPid + `/environ`, "No such file", false},
+		{"see any process but its own", `ls /proc | grep -E '^[0-9]+$' | tr '\n' ' '; [ "$(ls /proc | grep -cE '^[0-9]+$')" -le 3 ] || exit 1; echo; echo only its own`, "only its own", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := s.cli("user", "run", "--", "sh", "-c", tt.script)
-			if r.code == 0 || !strings.Contains(r.out, tt.want) {
-				t.Errorf("job %q: exit %d, output %q; want a failure saying %q", tt.script, r.code, r.out, tt.want)
+			if (r.code == 0) != tt.succeeds || !strings.Contains(r.out, tt.want) {
+				t.Errorf("job %q: exit %d, output %q; want %q (and exit 0: %v)", tt.script, r.code, r.out, tt.want, tt.succeeds)
 			}
 		})
 	}
 	if err := syscall.Kill(s.pid(), 0); err != nil {
 		t.Errorf("the server: %v", err)
+	}
+	if j := s.job(other); j.GetState() != jobworkerv1.JobState_JOB_STATE_RUNNING {
+		t.Errorf("bob's job is %v after the other jobs' attempts, want running", j.GetState())
 	}
 }

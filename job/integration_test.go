@@ -240,9 +240,12 @@ func TestFinalStates(t *testing.T) {
 	}{
 		{"exit 0", Request{Command: "sh", Args: []string{"-c", "printf 'hi\\000'; echo $JOBWORKER_JOB_ID | wc -c; id -un"}}, StateCompleted, ReasonNone, ptr(0), nil, "hi\x0037\nnobody\n"},
 		{"exit 3", Request{Command: "sh", Args: []string{"-c", "echo err >&2; exit 3"}}, StateFailed, ReasonExitCode, ptr(3), nil, "err\n"},
-		{"signal", Request{Command: "sh", Args: []string{"-c", "kill -USR1 $$"}}, StateFailed, ReasonSignal, nil, ptr(int(syscall.SIGUSR1)), ""},
+		// The job is PID 1 of its PID namespace, which the kernel spares
+		// the signals it sends itself; a fault it cannot survive.
+		{"signal", Request{Command: "sh", Args: []string{"-c", "ulimit -s 64; f() { f; }; f"}}, StateFailed, ReasonSignal, nil, ptr(int(syscall.SIGSEGV)), ""},
+		{"self-signal spared", Request{Command: "sh", Args: []string{"-c", "kill -USR1 $$; echo spared"}}, StateCompleted, ReasonNone, ptr(0), nil, "spared\n"},
 		{"oom", Request{Command: self, Env: map[string]string{"JOBWORKER_TEST_CHILD": "alloc100m"}, Limits: cgroupfs.Limits{MemoryMax: 32 << 20}}, StateFailed, ReasonOOMKilled, nil, ptr(int(syscall.SIGKILL)), ""},
-		{"timeout", Request{Command: "sleep", Args: []string{"1000"}, Timeout: 300 * time.Millisecond}, StateFailed, ReasonTimedOut, nil, ptr(int(syscall.SIGTERM)), ""},
+		{"timeout", Request{Command: "sleep", Args: []string{"1000"}, Timeout: 300 * time.Millisecond}, StateFailed, ReasonTimedOut, nil, ptr(int(syscall.SIGKILL)), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -329,6 +332,23 @@ func TestStop(t *testing.T) {
 	}
 	if st.State != StateStopped || intp(st.Signal) != fmt.Sprint(int(syscall.SIGKILL)) || time.Since(start) < grace {
 		t.Errorf("ignoring job: %s signal %s after %v; want stopped by SIGKILL after the %v grace", st.State, intp(st.Signal), time.Since(start), grace)
+	}
+
+	// Neither handles nor ignores SIGTERM, so it would die of it; as PID
+	// 1 of its namespace the kernel would not deliver it: killed at once,
+	// not after the grace.
+	st, err = m.Start(Request{Owner: "alice", Command: "sleep", Args: []string{"1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grace = time.Minute
+	start = time.Now()
+	st, err = m.Stop(ctx, st.ID, &grace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != StateStopped || time.Since(start) >= grace {
+		t.Errorf("plain sleep: %s after %v; want stopped before the %v grace", st.State, time.Since(start), grace)
 	}
 
 	// Stopping an ended job reports its final state.

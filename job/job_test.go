@@ -3,8 +3,10 @@
 package job
 
 import (
+	"bufio"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/jobworker/jobworker/cgroupfs"
 	"github.com/jobworker/jobworker/shim"
+	"golang.org/x/sys/unix"
 )
 
 func TestValidate(t *testing.T) {
@@ -143,5 +146,51 @@ func TestJobEnv(t *testing.T) {
 	j.st.Env = nil
 	if got := strings.Join(m.jobEnv(j), " "); !strings.Contains(got, "PATH="+defaultPath) {
 		t.Errorf("jobEnv without PATH = %q, want the default PATH", got)
+	}
+}
+
+// TestHandlesSignal reads dispositions of real processes: a plain sleep
+// takes SIGTERM's default; a shell that traps or ignores it handles it; a
+// process that is gone counts as handling it (the grace is kept).
+func TestHandlesSignal(t *testing.T) {
+	tests := []struct {
+		name   string
+		script string
+		want   bool
+	}{
+		{"default", `echo ready; exec sleep 1000`, false},
+		{"trapped", `trap 'exit 0' TERM; echo ready; while :; do sleep 1; done`, true},
+		{"ignored", `trap '' TERM; echo ready; exec sleep 1000`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("sh", "-c", tt.script)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Wait()
+			defer cmd.Process.Kill()
+			line, err := bufio.NewReader(out).ReadString('\n')
+			if err != nil || line != "ready\n" {
+				t.Fatalf("child said %q, %v", line, err)
+			}
+			// "exec sleep" replaces the shell only after "ready"; the
+			// disposition checked is whichever process holds the pid, and
+			// both have the same one.
+			if got := handlesSignal(cmd.Process.Pid, unix.SIGTERM); got != tt.want {
+				t.Errorf("handlesSignal = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if !handlesSignal(cmd.Process.Pid, unix.SIGTERM) {
+		t.Error("handlesSignal of a reaped process = false, want true")
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -444,6 +446,7 @@ func (m *Manager) launch(j *job) error {
 		Dir:        dir,
 		Cgroup:     g.Dir(),
 		Credential: m.cfg.RunAs,
+		Isolate:    true,
 	}
 	p, err := m.cfg.Launcher.Start(spec, w, w)
 	w.Close()
@@ -663,6 +666,14 @@ func (m *Manager) terminate(j *job, grace time.Duration) {
 	if err := unix.Kill(-p.Pid, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
 		m.report(fmt.Errorf("stop job %s: SIGTERM: %w", j.st.ID, err))
 	}
+	// The job's process is PID 1 of its own PID namespace, and the kernel
+	// delivers a signal to such a process only if it handles it
+	// (pid_namespaces(7)). One that neither handles nor ignores SIGTERM
+	// would have died of it anywhere else: it is killed now rather than
+	// after a grace it cannot use.
+	if !handlesSignal(p.Pid, unix.SIGTERM) {
+		grace = 0
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -682,6 +693,33 @@ func (m *Manager) terminate(j *job, grace time.Duration) {
 			}
 		}
 	}()
+}
+
+// handlesSignal reports whether process pid catches or ignores sig, from
+// the SigCgt and SigIgn masks of /proc/PID/status. When it cannot tell (the
+// process is gone), it says yes, which keeps the grace.
+func handlesSignal(pid int, sig unix.Signal) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return true
+	}
+	bit := uint64(1) << (uint(sig) - 1)
+	found := 0
+	for line := range strings.Lines(string(b)) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || k != "SigCgt" && k != "SigIgn" {
+			continue
+		}
+		mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			return true
+		}
+		if mask&bit != 0 {
+			return true
+		}
+		found++
+	}
+	return found < 2
 }
 
 // Stop stops a job: a pending one leaves the queue; a running one gets

@@ -71,6 +71,11 @@ func prepareAndExec(s Spec) (string, error) {
 			return "join cgroup", err
 		}
 	}
+	if s.Isolate {
+		if err := mountOwnProc(); err != nil {
+			return "isolate", err
+		}
+	}
 	if _, err := unix.Setsid(); err != nil {
 		return "setsid", err
 	}
@@ -105,6 +110,19 @@ func prepareAndExec(s Spec) (string, error) {
 	argv := append([]string{s.Command}, s.Args...)
 	err = unix.Exec(path, argv, s.Env)
 	return "exec", fmt.Errorf("%s: %w", path, err)
+}
+
+// mountOwnProc gives the shim's new mount namespace a /proc of its new PID
+// namespace. The mounts are made private first, so that the new /proc never
+// propagates back into the host's namespace (mount_namespaces(7)).
+func mountOwnProc() error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount /proc: %w", err)
+	}
+	return nil
 }
 
 // writeProcs writes pid into dir/cgroup.procs.
