@@ -41,9 +41,14 @@ func main() {
 	followers := flag.Int("followers", 1000, "followers in the fan-out run")
 	jobs := flag.Int("jobs", 1000, "jobs in the scale run")
 	debug := flag.String("debug-listen", "", "have the server serve pprof on ADDR (serve --debug-listen), to profile it during a run")
+	onlyFlag := flag.String("only", "", "comma-separated measures to run (start, throughput, fanout, stalled, scale); default all")
 	flag.Parse()
+	var only []string
+	if *onlyFlag != "" {
+		only = strings.Split(*onlyFlag, ",")
+	}
 
-	if err := run(*bin, *debug, *starts, *size, *followers, *jobs); err != nil {
+	if err := run(*bin, *debug, only, *starts, *size, *followers, *jobs); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -53,7 +58,7 @@ type row struct {
 	name, value, baseline, ratio, target string
 }
 
-func run(bin, debugListen string, starts int, size int64, followers, jobs int) error {
+func run(bin, debugListen string, only []string, starts int, size int64, followers, jobs int) error {
 	state, err := os.MkdirTemp("", "jobworker-bench-")
 	if err != nil {
 		return err
@@ -97,64 +102,66 @@ func run(bin, debugListen string, starts int, size int64, followers, jobs int) e
 		mode = "cgroup v2 without controllers (jobs placed in cgroups, limits off)"
 	}
 
+	measures := []struct {
+		name string
+		run  func() ([]row, error)
+	}{
+		// 1. Start latency, sequential and 16 at a time, against os/exec.
+		{"start", func() ([]row, error) {
+			base, err := execLatencies(starts, 1)
+			if err != nil {
+				return nil, err
+			}
+			seq, err := startLatencies(ctx, client, starts, 1)
+			if err != nil {
+				return nil, err
+			}
+			base16, err := execLatencies(starts, 16)
+			if err != nil {
+				return nil, err
+			}
+			conc, err := startLatencies(ctx, client, starts, 16)
+			if err != nil {
+				return nil, err
+			}
+			return append(latencyRows("start, sequential", seq, base), latencyRows("start, 16 concurrent", conc, base16)...), nil
+		}},
+		// 2. Output throughput: one follower, and the same bytes through a pipe.
+		{"throughput", func() ([]row, error) {
+			pipe, err := pipeThroughput(size)
+			if err != nil {
+				return nil, err
+			}
+			through, err := followThroughput(ctx, client, size)
+			if err != nil {
+				return nil, err
+			}
+			return []row{{
+				name:     fmt.Sprintf("output throughput, %s to 1 follower", human(size)),
+				value:    fmt.Sprintf("%.0f MB/s", through/1e6),
+				baseline: fmt.Sprintf("%.0f MB/s (pipe)", pipe/1e6),
+				ratio:    fmt.Sprintf("%.2f", through/pipe),
+				target:   verdict(through >= 0.3*pipe && through >= 500e6, "≥ 0.3× and ≥ 500 MB/s"),
+			}}, nil
+		}},
+		// 3. Fan-out: a 64 MiB job with many followers against none.
+		{"fanout", func() ([]row, error) { return fanOut(ctx, clients, serverPID, 64<<20, followers) }},
+		// 4. A stalled follower next to a reading one, against the reader alone.
+		{"stalled", func() ([]row, error) { return stalled(ctx, clients, serverPID, 256<<20) }},
+		// 5. Many jobs at once.
+		{"scale", func() ([]row, error) { return scale(ctx, clients, serverPID, jobs) }},
+	}
 	var rows []row
-	// 1. Start latency.
-	base, err := execLatencies(starts, 1)
-	if err != nil {
-		return err
+	for _, m := range measures {
+		if len(only) > 0 && !slices.Contains(only, m.name) {
+			continue
+		}
+		r, err := m.run()
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.name, err)
+		}
+		rows = append(rows, r...)
 	}
-	seq, err := startLatencies(ctx, client, starts, 1)
-	if err != nil {
-		return err
-	}
-	rows = append(rows, latencyRows("start, sequential", seq, base)...)
-	base16, err := execLatencies(starts, 16)
-	if err != nil {
-		return err
-	}
-	conc, err := startLatencies(ctx, client, starts, 16)
-	if err != nil {
-		return err
-	}
-	rows = append(rows, latencyRows("start, 16 concurrent", conc, base16)...)
-
-	// 2. Output throughput: one follower, and the same bytes through a pipe.
-	pipe, err := pipeThroughput(size)
-	if err != nil {
-		return err
-	}
-	through, err := followThroughput(ctx, client, size)
-	if err != nil {
-		return err
-	}
-	rows = append(rows, row{
-		name:     fmt.Sprintf("output throughput, %s to 1 follower", human(size)),
-		value:    fmt.Sprintf("%.0f MB/s", through/1e6),
-		baseline: fmt.Sprintf("%.0f MB/s (pipe)", pipe/1e6),
-		ratio:    fmt.Sprintf("%.2f", through/pipe),
-		target:   verdict(through >= 0.3*pipe && through >= 500e6, "≥ 0.3× and ≥ 500 MB/s"),
-	})
-
-	// 3. Fan-out: a 64 MiB job with many followers against none.
-	fan, err := fanOut(ctx, clients, serverPID, 64<<20, followers)
-	if err != nil {
-		return err
-	}
-	rows = append(rows, fan...)
-
-	// 4. A stalled follower next to a reading one, against the reader alone.
-	stall, err := stalled(ctx, clients, serverPID, 256<<20)
-	if err != nil {
-		return err
-	}
-	rows = append(rows, stall...)
-
-	// 5. Many jobs at once.
-	scaled, err := scale(ctx, clients, serverPID, jobs)
-	if err != nil {
-		return err
-	}
-	rows = append(rows, scaled...)
 
 	fmt.Printf("jobworker bench, %s, mode: %s\n\n", time.Now().UTC().Format(time.RFC3339), mode)
 	fmt.Printf("| %s | %s | %s | %s | %s |\n|---|---|---|---|---|\n", "measure", "jobworker", "baseline", "ratio", "target")
