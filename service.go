@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,6 +34,8 @@ type service struct {
 	authz    *auth.Authorizer
 	h        *cgroupfs.Hierarchy
 	defaults serviceDefaults
+
+	streams atomic.Int64 // GetJobOutput streams open now
 }
 
 // serviceDefaults are the limits only an admin may lift.
@@ -41,12 +44,38 @@ type serviceDefaults struct {
 	pids   uint64
 }
 
-// outputChunk is the most output one GetJobOutput message carries: large
-// enough for throughput, well under the default 4 MiB message limit.
-const outputChunk = 256 << 10
+// A GetJobOutput message carries at most 256 KiB: large enough for
+// throughput, well under the default 4 MiB message limit. When many
+// streams are open each gets an equal share of outputBudget, down to
+// minOutputChunk, so that the output in flight stays near the budget
+// however many follow (a stream whose send waits for flow control holds
+// its chunk, and gRPC's send queue about one more).
+const (
+	minOutputChunk = 16 << 10
+	outputBudget   = 16 << 20
+)
 
-// chunkBuffers are the coalescing buffers of GetJobOutput streams.
-var chunkBuffers = sync.Pool{New: func() any { b := make([]byte, outputChunk); return &b }}
+// chunkPools hold the coalescing buffers of GetJobOutput streams, one pool
+// per chunk size: minOutputChunk << i for i = 0..4, 16 KiB to 256 KiB.
+var chunkPools [5]sync.Pool
+
+func init() {
+	for i := range chunkPools {
+		size := minOutputChunk << i
+		chunkPools[i].New = func() any { b := make([]byte, size); return &b }
+	}
+}
+
+// chunkPool is the pool of the largest chunk size within the share of the
+// output budget of each of n open streams.
+func chunkPool(n int64) *sync.Pool {
+	share := outputBudget / max(n, 1)
+	i := len(chunkPools) - 1
+	for i > 0 && int64(minOutputChunk<<i) > share {
+		i--
+	}
+	return &chunkPools[i]
+}
 
 func identity(ctx context.Context) auth.Identity {
 	id, _ := auth.FromContext(ctx)
@@ -254,11 +283,16 @@ func (s *service) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.Ser
 		dropped, off = start-off, start
 	}
 	r := log.NewReader(ctx, off, false)
-	defer r.Close()
+	defer func() { r.Close() }() // r is replaced when the disk cap overtakes it
+	s.streams.Add(1)
+	defer s.streams.Add(-1)
 	for {
 		// A follower waiting for output holds no buffer: thousands of
-		// them wait at once.
-		bp := chunkBuffers.Get().(*[]byte)
+		// them wait at once. One whose send waits for flow control holds
+		// a chunk; chunks shrink as streams grow (chunkPool), which bounds
+		// the memory in flight.
+		pool := chunkPool(s.streams.Load())
+		bp := pool.Get().(*[]byte)
 		buf := *bp
 		// Coalesce what is there now into one chunk.
 		at := r.Offset()
@@ -272,31 +306,34 @@ func (s *service) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.Ser
 				break
 			}
 		}
+		// The disk cap overtook this reader: skip to what is kept, and say
+		// how much was skipped on the chunk after the gap.
+		var gap int64
 		var de *ringlog.DroppedError
 		if errors.As(err, &de) {
-			// The disk cap overtook this reader: skip to what is kept,
-			// and say how much was skipped.
-			dropped += de.Start - r.Offset()
+			gap = de.Start - r.Offset()
 			r.Close()
 			r = log.NewReader(ctx, de.Start, false)
-			if n == 0 {
-				chunkBuffers.Put(bp)
-				continue
-			}
-		} else if err != nil && err != io.EOF {
-			chunkBuffers.Put(bp)
+			err = nil
+		}
+		if err != nil && err != io.EOF {
+			pool.Put(bp)
 			return jobError(err)
 		}
 		if n > 0 {
 			err := ss.Send(&jobworkerv1.GetJobOutputResponse{Offset: at, Data: buf[:n], Dropped: dropped})
-			chunkBuffers.Put(bp)
+			pool.Put(bp)
 			if err != nil {
 				return err
 			}
-			dropped = 0
+			dropped = gap
 			continue
 		}
-		chunkBuffers.Put(bp)
+		pool.Put(bp)
+		if de != nil {
+			dropped += gap
+			continue
+		}
 		// Nothing more now: done, or wait for more.
 		if !req.GetFollow() || log.Closed() && r.Offset() >= log.Size() {
 			return nil

@@ -83,3 +83,28 @@ func FuzzLimitsFromProto(f *testing.F) {
 		}
 	})
 }
+
+// TestChunkPool: chunks are 256 KiB while the streams' shares of the
+// output budget allow, and shrink by halves to 16 KiB as streams grow.
+func TestChunkPool(t *testing.T) {
+	tests := []struct {
+		streams int64
+		want    int
+	}{
+		{0, 256 << 10},
+		{1, 256 << 10},
+		{64, 256 << 10},
+		{65, 128 << 10},
+		{128, 128 << 10},
+		{129, 64 << 10},
+		{512, 32 << 10},
+		{1000, 16 << 10},
+		{1 << 40, 16 << 10},
+	}
+	for _, tt := range tests {
+		bp := chunkPool(tt.streams).Get().(*[]byte)
+		if len(*bp) != tt.want {
+			t.Errorf("chunkPool(%d) gives %d-byte buffers, want %d", tt.streams, len(*bp), tt.want)
+		}
+	}
+}

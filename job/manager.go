@@ -435,6 +435,7 @@ func (m *Manager) launch(j *job) error {
 		m.removeGroup(g)
 		return err
 	}
+	growPipe(r)
 	dir := j.st.Dir
 	if dir == "" {
 		dir = m.home()
@@ -498,6 +499,9 @@ func (m *Manager) supervise(j *job, out *os.File) {
 		timer = time.AfterFunc(j.st.Timeout, func() { m.expire(j) })
 	}
 	ps, werr := j.proc.Wait()
+	// The job ended when its process did; what follows is the server's
+	// cleanup, which a busy server may take longer over.
+	exited := time.Now()
 	if timer != nil {
 		timer.Stop()
 	}
@@ -515,7 +519,7 @@ func (m *Manager) supervise(j *job, out *os.File) {
 
 	m.mu.Lock()
 	j.st.Usage = usage
-	j.st.Ended = time.Now()
+	j.st.Ended = exited
 	m.classifyLocked(j, ps, werr)
 	m.releaseLocked(j)
 	m.notifyLocked(j)
@@ -562,9 +566,27 @@ func (m *Manager) copyOutput(j *job, out *os.File) {
 	}
 }
 
+// outputPipeSize is the capacity asked for a job's output pipe. The pipe
+// lets a job write ahead while the server is busy elsewhere (serving a
+// thousand followers, say); it is kernel memory only while it holds output.
+const outputPipeSize = 1 << 20
+
+// growPipe raises the capacity of a job's output pipe to outputPipeSize;
+// where the kernel refuses, the default stays, which is only slower.
+func growPipe(p *os.File) {
+	rc, err := p.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		unix.FcntlInt(fd, unix.F_SETPIPE_SZ, outputPipeSize)
+	})
+}
+
 // copyBuffers hold output on its way from a job's pipe to its log, only
-// while it is there: an idle job holds no buffer.
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+// while it is there: an idle job holds no buffer. One read takes what the
+// pipe holds, up to all of it.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, outputPipeSize); return &b }}
 
 type writeError struct{ err error }
 
