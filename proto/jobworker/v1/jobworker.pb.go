@@ -1141,9 +1141,10 @@ type GetJobOutputResponse struct {
 	Offset int64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
 	// data are the output bytes, exactly as the job wrote them.
 	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
-	// dropped is the number of bytes before offset, from the offset asked for,
-	// that are no longer kept because of the per-job disk cap. Only the first
-	// chunk may carry it.
+	// dropped is the number of bytes just before offset that are no longer
+	// kept because of the per-job disk cap: the first chunk carries those
+	// between the offset asked for and the oldest kept byte, and a chunk of a
+	// follower that the cap overtook carries the gap it skipped.
 	Dropped       int64 `protobuf:"varint,3,opt,name=dropped,proto3" json:"dropped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
