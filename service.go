@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/jobworker/jobworker/auth"
@@ -102,8 +101,8 @@ func jobError(err error) error {
 		return status.Errorf(codes.FailedPrecondition, "cannot start the command: %v", se)
 	case errors.As(err, &mce):
 		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		return status.Errorf(codes.ResourceExhausted, "the server's state directory is full: %v", err)
+	case errors.Is(err, job.ErrStateFull):
+		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	}

@@ -86,6 +86,7 @@ var (
 	ErrNotFound   = errors.New("job not found")
 	ErrClosed     = errors.New("the job manager is shutting down")
 	ErrOutputLost = errors.New("the job's output could not be stored")
+	ErrStateFull  = errors.New("the server's state directory is full")
 )
 
 func invalid(format string, args ...any) error {

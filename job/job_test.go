@@ -5,10 +5,12 @@ package job
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -192,5 +194,23 @@ func TestHandlesSignal(t *testing.T) {
 	}
 	if !handlesSignal(cmd.Process.Pid, unix.SIGTERM) {
 		t.Error("handlesSignal of a reaped process = false, want true")
+	}
+}
+
+func TestStorageError(t *testing.T) {
+	tests := []struct {
+		err  error
+		full bool
+	}{
+		{fmt.Errorf("record: %w", syscall.ENOSPC), true},
+		{&os.PathError{Op: "mkdir", Path: "/x", Err: syscall.EDQUOT}, true},
+		{fmt.Errorf("record: %w", syscall.EIO), false},
+		{errors.New("other"), false},
+	}
+	for _, tt := range tests {
+		err := storageError(tt.err)
+		if errors.Is(err, ErrStateFull) != tt.full || !errors.Is(err, tt.err) {
+			t.Errorf("storageError(%v) = %v: ErrStateFull %v, want %v, and the cause kept", tt.err, err, errors.Is(err, ErrStateFull), tt.full)
+		}
 	}
 }

@@ -229,12 +229,12 @@ func (m *Manager) Start(req Request) (Status, error) {
 	id := newID()
 	dir := filepath.Join(m.jobsDir(), id)
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		return Status{}, fmt.Errorf("create job directory: %w", err)
+		return Status{}, storageError(fmt.Errorf("create job directory: %w", err))
 	}
 	log, err := ringlog.Create(filepath.Join(dir, "output"), m.logOptions())
 	if err != nil {
 		os.RemoveAll(dir)
-		return Status{}, err
+		return Status{}, storageError(err)
 	}
 	j := &job{
 		dir: dir,
@@ -266,7 +266,7 @@ func (m *Manager) Start(req Request) (Status, error) {
 		// once it runs is the one synced to disk.
 		err := writeRecord(dir, st, false)
 		if err != nil {
-			err = fmt.Errorf("record job %s: %w", id, err)
+			err = storageError(fmt.Errorf("record job %s: %w", id, err))
 		} else {
 			err = m.launch(j)
 		}
@@ -289,7 +289,7 @@ func (m *Manager) Start(req Request) (Status, error) {
 	}
 	if err := m.persist(j); err != nil {
 		discard()
-		return Status{}, err
+		return Status{}, storageError(err)
 	}
 	m.mu.Lock()
 	if m.closing {
@@ -715,6 +715,15 @@ func (m *Manager) terminate(j *job, grace time.Duration) {
 			}
 		}
 	}()
+}
+
+// storageError marks an error of the state directory that is a lack of
+// space as ErrStateFull, which the caller can act on (free space).
+func storageError(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", ErrStateFull, err)
+	}
+	return err
 }
 
 // handlesSignal reports whether process pid catches or ignores sig, from
