@@ -159,10 +159,11 @@ func readControllers(dir, file string) (map[string]bool, error) {
 	return m, nil
 }
 
-// writeProc moves pid into the cgroup dir. EINVAL can come back when the
-// target became populated by a zombie or the process is exiting; a retry
-// after the race settles succeeds (opencontainers/cgroups WriteCgroupProc).
-func writeProc(dir string, pid int) error {
+// AddProc moves pid into the cgroup dir (0: the caller). EINVAL can come
+// back when the target became populated by a zombie or the process is
+// exiting; a retry after the race settles succeeds (opencontainers/cgroups
+// WriteCgroupProc).
+func AddProc(dir string, pid int) error {
 	var err error
 	for range 5 {
 		err = writeFile(dir, "cgroup.procs", strconv.Itoa(pid))

@@ -84,7 +84,7 @@ func Setup(opts Options) (*Hierarchy, error) {
 	if err := os.Mkdir(sup, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("create supervisor cgroup: %w", err)
 	}
-	if err := writeProc(sup, os.Getpid()); err != nil {
+	if err := AddProc(sup, os.Getpid()); err != nil {
 		return nil, fmt.Errorf("move the server into its supervisor cgroup: %w", err)
 	}
 	if err := h.enable(parent); err != nil {

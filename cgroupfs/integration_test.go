@@ -104,7 +104,7 @@ func tempCgroup(t *testing.T) (mount, dir string) {
 // everything below it, killing what runs there.
 func restore(t *testing.T, home, dir string) {
 	t.Helper()
-	if err := writeProc(home, os.Getpid()); err != nil {
+	if err := AddProc(home, os.Getpid()); err != nil {
 		t.Errorf("move back to %s: %v", home, err)
 	}
 	var dirs []string
@@ -163,7 +163,7 @@ func ctxT(t *testing.T) context.Context {
 func TestSetupFromNonRootCgroup(t *testing.T) {
 	mount, base := tempCgroup(t)
 	// The server starts in a non-root cgroup of its own.
-	if err := writeProc(base, os.Getpid()); err != nil {
+	if err := AddProc(base, os.Getpid()); err != nil {
 		t.Fatal(err)
 	}
 	h, err := Setup(Options{Mount: mount})

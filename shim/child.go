@@ -8,10 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/jobworker/jobworker/cgroupfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,7 +67,7 @@ func ParseSpec(b []byte) (Spec, error) {
 // failure, with the stage that failed.
 func prepareAndExec(s Spec) (string, error) {
 	if s.Cgroup != "" {
-		if err := writeProcs(s.Cgroup, os.Getpid()); err != nil {
+		if err := cgroupfs.AddProc(s.Cgroup, os.Getpid()); err != nil {
 			return "join cgroup", err
 		}
 	}
@@ -123,19 +123,6 @@ func mountOwnProc() error {
 		return fmt.Errorf("mount /proc: %w", err)
 	}
 	return nil
-}
-
-// writeProcs writes pid into dir/cgroup.procs.
-func writeProcs(dir string, pid int) error {
-	f, err := os.OpenFile(filepath.Join(dir, "cgroup.procs"), os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(strconv.Itoa(pid))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // lookPath finds the executable for cmd: a path when it holds a slash,
