@@ -34,8 +34,7 @@ type devServer struct {
 	logw  *lockedWriter
 	done  chan struct{}
 
-	clientsMu sync.Mutex
-	clients   map[string]jobworkerv1.JobWorkerServiceClient
+	clients *clientCache // shared by the copies in() makes
 }
 
 func binary(t *testing.T) string {
@@ -52,7 +51,8 @@ func binary(t *testing.T) string {
 // serves. Extra flags come last, so they override the defaults here.
 func startDevServer(t *testing.T, state string, extra ...string) *devServer {
 	t.Helper()
-	s := &devServer{t: t, state: state, log: &bytes.Buffer{}, done: make(chan struct{})}
+	s := &devServer{t: t, state: state, log: &bytes.Buffer{}, done: make(chan struct{}),
+		clients: &clientCache{root: t, byWho: map[string]jobworkerv1.JobWorkerServiceClient{}}}
 	args := []string{"serve", "--dev", "--state-dir", state, "--stop-grace", "2s", "--default-memory-limit", "32M"}
 	if !slices.Contains(extra, "--listen") {
 		args = append(args, "--listen", "127.0.0.1:0")

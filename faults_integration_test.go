@@ -208,6 +208,7 @@ func TestFaultJobBehaviours(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			s := s.in(t)
 			r := s.cli("user", append(append(append([]string{"run", "-d"}, tt.flags...), "--"), tt.cmd...)...)
 			id := strings.TrimSpace(r.out)
 			if r.code != 0 || !uuidRE.MatchString(r.out) {
@@ -399,7 +400,7 @@ func TestPrivilegeJobConfined(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := s.cli("user", "run", "--", "sh", "-c", tt.script)
+			r := s.in(t).cli("user", "run", "--", "sh", "-c", tt.script)
 			if (r.code == 0) != tt.succeeds || !strings.Contains(r.out, tt.want) {
 				t.Errorf("job %q: exit %d, output %q; want %q (and exit 0: %v)", tt.script, r.code, r.out, tt.want, tt.succeeds)
 			}

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,24 +23,44 @@ import (
 // end-to-end tests: an API client beside the CLI, and ways to look at the
 // server process and the jobs' cgroups from outside.
 
+// clientCache holds one API connection per identity for the whole test
+// that started the server.
+type clientCache struct {
+	root  *testing.T // closes the connections when it ends
+	mu    sync.Mutex
+	byWho map[string]jobworkerv1.JobWorkerServiceClient
+}
+
+// in returns the server as seen from test t (a subtest): its helpers then
+// report failures to t.
+func (s *devServer) in(t *testing.T) *devServer {
+	c := *s
+	c.t = t
+	return &c
+}
+
 // client is an API client of the server as who (admin, user, reader, bob):
 // one connection per identity, made on first use.
 func (s *devServer) client(who string) jobworkerv1.JobWorkerServiceClient {
 	s.t.Helper()
-	s.clientsMu.Lock()
-	defer s.clientsMu.Unlock()
-	if c, ok := s.clients[who]; ok {
+	s.clients.mu.Lock()
+	defer s.clients.mu.Unlock()
+	if c, ok := s.clients.byWho[who]; ok {
 		return c
 	}
-	if s.clients == nil {
-		s.clients = map[string]jobworkerv1.JobWorkerServiceClient{}
-	}
-	c := s.clientAt(s.addr, who)
-	s.clients[who] = c
+	c := s.dial(s.addr, who, s.clients.root)
+	s.clients.byWho[who] = c
 	return c
 }
 
+// clientAt is a new API client of the server at addr as who, closed when
+// the test ends.
 func (s *devServer) clientAt(addr, who string) jobworkerv1.JobWorkerServiceClient {
+	s.t.Helper()
+	return s.dial(addr, who, s.t)
+}
+
+func (s *devServer) dial(addr, who string, owner *testing.T) jobworkerv1.JobWorkerServiceClient {
 	s.t.Helper()
 	f := clientFlags{Server: addr}
 	for _, kv := range s.certEnv(who) {
@@ -57,7 +78,7 @@ func (s *devServer) clientAt(addr, who string) jobworkerv1.JobWorkerServiceClien
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.t.Cleanup(closeFn)
+	owner.Cleanup(closeFn)
 	return c
 }
 
