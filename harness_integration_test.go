@@ -214,13 +214,21 @@ func alive(pid int) bool {
 // settle asynchronously (goroutines winding down), not for ordering.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !settles(d, cond) {
+		t.Fatalf("%s: still not so after %v", what, d)
+	}
+}
+
+// settles polls cond until it holds (true) or d passes (false).
+func settles(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: still not so after %v", what, d)
+			return false
 		}
 		<-tick.C
 	}
+	return true
 }

@@ -383,11 +383,7 @@ func TestOnHostLoad(t *testing.T) {
 		t.Errorf("jobs still running after the load:\n%s", r.out)
 	}
 	var after int64
-	deadline := time.Now().Add(time.Minute)
-	for after = s.heapInuse(); after > base+2<<20 && time.Now().Before(deadline); after = s.heapInuse() {
-		time.Sleep(time.Second) // polling a state that settles by itself
-	}
-	if after > base+2<<20 {
+	if !settles(time.Minute, func() bool { after = s.heapInuse(); return after <= base+2<<20 }) {
 		prof := filepath.Join(os.TempDir(), "jobworker-load-heap.pprof")
 		os.WriteFile(prof, []byte(s.debugGet("/debug/pprof/heap?gc=1")), 0o644)
 		t.Errorf("heap in use %d KiB a minute after the load, baseline %d KiB; profile: %s", after>>10, base>>10, prof)
