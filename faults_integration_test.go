@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobworker/jobworker/internal/testchild"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"golang.org/x/sys/unix"
 )
@@ -244,14 +245,7 @@ func TestFaultJobBehaviours(t *testing.T) {
 // and no trailing newline, comes back byte for byte, whole and in parts.
 func TestFaultBinaryOutput(t *testing.T) {
 	s := startDevServer(t, t.TempDir())
-	dir, err := os.MkdirTemp("/tmp", "binary-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil { // the job runs as nobody
-		t.Fatal(err)
-	}
+	dir := testchild.PublicDir(t) // the job runs as nobody
 	data := make([]byte, 0, 3<<20+7)
 	for i := range 1024 {
 		data = append(data, byte(i))
@@ -282,7 +276,7 @@ func TestFaultBinaryOutput(t *testing.T) {
 	}
 }
 
-// fill writes into dir until the filesystem is full.
+// fill appends to the file name until its filesystem is full.
 func fill(t *testing.T, name string) {
 	t.Helper()
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)

@@ -443,13 +443,7 @@ func TestExecFailedInQueue(t *testing.T) {
 	cfg := e.config(t)
 	cfg.MaxRunning = 1
 	m := open(t, cfg)
-	dir, err := os.MkdirTemp("", "prog-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	prog := filepath.Join(dir, "prog")
+	prog := filepath.Join(testchild.PublicDir(t), "prog")
 	if err := os.WriteFile(prog, []byte("#!/bin/sh\necho hi\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/internal/testchild"
 	"github.com/jobworker/jobworker/shim"
 	"golang.org/x/sys/unix"
 )
@@ -147,12 +148,7 @@ func TestUnprivilegedJob(t *testing.T) {
 // reason, and leaves nothing running in the cgroup.
 func TestStartErrors(t *testing.T) {
 	_, g := setup(t, "errors")
-	dir, err := os.MkdirTemp("", "shim-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
+	dir := testchild.PublicDir(t)
 	noExec := filepath.Join(dir, "script")
 	if err := os.WriteFile(noExec, []byte("#!/bin/sh\necho hi\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -186,7 +182,7 @@ func TestStartErrors(t *testing.T) {
 			}
 		})
 	}
-	_, err = shim.LookupUser("no-such-user")
+	_, err := shim.LookupUser("no-such-user")
 	var se *shim.StartError
 	if !errors.As(err, &se) || se.Reason != shim.ReasonUnknownUser {
 		t.Errorf("LookupUser(no-such-user) = %v, want reason %q", err, shim.ReasonUnknownUser)
