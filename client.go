@@ -243,22 +243,30 @@ func (c *runCmd) Run(e *env) error {
 	if ferr != nil {
 		return c.rpcError("stream output of job "+j.GetId(), ferr)
 	}
-	st, err := client.GetJobStatus(e.ctx, &jobworkerv1.GetJobStatusRequest{Id: j.GetId(), Watch: true})
+	last, err := finalStatus(e.ctx, client, j.GetId())
 	if err != nil {
 		return c.rpcError("status of job "+j.GetId(), err)
+	}
+	return jobExit(e, last, c.JSON)
+}
+
+// finalStatus watches job id until it ends and returns its last status.
+func finalStatus(ctx context.Context, client jobworkerv1.JobWorkerServiceClient, id string) (*jobworkerv1.Job, error) {
+	st, err := client.GetJobStatus(ctx, &jobworkerv1.GetJobStatusRequest{Id: id, Watch: true})
+	if err != nil {
+		return nil, err
 	}
 	var last *jobworkerv1.Job
 	for {
 		r, err := st.Recv()
 		if err == io.EOF {
-			break
+			return last, nil
 		}
 		if err != nil {
-			return c.rpcError("status of job "+j.GetId(), err)
+			return nil, err
 		}
 		last = r.GetJob()
 	}
-	return jobExit(e, last, c.JSON)
 }
 
 // startError picks the exit code of a StartJob failure: 127 for a command

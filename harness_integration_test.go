@@ -99,19 +99,11 @@ func (s *devServer) job(id string) *jobworkerv1.Job {
 // wait waits for a job to end and returns its final status.
 func (s *devServer) wait(id string) *jobworkerv1.Job {
 	s.t.Helper()
-	st, err := s.client("admin").GetJobStatus(context.Background(), &jobworkerv1.GetJobStatusRequest{Id: id, Watch: true})
+	last, err := finalStatus(context.Background(), s.client("admin"), id)
 	if err != nil {
-		s.t.Fatal(err)
+		s.t.Fatalf("watching %s: %v", id, err)
 	}
-	var last *jobworkerv1.Job
-	for {
-		r, err := st.Recv()
-		if err != nil {
-			break
-		}
-		last = r.GetJob()
-	}
-	if last == nil || last.GetEndTime() == nil {
+	if last.GetEndTime() == nil {
 		s.t.Fatalf("watching %s: the stream ended before the job (last %v)", id, last)
 	}
 	return last
