@@ -60,7 +60,9 @@ func (s *devServer) clientAt(addr, who string) jobworkerv1.JobWorkerServiceClien
 	return s.dial(addr, who, s.t)
 }
 
-func (s *devServer) dial(addr, who string, owner *testing.T) jobworkerv1.JobWorkerServiceClient {
+// flags are the CLI's client flags for who at addr, from the same files as
+// certEnv.
+func (s *devServer) flags(addr, who string) clientFlags {
 	s.t.Helper()
 	f := clientFlags{Server: addr}
 	for _, kv := range s.certEnv(who) {
@@ -74,6 +76,12 @@ func (s *devServer) dial(addr, who string, owner *testing.T) jobworkerv1.JobWork
 			f.Key = v
 		}
 	}
+	return f
+}
+
+func (s *devServer) dial(addr, who string, owner *testing.T) jobworkerv1.JobWorkerServiceClient {
+	s.t.Helper()
+	f := s.flags(addr, who)
 	c, closeFn, err := f.connect()
 	if err != nil {
 		s.t.Fatal(err)

@@ -306,8 +306,7 @@ func TestOnHostLoad(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f := clientFlags{Server: s.addr, CA: filepath.Join(s.state, "dev", "ca.crt"),
-				Cert: filepath.Join(s.state, "dev", "user.crt"), Key: filepath.Join(s.state, "dev", "user.key")}
+			f := s.flags(s.addr, "user")
 			c, closeConn, err := f.connect()
 			if err != nil {
 				record("connect", time.Now(), err)

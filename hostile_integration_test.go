@@ -12,7 +12,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -47,8 +46,8 @@ func (rawCodec) Name() string { return "proto" }
 // tlsConfig is the client TLS configuration of who.
 func (s *devServer) tlsConfig(who string) *tls.Config {
 	s.t.Helper()
-	dev := filepath.Join(s.state, "dev")
-	cfg, err := auth.ClientConfig(filepath.Join(dev, "ca.crt"), filepath.Join(dev, who+".crt"), filepath.Join(dev, who+".key"), "127.0.0.1")
+	f := s.flags(s.addr, who)
+	cfg, err := auth.ClientConfig(f.CA, f.Cert, f.Key, "127.0.0.1")
 	if err != nil {
 		s.t.Fatal(err)
 	}
