@@ -344,7 +344,7 @@ func (m *Manager) schedule() {
 
 // precheck resolves the command as the server can, for a queued job.
 func precheck(command string, env []string) error {
-	path := envValue(env, "PATH")
+	path := shim.EnvValue(env, "PATH")
 	var st unix.Stat_t
 	check := func(p string) error {
 		if err := unix.Stat(p, &st); err != nil {
@@ -379,15 +379,6 @@ func precheck(command string, env []string) error {
 		}
 	}
 	return &shim.StartError{Reason: shim.ReasonNotFound, Stage: "lookup", Err: fmt.Errorf("%s not found on PATH %q: %w", command, path, unix.ENOENT)}
-}
-
-func envValue(env []string, key string) string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if len(env[i]) > len(key) && env[i][:len(key)+1] == key+"=" {
-			return env[i][len(key)+1:]
-		}
-	}
-	return ""
 }
 
 // defaultPath is the PATH of a job that sets none.

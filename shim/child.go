@@ -97,7 +97,7 @@ func prepareAndExec(s Spec) (string, error) {
 	if err := unix.Chdir(s.Dir); err != nil {
 		return "chdir", fmt.Errorf("working directory %s: %w", s.Dir, err)
 	}
-	path, err := lookPath(s.Command, envValue(s.Env, "PATH"))
+	path, err := lookPath(s.Command, EnvValue(s.Env, "PATH"))
 	if err != nil {
 		return "lookup", err
 	}
@@ -169,7 +169,9 @@ func checkExecutable(p string) error {
 	return nil
 }
 
-func envValue(env []string, key string) string {
+// EnvValue is the value of key in env (KEY=VALUE entries, as a Spec holds
+// them); the last setting wins, and a key that is not set is "".
+func EnvValue(env []string, key string) string {
 	for i := len(env) - 1; i >= 0; i-- {
 		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
 			return v
