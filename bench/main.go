@@ -22,7 +22,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -264,7 +263,7 @@ func measure(n, workers int, f func() (time.Duration, error)) ([]time.Duration, 
 		default:
 		}
 	}
-	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
+	slices.Sort(lat)
 	return lat, err
 }
 
@@ -292,6 +291,7 @@ func startLatencies(ctx context.Context, c jobworkerv1.JobWorkerServiceClient, n
 	})
 }
 
+// pct is the p-quantile of lat, which is sorted.
 func pct(lat []time.Duration, p float64) time.Duration {
 	return lat[min(len(lat)-1, int(float64(len(lat))*p))]
 }
@@ -609,5 +609,5 @@ func scale(ctx context.Context, clients []jobworkerv1.JobWorkerServiceClient, pi
 // median returns the middle of d (which it sorts).
 func median(d []time.Duration) time.Duration {
 	slices.Sort(d)
-	return d[len(d)/2]
+	return pct(d, 0.5)
 }
