@@ -43,24 +43,33 @@ type serviceDefaults struct {
 	pids   uint64
 }
 
-// A GetJobOutput message carries at most 256 KiB: large enough for
+// A GetJobOutput message carries at most about 1 MiB: large enough for
 // throughput, well under the default 4 MiB message limit. When many
 // streams are open each gets an equal share of outputBudget, down to
-// minOutputChunk, so that the output in flight stays near the budget
+// about minOutputChunk, so that the output in flight stays near the budget
 // however many follow (a stream whose send waits for flow control holds
 // its chunk, and gRPC's send queue about one more).
+//
+// Each chunk is a power of two less chunkHeadroom, so that the encoded
+// message (the data and at most 28 bytes of fields) fits a buffer of that
+// power of two: gRPC encodes and decodes each message in a buffer from a
+// pool of power-of-two sizes and clears the whole buffer first, so a
+// message just over a power of two would cost a buffer twice its size, and
+// its clearing, on both ends.
 const (
 	minOutputChunk = 16 << 10
+	chunkHeadroom  = 64
 	outputBudget   = 16 << 20
 )
 
 // chunkPools hold the coalescing buffers of GetJobOutput streams, one pool
-// per chunk size: minOutputChunk << i for i = 0..4, 16 KiB to 256 KiB.
-var chunkPools [5]sync.Pool
+// per chunk size: (minOutputChunk << i) - chunkHeadroom, from 16 KiB to
+// 1 MiB.
+var chunkPools [7]sync.Pool
 
 func init() {
 	for i := range chunkPools {
-		size := minOutputChunk << i
+		size := minOutputChunk<<i - chunkHeadroom
 		chunkPools[i].New = func() any { b := make([]byte, size); return &b }
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestLimitsFromProto(t *testing.T) {
@@ -84,15 +85,21 @@ func FuzzLimitsFromProto(f *testing.F) {
 	})
 }
 
-// TestChunkPool: chunks are 256 KiB while the streams' shares of the
-// output budget allow, and shrink by halves to 16 KiB as streams grow.
+// TestChunkPool: chunks are 1 MiB (less the headroom) while the streams'
+// shares of the output budget allow, and shrink by halves to 16 KiB as
+// streams grow; a message with a full chunk and the largest offsets still
+// encodes within the chunk's power of two.
 func TestChunkPool(t *testing.T) {
 	tests := []struct {
 		streams int64
-		want    int
+		want    int // the power of two; the chunk is chunkHeadroom less
 	}{
-		{0, 256 << 10},
-		{1, 256 << 10},
+		{0, 1 << 20},
+		{1, 1 << 20},
+		{16, 1 << 20},
+		{17, 512 << 10},
+		{32, 512 << 10},
+		{33, 256 << 10},
 		{64, 256 << 10},
 		{65, 128 << 10},
 		{128, 128 << 10},
@@ -103,8 +110,12 @@ func TestChunkPool(t *testing.T) {
 	}
 	for _, tt := range tests {
 		bp := chunkPool(tt.streams).Get().(*[]byte)
-		if len(*bp) != tt.want {
-			t.Errorf("chunkPool(%d) gives %d-byte buffers, want %d", tt.streams, len(*bp), tt.want)
+		if len(*bp) != tt.want-chunkHeadroom {
+			t.Errorf("chunkPool(%d) gives %d-byte buffers, want %d", tt.streams, len(*bp), tt.want-chunkHeadroom)
+		}
+		m := &jobworkerv1.GetJobOutputResponse{Offset: math.MaxInt64, Data: *bp, Dropped: math.MaxInt64}
+		if n := proto.Size(m); n > tt.want {
+			t.Errorf("chunkPool(%d): a full chunk encodes in %d bytes, over %d", tt.streams, n, tt.want)
 		}
 	}
 }
