@@ -47,25 +47,12 @@ func startHostServer(t *testing.T, extra ...string) *devServer {
 	var b [4]byte
 	rand.Read(b[:])
 	parent := "/jobworker-test-" + hex.EncodeToString(b[:])
-	t.Cleanup(func() { removeCgroupTree(t, filepath.Join(mount, parent)) })
-	return startDevServer(t, t.TempDir(), append([]string{"--cgroup-parent", parent, "--debug-listen", "127.0.0.1:0"}, extra...)...)
-}
-
-// removeCgroupTree removes an emptied cgroup tree, deepest first.
-func removeCgroupTree(t *testing.T, dir string) {
-	var dirs []string
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			dirs = append(dirs, path)
+	t.Cleanup(func() {
+		if err := cgroupfs.RemoveTree(filepath.Join(mount, parent)); err != nil {
+			t.Errorf("remove the test's cgroups: %v", err)
 		}
-		return nil
 	})
-	slices.Reverse(dirs)
-	for _, d := range dirs {
-		if err := os.Remove(d); err != nil {
-			t.Errorf("remove the test's cgroup %s: %v", d, err)
-		}
-	}
+	return startDevServer(t, t.TempDir(), append([]string{"--cgroup-parent", parent, "--debug-listen", "127.0.0.1:0"}, extra...)...)
 }
 
 // debugGet fetches a page of the server's pprof endpoint.

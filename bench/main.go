@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/jobworker/jobworker/auth"
+	"github.com/jobworker/jobworker/cgroupfs"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -63,7 +64,14 @@ func run(bin, debugListen string, only []string, starts int, size int64, followe
 		return err
 	}
 	defer os.RemoveAll(state)
-	srv, addr, err := startServer(bin, state, debugListen)
+	// The server works under a cgroup parent of the bench's own, removed
+	// when it has stopped, so that a run leaves no cgroup behind.
+	mount, err := cgroupfs.FindMount()
+	if err != nil {
+		return err
+	}
+	parent := "/" + filepath.Base(state)
+	srv, addr, err := startServer(bin, state, parent, debugListen)
 	serverPID := 0
 	if srv != nil {
 		serverPID = srv.Process.Pid
@@ -74,6 +82,9 @@ func run(bin, debugListen string, only []string, starts int, size int64, followe
 	defer func() {
 		srv.Process.Signal(syscall.SIGTERM)
 		srv.Wait()
+		if err := cgroupfs.RemoveTree(filepath.Join(mount, parent)); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: remove the bench's cgroups:", err)
+		}
 	}()
 	dev := filepath.Join(state, "dev")
 	cfg, err := auth.ClientConfig(filepath.Join(dev, "ca.crt"), filepath.Join(dev, "admin.crt"), filepath.Join(dev, "admin.key"), "localhost")
@@ -190,10 +201,10 @@ func human(n int64) string {
 }
 
 // startServer starts `jobworker serve --dev` on a free port with room for
-// many jobs, and returns it once it serves.
+// many jobs under the cgroup parent given, and returns it once it serves.
 // A debugListen address is passed to the server as --debug-listen.
-func startServer(bin, state, debugListen string) (*exec.Cmd, string, error) {
-	args := []string{"serve", "--dev", "--state-dir", state, "--listen", "127.0.0.1:0",
+func startServer(bin, state, cgroupParent, debugListen string) (*exec.Cmd, string, error) {
+	args := []string{"serve", "--dev", "--state-dir", state, "--listen", "127.0.0.1:0", "--cgroup-parent", cgroupParent,
 		"--default-memory-limit", "64M", "--memory-capacity", "1T", "--max-running", "2000",
 		"--output-cap", "0", "--retain", "0", "--retain-count", "0"}
 	if debugListen != "" {

@@ -4,8 +4,12 @@ package cgroupfs
 
 import (
 	"errors"
+	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -264,5 +268,42 @@ func TestMissingControllerError(t *testing.T) {
 		if !errors.As(err, &mce) || mce.Controller != tt.ctrl || !strings.Contains(err.Error(), "cgroup v2 unified") {
 			t.Errorf("checkControllers(%+v) = %v, want a MissingControllerError for %s that says how to enable it", tt.l, err, tt.ctrl)
 		}
+	}
+}
+
+// TestRemoveTree: a tree of empty directories goes, deepest first; a
+// missing tree is no error; a directory that cannot go (on a cgroup mount,
+// one with processes; here, one with a file) is reported, and the rest
+// still goes.
+func TestRemoveTree(t *testing.T) {
+	root := t.TempDir()
+	tree := filepath.Join(root, "parent")
+	for _, d := range []string{"supervisor", "user-a/job1", "user-a/job2", "user-b/job3/deeper"} {
+		if err := os.MkdirAll(filepath.Join(tree, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := RemoveTree(tree); err != nil {
+		t.Fatalf("RemoveTree(%s) = %v", tree, err)
+	}
+	if _, err := os.Stat(tree); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after RemoveTree, stat %s: %v, want not exist", tree, err)
+	}
+	if err := RemoveTree(tree); err != nil {
+		t.Errorf("RemoveTree of a missing tree = %v, want nil", err)
+	}
+
+	busy := filepath.Join(tree, "user-a", "busy")
+	if err := os.MkdirAll(busy, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(tree, "user-b", "job4"), 0o755)
+	os.WriteFile(filepath.Join(busy, "cgroup.procs"), []byte("1\n"), 0o644)
+	err := RemoveTree(tree)
+	if !errors.Is(err, syscall.ENOTEMPTY) || !strings.Contains(err.Error(), busy) {
+		t.Errorf("RemoveTree with %s busy = %v, want ENOTEMPTY naming it", busy, err)
+	}
+	if _, err := os.Stat(filepath.Join(tree, "user-b")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("user-b beside the busy cgroup: stat %v, want removed", err)
 	}
 }

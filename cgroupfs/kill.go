@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -175,6 +177,33 @@ func (h *Hierarchy) Sweep(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("remove user cgroup %s: %w", u, err))
 		}
 		h.userMu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveTree removes dir and every cgroup below it, deepest first. It is
+// for cleaning up a parent after the server that used it has stopped: it
+// kills nothing, so a cgroup that still has processes stays, and its error
+// is among those returned.
+func RemoveTree(dir string) error {
+	var dirs []string
+	walkErr := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			dirs = append(dirs, path)
+		}
+		return nil
+	})
+	if errors.Is(walkErr, fs.ErrNotExist) && len(dirs) == 0 {
+		return nil
+	}
+	errs := []error{walkErr}
+	for _, d := range slices.Backward(dirs) {
+		if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", d, err))
+		}
 	}
 	return errors.Join(errs...)
 }
