@@ -738,6 +738,10 @@ func printServerStatus(w io.Writer, r *jobworkerv1.GetServerStatusResponse) erro
 	row("Memory", fmt.Sprintf("%s reserved of %s capacity", formatSize(r.GetMemoryReservedBytes()), formatSize(r.GetMemoryCapacityBytes())))
 	u := r.GetUsage()
 	row("Usage", fmt.Sprintf("cpu %v, memory %s, io read %s wrote %s, pids %d, OOM kills %d", usec(u.GetCpuUsageUsec()), formatSize(u.GetMemoryCurrentBytes()), formatSize(u.GetIoReadBytes()), formatSize(u.GetIoWriteBytes()), u.GetPidsCurrent(), u.GetOomKills()))
-	row("Controllers", strings.Join(r.GetCgroupControllers(), " "))
+	ctl := strings.Join(r.GetCgroupControllers(), " ")
+	if ctl == "" {
+		ctl = "none (jobs get their cgroups, without limits)"
+	}
+	row("Controllers", ctl)
 	return nil
 }
