@@ -154,7 +154,13 @@ func TestHostileRequests(t *testing.T) {
 		{"timeout past what a duration holds", start(user, &jobworkerv1.StartJobRequest{Command: "true", Timeout: &durationpb.Duration{Seconds: math.MaxInt64}}), codes.InvalidArgument, "timeout"},
 		{"invalid UTF-8 in the command", func(ctx context.Context) error {
 			return s.rawCall(ctx, "user", "/jobworker.v1.JobWorkerService/StartJob", protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "/bin/\xff\xfe"))
-		}, codes.Internal, "invalid UTF-8"},
+		}, codes.InvalidArgument, "command is not valid UTF-8"},
+		{"invalid UTF-8 in an env value", start(user, &jobworkerv1.StartJobRequest{Command: "true", Env: map[string]string{"A": "ok\xc3"}}), codes.InvalidArgument, `env["A"] is not valid UTF-8`},
+		{"invalid UTF-8 in the job ID of a stream", output(&jobworkerv1.GetJobOutputRequest{Id: "\xff" + id[1:]}), codes.InvalidArgument, "id is not valid UTF-8"},
+		{"invalid UTF-8 in an owner filter", func(ctx context.Context) error {
+			_, err := admin.ListJobs(ctx, &jobworkerv1.ListJobsRequest{Owners: []string{"dev-user", "\xfe"}})
+			return err
+		}, codes.InvalidArgument, "owners[1] is not valid UTF-8"},
 		{"garbage for a message", func(ctx context.Context) error {
 			return s.rawCall(ctx, "user", "/jobworker.v1.JobWorkerService/StartJob", []byte{0xff, 0xff, 0xff, 0xff, 0xff})
 		}, codes.Internal, "failed to unmarshal"},

@@ -155,8 +155,8 @@ func (c *serveCmd) Run(e *env) error {
 	authz := auth.NewAuthorizer(log, auth.MethodRoles)
 	srv := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tlsState.Config())),
-		grpc.ChainUnaryInterceptor(authz.UnaryInterceptor),
-		grpc.ChainStreamInterceptor(authz.StreamInterceptor),
+		grpc.ChainUnaryInterceptor(authz.UnaryInterceptor, utf8Unary),
+		grpc.ChainStreamInterceptor(authz.StreamInterceptor, utf8Stream),
 		grpc.MaxConcurrentStreams(c.MaxStreams),
 		grpc.MaxRecvMsgSize(maxRequestBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),

@@ -7,13 +7,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jobworker/jobworker/cgroupfs"
 )
 
 // FuzzValidate feeds hostile requests to Validate: it never panics, and a
 // request it accepts holds no NUL byte, only portable variable names, an
-// absolute clean working directory and sizes within the documented limits.
+// absolute clean working directory, only UTF-8 strings and sizes within the
+// documented limits.
 func FuzzValidate(f *testing.F) {
 	f.Add("/bin/true", "arg", "NAME", "value", "/tmp", int64(0), uint32(100), uint64(1<<20))
 	f.Add("", "", "", "", "", int64(-1), uint32(0), uint64(0))
@@ -31,6 +33,11 @@ func FuzzValidate(f *testing.F) {
 		}
 		if err := r.Validate(); err != nil {
 			return
+		}
+		for _, str := range []string{command, arg, envValue, dir} {
+			if !utf8.ValidString(str) {
+				t.Fatalf("accepted a string that is not UTF-8: %q", str)
+			}
 		}
 		if r.Command == "" || strings.ContainsRune(r.Command, 0) || len(r.Command) > MaxCommandBytes {
 			t.Fatalf("accepted command %q", r.Command)

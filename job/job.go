@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jobworker/jobworker/cgroupfs"
 )
@@ -117,7 +118,9 @@ func validEnvName(k string) bool {
 	return true
 }
 
-// Validate checks a request's fields and says what is wrong.
+// Validate checks a request's fields and says what is wrong. Strings must
+// be UTF-8: a job's record is JSON, which would replace any other bytes, so
+// the record would no longer say what ran.
 func (r *Request) Validate() error {
 	if r.Command == "" {
 		return invalid("empty command")
@@ -127,6 +130,9 @@ func (r *Request) Validate() error {
 	}
 	if strings.IndexByte(r.Command, 0) >= 0 {
 		return invalid("command holds a NUL byte")
+	}
+	if !utf8.ValidString(r.Command) {
+		return invalid("command is not valid UTF-8")
 	}
 	if strings.Contains(r.Command, "/") && !filepath.IsAbs(r.Command) {
 		return invalid("command %.64q is a relative path: give an absolute path, or a name found on the job's PATH", r.Command)
@@ -138,6 +144,9 @@ func (r *Request) Validate() error {
 	for i, a := range r.Args {
 		if strings.IndexByte(a, 0) >= 0 {
 			return invalid("argument %d holds a NUL byte", i+1)
+		}
+		if !utf8.ValidString(a) {
+			return invalid("argument %d is not valid UTF-8", i+1)
 		}
 		n += len(a)
 	}
@@ -158,6 +167,9 @@ func (r *Request) Validate() error {
 		if strings.IndexByte(v, 0) >= 0 {
 			return invalid("environment variable %s holds a NUL byte", k)
 		}
+		if !utf8.ValidString(v) {
+			return invalid("environment variable %s is not valid UTF-8", k)
+		}
 		n += len(k) + len(v) + 1
 	}
 	if n > MaxEnvBytes {
@@ -166,6 +178,9 @@ func (r *Request) Validate() error {
 	if r.Dir != "" {
 		if !filepath.IsAbs(r.Dir) || strings.IndexByte(r.Dir, 0) >= 0 {
 			return invalid("working directory %q is not an absolute path", r.Dir)
+		}
+		if !utf8.ValidString(r.Dir) {
+			return invalid("working directory is not valid UTF-8")
 		}
 		if filepath.Clean(r.Dir) != r.Dir {
 			return invalid("working directory %q is not a clean path (no .., //, or trailing /)", r.Dir)

@@ -176,15 +176,15 @@ func (FailureReason) EnumDescriptor() ([]byte, []int) {
 type IOMax struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// device is the block device: a path such as /dev/vda or "MAJ:MIN".
-	Device string `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
+	Device string `protobuf:"bytes,1,opt,name=device" json:"device,omitempty"`
 	// read_bps caps bytes read per second.
-	ReadBps uint64 `protobuf:"varint,2,opt,name=read_bps,json=readBps,proto3" json:"read_bps,omitempty"`
+	ReadBps uint64 `protobuf:"varint,2,opt,name=read_bps,json=readBps" json:"read_bps,omitempty"`
 	// write_bps caps bytes written per second.
-	WriteBps uint64 `protobuf:"varint,3,opt,name=write_bps,json=writeBps,proto3" json:"write_bps,omitempty"`
+	WriteBps uint64 `protobuf:"varint,3,opt,name=write_bps,json=writeBps" json:"write_bps,omitempty"`
 	// read_iops caps read operations per second.
-	ReadIops uint64 `protobuf:"varint,4,opt,name=read_iops,json=readIops,proto3" json:"read_iops,omitempty"`
+	ReadIops uint64 `protobuf:"varint,4,opt,name=read_iops,json=readIops" json:"read_iops,omitempty"`
 	// write_iops caps write operations per second.
-	WriteIops     uint64 `protobuf:"varint,5,opt,name=write_iops,json=writeIops,proto3" json:"write_iops,omitempty"`
+	WriteIops     uint64 `protobuf:"varint,5,opt,name=write_iops,json=writeIops" json:"write_iops,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -260,25 +260,25 @@ type Limits struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// cpu_weight is the job's share of CPU against its siblings (cpu.weight,
 	// 1-10000; the kernel's default is 100).
-	CpuWeight *uint32 `protobuf:"varint,1,opt,name=cpu_weight,json=cpuWeight,proto3,oneof" json:"cpu_weight,omitempty"`
+	CpuWeight *uint32 `protobuf:"varint,1,opt,name=cpu_weight,json=cpuWeight" json:"cpu_weight,omitempty"`
 	// cpus caps CPU time at this many CPUs (cpu.max), e.g. 1.5; unset or 0 means
 	// no cap.
-	Cpus *float64 `protobuf:"fixed64,2,opt,name=cpus,proto3,oneof" json:"cpus,omitempty"`
+	Cpus *float64 `protobuf:"fixed64,2,opt,name=cpus" json:"cpus,omitempty"`
 	// memory_max_bytes is the hard memory limit (memory.max); the OOM killer
 	// acts inside the job when it is reached. It is also what the job reserves
 	// against the server's memory capacity.
-	MemoryMaxBytes *uint64 `protobuf:"varint,3,opt,name=memory_max_bytes,json=memoryMaxBytes,proto3,oneof" json:"memory_max_bytes,omitempty"`
+	MemoryMaxBytes *uint64 `protobuf:"varint,3,opt,name=memory_max_bytes,json=memoryMaxBytes" json:"memory_max_bytes,omitempty"`
 	// memory_high_bytes is the soft limit (memory.high) where the kernel starts
 	// reclaiming; by default the server's fraction of memory_max_bytes. It must
 	// not exceed memory_max_bytes.
-	MemoryHighBytes *uint64 `protobuf:"varint,4,opt,name=memory_high_bytes,json=memoryHighBytes,proto3,oneof" json:"memory_high_bytes,omitempty"`
+	MemoryHighBytes *uint64 `protobuf:"varint,4,opt,name=memory_high_bytes,json=memoryHighBytes" json:"memory_high_bytes,omitempty"`
 	// io_weight is the job's share of disk time (io.bfq.weight or io.weight,
 	// 1-10000). Refused where the kernel offers neither.
-	IoWeight *uint32 `protobuf:"varint,5,opt,name=io_weight,json=ioWeight,proto3,oneof" json:"io_weight,omitempty"`
+	IoWeight *uint32 `protobuf:"varint,5,opt,name=io_weight,json=ioWeight" json:"io_weight,omitempty"`
 	// io_max caps I/O per block device (io.max); at most one entry a device.
-	IoMax []*IOMax `protobuf:"bytes,6,rep,name=io_max,json=ioMax,proto3" json:"io_max,omitempty"`
+	IoMax []*IOMax `protobuf:"bytes,6,rep,name=io_max,json=ioMax" json:"io_max,omitempty"`
 	// pids_max caps the number of processes and threads in the job (pids.max).
-	PidsMax       *uint64 `protobuf:"varint,7,opt,name=pids_max,json=pidsMax,proto3,oneof" json:"pids_max,omitempty"`
+	PidsMax       *uint64 `protobuf:"varint,7,opt,name=pids_max,json=pidsMax" json:"pids_max,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -368,27 +368,27 @@ func (x *Limits) GetPidsMax() uint64 {
 type Usage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// cpu_usage_usec is the CPU time used, user and system (cpu.stat).
-	CpuUsageUsec uint64 `protobuf:"varint,1,opt,name=cpu_usage_usec,json=cpuUsageUsec,proto3" json:"cpu_usage_usec,omitempty"`
+	CpuUsageUsec uint64 `protobuf:"varint,1,opt,name=cpu_usage_usec,json=cpuUsageUsec" json:"cpu_usage_usec,omitempty"`
 	// cpu_user_usec is the CPU time used in user mode (cpu.stat).
-	CpuUserUsec uint64 `protobuf:"varint,2,opt,name=cpu_user_usec,json=cpuUserUsec,proto3" json:"cpu_user_usec,omitempty"`
+	CpuUserUsec uint64 `protobuf:"varint,2,opt,name=cpu_user_usec,json=cpuUserUsec" json:"cpu_user_usec,omitempty"`
 	// cpu_system_usec is the CPU time used in kernel mode (cpu.stat).
-	CpuSystemUsec uint64 `protobuf:"varint,3,opt,name=cpu_system_usec,json=cpuSystemUsec,proto3" json:"cpu_system_usec,omitempty"`
+	CpuSystemUsec uint64 `protobuf:"varint,3,opt,name=cpu_system_usec,json=cpuSystemUsec" json:"cpu_system_usec,omitempty"`
 	// memory_current_bytes is the memory in use now (memory.current).
-	MemoryCurrentBytes uint64 `protobuf:"varint,4,opt,name=memory_current_bytes,json=memoryCurrentBytes,proto3" json:"memory_current_bytes,omitempty"`
+	MemoryCurrentBytes uint64 `protobuf:"varint,4,opt,name=memory_current_bytes,json=memoryCurrentBytes" json:"memory_current_bytes,omitempty"`
 	// memory_peak_bytes is the most memory used at once (memory.peak).
-	MemoryPeakBytes uint64 `protobuf:"varint,5,opt,name=memory_peak_bytes,json=memoryPeakBytes,proto3" json:"memory_peak_bytes,omitempty"`
+	MemoryPeakBytes uint64 `protobuf:"varint,5,opt,name=memory_peak_bytes,json=memoryPeakBytes" json:"memory_peak_bytes,omitempty"`
 	// io_read_bytes is the bytes read from block devices (io.stat rbytes).
-	IoReadBytes uint64 `protobuf:"varint,6,opt,name=io_read_bytes,json=ioReadBytes,proto3" json:"io_read_bytes,omitempty"`
+	IoReadBytes uint64 `protobuf:"varint,6,opt,name=io_read_bytes,json=ioReadBytes" json:"io_read_bytes,omitempty"`
 	// io_write_bytes is the bytes written to block devices (io.stat wbytes).
-	IoWriteBytes uint64 `protobuf:"varint,7,opt,name=io_write_bytes,json=ioWriteBytes,proto3" json:"io_write_bytes,omitempty"`
+	IoWriteBytes uint64 `protobuf:"varint,7,opt,name=io_write_bytes,json=ioWriteBytes" json:"io_write_bytes,omitempty"`
 	// io_read_ops is the read operations (io.stat rios).
-	IoReadOps uint64 `protobuf:"varint,8,opt,name=io_read_ops,json=ioReadOps,proto3" json:"io_read_ops,omitempty"`
+	IoReadOps uint64 `protobuf:"varint,8,opt,name=io_read_ops,json=ioReadOps" json:"io_read_ops,omitempty"`
 	// io_write_ops is the write operations (io.stat wios).
-	IoWriteOps uint64 `protobuf:"varint,9,opt,name=io_write_ops,json=ioWriteOps,proto3" json:"io_write_ops,omitempty"`
+	IoWriteOps uint64 `protobuf:"varint,9,opt,name=io_write_ops,json=ioWriteOps" json:"io_write_ops,omitempty"`
 	// pids_current is the number of processes and threads now (pids.current).
-	PidsCurrent uint64 `protobuf:"varint,10,opt,name=pids_current,json=pidsCurrent,proto3" json:"pids_current,omitempty"`
+	PidsCurrent uint64 `protobuf:"varint,10,opt,name=pids_current,json=pidsCurrent" json:"pids_current,omitempty"`
 	// oom_kills counts processes the OOM killer killed (memory.events oom_kill).
-	OomKills      uint64 `protobuf:"varint,11,opt,name=oom_kills,json=oomKills,proto3" json:"oom_kills,omitempty"`
+	OomKills      uint64 `protobuf:"varint,11,opt,name=oom_kills,json=oomKills" json:"oom_kills,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -504,46 +504,46 @@ func (x *Usage) GetOomKills() uint64 {
 type Job struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id is the job's UUID.
-	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// owner is the user who started it (the Common Name of its certificate).
-	Owner string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	Owner string `protobuf:"bytes,2,opt,name=owner" json:"owner,omitempty"`
 	// command is the program: an absolute path, or a name looked up on PATH.
-	Command string `protobuf:"bytes,3,opt,name=command,proto3" json:"command,omitempty"`
+	Command string `protobuf:"bytes,3,opt,name=command" json:"command,omitempty"`
 	// args are the arguments after the command.
-	Args []string `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`
+	Args []string `protobuf:"bytes,4,rep,name=args" json:"args,omitempty"`
 	// env holds the variables the request added to the job's environment.
-	Env map[string]string `protobuf:"bytes,5,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Env map[string]string `protobuf:"bytes,5,rep,name=env" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// working_dir is the directory the command starts in.
-	WorkingDir string `protobuf:"bytes,6,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
+	WorkingDir string `protobuf:"bytes,6,opt,name=working_dir,json=workingDir" json:"working_dir,omitempty"`
 	// limits are the limits applied.
-	Limits *Limits `protobuf:"bytes,7,opt,name=limits,proto3" json:"limits,omitempty"`
+	Limits *Limits `protobuf:"bytes,7,opt,name=limits" json:"limits,omitempty"`
 	// timeout is how long the job may run before it is killed; unset: forever.
-	Timeout *durationpb.Duration `protobuf:"bytes,8,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Timeout *durationpb.Duration `protobuf:"bytes,8,opt,name=timeout" json:"timeout,omitempty"`
 	// state is where the job is in its life.
-	State JobState `protobuf:"varint,9,opt,name=state,proto3,enum=jobworker.v1.JobState" json:"state,omitempty"`
+	State JobState `protobuf:"varint,9,opt,name=state,enum=jobworker.v1.JobState" json:"state,omitempty"`
 	// reason says why a FAILED job failed.
-	Reason FailureReason `protobuf:"varint,10,opt,name=reason,proto3,enum=jobworker.v1.FailureReason" json:"reason,omitempty"`
+	Reason FailureReason `protobuf:"varint,10,opt,name=reason,enum=jobworker.v1.FailureReason" json:"reason,omitempty"`
 	// exit_code is the command's exit status, set when it exited by itself.
-	ExitCode *int32 `protobuf:"varint,11,opt,name=exit_code,json=exitCode,proto3,oneof" json:"exit_code,omitempty"`
+	ExitCode *int32 `protobuf:"varint,11,opt,name=exit_code,json=exitCode" json:"exit_code,omitempty"`
 	// signal is the signal that killed the command, set when one did.
-	Signal *int32 `protobuf:"varint,12,opt,name=signal,proto3,oneof" json:"signal,omitempty"`
+	Signal *int32 `protobuf:"varint,12,opt,name=signal" json:"signal,omitempty"`
 	// message is a human-readable detail of the outcome, e.g. the error that
 	// kept a queued job from starting.
-	Message string `protobuf:"bytes,13,opt,name=message,proto3" json:"message,omitempty"`
+	Message string `protobuf:"bytes,13,opt,name=message" json:"message,omitempty"`
 	// create_time is when the job was admitted.
-	CreateTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
 	// start_time is when the command was executed; unset while PENDING.
-	StartTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=start_time,json=startTime" json:"start_time,omitempty"`
 	// end_time is when the job ended; unset until then.
-	EndTime *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=end_time,json=endTime" json:"end_time,omitempty"`
 	// usage is the job's resource usage.
-	Usage *Usage `protobuf:"bytes,17,opt,name=usage,proto3" json:"usage,omitempty"`
+	Usage *Usage `protobuf:"bytes,17,opt,name=usage" json:"usage,omitempty"`
 	// output_size is the number of output bytes written so far; the offset
 	// the next byte will have.
-	OutputSize int64 `protobuf:"varint,18,opt,name=output_size,json=outputSize,proto3" json:"output_size,omitempty"`
+	OutputSize int64 `protobuf:"varint,18,opt,name=output_size,json=outputSize" json:"output_size,omitempty"`
 	// output_start is the offset of the oldest output byte still kept; above
 	// zero once the per-job disk cap has dropped older output.
-	OutputStart   int64 `protobuf:"varint,19,opt,name=output_start,json=outputStart,proto3" json:"output_start,omitempty"`
+	OutputStart   int64 `protobuf:"varint,19,opt,name=output_start,json=outputStart" json:"output_start,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -716,21 +716,21 @@ type StartJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// command is the program to run: an absolute path, or a name looked up on
 	// the job's PATH. Required.
-	Command string `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	Command string `protobuf:"bytes,1,opt,name=command" json:"command,omitempty"`
 	// args are the arguments after the command.
-	Args []string `protobuf:"bytes,2,rep,name=args,proto3" json:"args,omitempty"`
+	Args []string `protobuf:"bytes,2,rep,name=args" json:"args,omitempty"`
 	// env adds variables to the job's clean environment (which holds PATH, HOME
 	// and JOBWORKER_JOB_ID). Names are letters, digits and underscores, not
 	// starting with a digit.
-	Env map[string]string `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Env map[string]string `protobuf:"bytes,3,rep,name=env" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// working_dir is the directory the command starts in; an absolute path.
 	// Default: the run-as user's home directory, or / when it has none.
-	WorkingDir string `protobuf:"bytes,4,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
+	WorkingDir string `protobuf:"bytes,4,opt,name=working_dir,json=workingDir" json:"working_dir,omitempty"`
 	// limits override the server's defaults; unset fields take them.
-	Limits *Limits `protobuf:"bytes,5,opt,name=limits,proto3" json:"limits,omitempty"`
+	Limits *Limits `protobuf:"bytes,5,opt,name=limits" json:"limits,omitempty"`
 	// timeout kills the job (FAILED, TIMED_OUT) when it runs longer; unset or
 	// zero means no timeout.
-	Timeout       *durationpb.Duration `protobuf:"bytes,6,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Timeout       *durationpb.Duration `protobuf:"bytes,6,opt,name=timeout" json:"timeout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -811,7 +811,7 @@ func (x *StartJobRequest) GetTimeout() *durationpb.Duration {
 type StartJobResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// job is the job as admitted: RUNNING, or PENDING when it waits for room.
-	Job           *Job `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	Job           *Job `protobuf:"bytes,1,opt,name=job" json:"job,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -857,10 +857,10 @@ func (x *StartJobResponse) GetJob() *Job {
 type StopJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id is the job's UUID.
-	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// grace is how long to wait after SIGTERM before killing every process of
 	// the job; unset: the server's default.
-	Grace         *durationpb.Duration `protobuf:"bytes,2,opt,name=grace,proto3" json:"grace,omitempty"`
+	Grace         *durationpb.Duration `protobuf:"bytes,2,opt,name=grace" json:"grace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -913,7 +913,7 @@ func (x *StopJobRequest) GetGrace() *durationpb.Duration {
 type StopJobResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// job is the job in its final state.
-	Job           *Job `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	Job           *Job `protobuf:"bytes,1,opt,name=job" json:"job,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -959,13 +959,13 @@ func (x *StopJobResponse) GetJob() *Job {
 type GetJobStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id is the job's UUID.
-	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// watch keeps the stream open, sending the status at every change and
 	// every interval until the job has ended (the last message is final).
-	Watch bool `protobuf:"varint,2,opt,name=watch,proto3" json:"watch,omitempty"`
+	Watch bool `protobuf:"varint,2,opt,name=watch" json:"watch,omitempty"`
 	// interval is how often a watch sends usage updates; unset: 1s. At least
 	// 100ms.
-	Interval      *durationpb.Duration `protobuf:"bytes,3,opt,name=interval,proto3" json:"interval,omitempty"`
+	Interval      *durationpb.Duration `protobuf:"bytes,3,opt,name=interval" json:"interval,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1025,7 +1025,7 @@ func (x *GetJobStatusRequest) GetInterval() *durationpb.Duration {
 type GetJobStatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// job is the job at the time it was sent.
-	Job           *Job `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	Job           *Job `protobuf:"bytes,1,opt,name=job" json:"job,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1071,13 +1071,13 @@ func (x *GetJobStatusResponse) GetJob() *Job {
 type GetJobOutputRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id is the job's UUID.
-	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// offset is the absolute byte offset to start at: 0 is the first byte the
 	// job wrote; a negative value counts back from the current end, like
 	// `tail -c`. An offset past the end is OUT_OF_RANGE.
-	Offset int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Offset int64 `protobuf:"varint,2,opt,name=offset" json:"offset,omitempty"`
 	// follow keeps the stream open and sends new output until the job ends.
-	Follow        bool `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
+	Follow        bool `protobuf:"varint,3,opt,name=follow" json:"follow,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1138,14 +1138,14 @@ type GetJobOutputResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// offset is the absolute offset of the first byte of data. A client that
 	// reconnects asks for offset + len(data) of the last chunk it received.
-	Offset int64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Offset int64 `protobuf:"varint,1,opt,name=offset" json:"offset,omitempty"`
 	// data are the output bytes, exactly as the job wrote them.
-	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	Data []byte `protobuf:"bytes,2,opt,name=data" json:"data,omitempty"`
 	// dropped is the number of bytes just before offset that are no longer
 	// kept because of the per-job disk cap: the first chunk carries those
 	// between the offset asked for and the oldest kept byte, and a chunk of a
 	// follower that the cap overtook carries the gap it skipped.
-	Dropped       int64 `protobuf:"varint,3,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	Dropped       int64 `protobuf:"varint,3,opt,name=dropped" json:"dropped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1206,9 +1206,9 @@ type ListJobsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// owners keeps only jobs of these users; empty: every user the caller may
 	// see. A user's own jobs are all it may see.
-	Owners []string `protobuf:"bytes,1,rep,name=owners,proto3" json:"owners,omitempty"`
+	Owners []string `protobuf:"bytes,1,rep,name=owners" json:"owners,omitempty"`
 	// states keeps only jobs in these states; empty: every state.
-	States        []JobState `protobuf:"varint,2,rep,packed,name=states,proto3,enum=jobworker.v1.JobState" json:"states,omitempty"`
+	States        []JobState `protobuf:"varint,2,rep,packed,name=states,enum=jobworker.v1.JobState" json:"states,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1261,7 +1261,7 @@ func (x *ListJobsRequest) GetStates() []JobState {
 type ListJobsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// jobs are the jobs, newest first.
-	Jobs          []*Job `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	Jobs          []*Job `protobuf:"bytes,1,rep,name=jobs" json:"jobs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1344,22 +1344,22 @@ func (*GetServerStatusRequest) Descriptor() ([]byte, []int) {
 type GetServerStatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// version is the server's version.
-	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Version string `protobuf:"bytes,1,opt,name=version" json:"version,omitempty"`
 	// jobs_running is the number of RUNNING jobs.
-	JobsRunning uint32 `protobuf:"varint,2,opt,name=jobs_running,json=jobsRunning,proto3" json:"jobs_running,omitempty"`
+	JobsRunning uint32 `protobuf:"varint,2,opt,name=jobs_running,json=jobsRunning" json:"jobs_running,omitempty"`
 	// jobs_pending is the number of PENDING jobs.
-	JobsPending uint32 `protobuf:"varint,3,opt,name=jobs_pending,json=jobsPending,proto3" json:"jobs_pending,omitempty"`
+	JobsPending uint32 `protobuf:"varint,3,opt,name=jobs_pending,json=jobsPending" json:"jobs_pending,omitempty"`
 	// max_running is the most jobs that may run at once.
-	MaxRunning uint32 `protobuf:"varint,4,opt,name=max_running,json=maxRunning,proto3" json:"max_running,omitempty"`
+	MaxRunning uint32 `protobuf:"varint,4,opt,name=max_running,json=maxRunning" json:"max_running,omitempty"`
 	// memory_capacity_bytes is the memory jobs may reserve in all.
-	MemoryCapacityBytes uint64 `protobuf:"varint,5,opt,name=memory_capacity_bytes,json=memoryCapacityBytes,proto3" json:"memory_capacity_bytes,omitempty"`
+	MemoryCapacityBytes uint64 `protobuf:"varint,5,opt,name=memory_capacity_bytes,json=memoryCapacityBytes" json:"memory_capacity_bytes,omitempty"`
 	// memory_reserved_bytes is the memory the running jobs reserve.
-	MemoryReservedBytes uint64 `protobuf:"varint,6,opt,name=memory_reserved_bytes,json=memoryReservedBytes,proto3" json:"memory_reserved_bytes,omitempty"`
+	MemoryReservedBytes uint64 `protobuf:"varint,6,opt,name=memory_reserved_bytes,json=memoryReservedBytes" json:"memory_reserved_bytes,omitempty"`
 	// usage is the summed usage of the running jobs.
-	Usage *Usage `protobuf:"bytes,7,opt,name=usage,proto3" json:"usage,omitempty"`
+	Usage *Usage `protobuf:"bytes,7,opt,name=usage" json:"usage,omitempty"`
 	// cgroup_controllers are the cgroup v2 controllers jobs get (cpu, io,
 	// memory, pids); a limit whose controller is missing is refused.
-	CgroupControllers []string `protobuf:"bytes,8,rep,name=cgroup_controllers,json=cgroupControllers,proto3" json:"cgroup_controllers,omitempty"`
+	CgroupControllers []string `protobuf:"bytes,8,rep,name=cgroup_controllers,json=cgroupControllers" json:"cgroup_controllers,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -1461,23 +1461,16 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\twrite_bps\x18\x03 \x01(\x04R\bwriteBps\x12\x1b\n" +
 	"\tread_iops\x18\x04 \x01(\x04R\breadIops\x12\x1d\n" +
 	"\n" +
-	"write_iops\x18\x05 \x01(\x04R\twriteIops\"\xf1\x02\n" +
-	"\x06Limits\x12\"\n" +
+	"write_iops\x18\x05 \x01(\x04R\twriteIops\"\x9f\x02\n" +
+	"\x06Limits\x12$\n" +
 	"\n" +
-	"cpu_weight\x18\x01 \x01(\rH\x00R\tcpuWeight\x88\x01\x01\x12\x17\n" +
-	"\x04cpus\x18\x02 \x01(\x01H\x01R\x04cpus\x88\x01\x01\x12-\n" +
-	"\x10memory_max_bytes\x18\x03 \x01(\x04H\x02R\x0ememoryMaxBytes\x88\x01\x01\x12/\n" +
-	"\x11memory_high_bytes\x18\x04 \x01(\x04H\x03R\x0fmemoryHighBytes\x88\x01\x01\x12 \n" +
-	"\tio_weight\x18\x05 \x01(\rH\x04R\bioWeight\x88\x01\x01\x12*\n" +
-	"\x06io_max\x18\x06 \x03(\v2\x13.jobworker.v1.IOMaxR\x05ioMax\x12\x1e\n" +
-	"\bpids_max\x18\a \x01(\x04H\x05R\apidsMax\x88\x01\x01B\r\n" +
-	"\v_cpu_weightB\a\n" +
-	"\x05_cpusB\x13\n" +
-	"\x11_memory_max_bytesB\x14\n" +
-	"\x12_memory_high_bytesB\f\n" +
-	"\n" +
-	"_io_weightB\v\n" +
-	"\t_pids_max\"\xa3\x03\n" +
+	"cpu_weight\x18\x01 \x01(\rB\x05\xaa\x01\x02\b\x01R\tcpuWeight\x12\x19\n" +
+	"\x04cpus\x18\x02 \x01(\x01B\x05\xaa\x01\x02\b\x01R\x04cpus\x12/\n" +
+	"\x10memory_max_bytes\x18\x03 \x01(\x04B\x05\xaa\x01\x02\b\x01R\x0ememoryMaxBytes\x121\n" +
+	"\x11memory_high_bytes\x18\x04 \x01(\x04B\x05\xaa\x01\x02\b\x01R\x0fmemoryHighBytes\x12\"\n" +
+	"\tio_weight\x18\x05 \x01(\rB\x05\xaa\x01\x02\b\x01R\bioWeight\x12*\n" +
+	"\x06io_max\x18\x06 \x03(\v2\x13.jobworker.v1.IOMaxR\x05ioMax\x12 \n" +
+	"\bpids_max\x18\a \x01(\x04B\x05\xaa\x01\x02\b\x01R\apidsMax\"\xa3\x03\n" +
 	"\x05Usage\x12$\n" +
 	"\x0ecpu_usage_usec\x18\x01 \x01(\x04R\fcpuUsageUsec\x12\"\n" +
 	"\rcpu_user_usec\x18\x02 \x01(\x04R\vcpuUserUsec\x12&\n" +
@@ -1491,7 +1484,7 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"ioWriteOps\x12!\n" +
 	"\fpids_current\x18\n" +
 	" \x01(\x04R\vpidsCurrent\x12\x1b\n" +
-	"\toom_kills\x18\v \x01(\x04R\boomKills\"\xb6\x06\n" +
+	"\toom_kills\x18\v \x01(\x04R\boomKills\"\xa1\x06\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x18\n" +
@@ -1504,9 +1497,9 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\atimeout\x18\b \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12,\n" +
 	"\x05state\x18\t \x01(\x0e2\x16.jobworker.v1.JobStateR\x05state\x123\n" +
 	"\x06reason\x18\n" +
-	" \x01(\x0e2\x1b.jobworker.v1.FailureReasonR\x06reason\x12 \n" +
-	"\texit_code\x18\v \x01(\x05H\x00R\bexitCode\x88\x01\x01\x12\x1b\n" +
-	"\x06signal\x18\f \x01(\x05H\x01R\x06signal\x88\x01\x01\x12\x18\n" +
+	" \x01(\x0e2\x1b.jobworker.v1.FailureReasonR\x06reason\x12\"\n" +
+	"\texit_code\x18\v \x01(\x05B\x05\xaa\x01\x02\b\x01R\bexitCode\x12\x1d\n" +
+	"\x06signal\x18\f \x01(\x05B\x05\xaa\x01\x02\b\x01R\x06signal\x12\x18\n" +
 	"\amessage\x18\r \x01(\tR\amessage\x12;\n" +
 	"\vcreate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x129\n" +
@@ -1519,10 +1512,7 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\foutput_start\x18\x13 \x01(\x03R\voutputStart\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\f\n" +
-	"\n" +
-	"_exit_codeB\t\n" +
-	"\a_signal\"\xb5\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb5\x02\n" +
 	"\x0fStartJobRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\tR\acommand\x12\x12\n" +
 	"\x04args\x18\x02 \x03(\tR\x04args\x128\n" +
@@ -1593,7 +1583,7 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\fGetJobStatus\x12!.jobworker.v1.GetJobStatusRequest\x1a\".jobworker.v1.GetJobStatusResponse0\x01\x12W\n" +
 	"\fGetJobOutput\x12!.jobworker.v1.GetJobOutputRequest\x1a\".jobworker.v1.GetJobOutputResponse0\x01\x12I\n" +
 	"\bListJobs\x12\x1d.jobworker.v1.ListJobsRequest\x1a\x1e.jobworker.v1.ListJobsResponse\x12^\n" +
-	"\x0fGetServerStatus\x12$.jobworker.v1.GetServerStatusRequest\x1a%.jobworker.v1.GetServerStatusResponseB?Z=github.com/jobworker/jobworker/proto/jobworker/v1;jobworkerv1b\x06proto3"
+	"\x0fGetServerStatus\x12$.jobworker.v1.GetServerStatusRequest\x1a%.jobworker.v1.GetServerStatusResponseBFZ=github.com/jobworker/jobworker/proto/jobworker/v1;jobworkerv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
 
 var (
 	file_jobworker_v1_jobworker_proto_rawDescOnce sync.Once
@@ -1679,8 +1669,6 @@ func file_jobworker_v1_jobworker_proto_init() {
 	if File_jobworker_v1_jobworker_proto != nil {
 		return
 	}
-	file_jobworker_v1_jobworker_proto_msgTypes[1].OneofWrappers = []any{}
-	file_jobworker_v1_jobworker_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -37,7 +37,9 @@ const (
 // JobWorkerService runs jobs for authenticated clients. The caller's identity
 // and role come from its client certificate: admin may call every RPC on every
 // job; user may start jobs and see or stop its own; reader may see every job
-// but never start or stop one. Another user's job answers NOT_FOUND.
+// but never start or stop one. Another user's job answers NOT_FOUND. Every
+// string in a request must be UTF-8; one that is not is INVALID_ARGUMENT
+// with the field's name.
 type JobWorkerServiceClient interface {
 	// StartJob validates the request, admits the job (or queues it PENDING when
 	// it does not fit yet) and returns its status. A command that cannot be
@@ -157,7 +159,9 @@ func (c *jobWorkerServiceClient) GetServerStatus(ctx context.Context, in *GetSer
 // JobWorkerService runs jobs for authenticated clients. The caller's identity
 // and role come from its client certificate: admin may call every RPC on every
 // job; user may start jobs and see or stop its own; reader may see every job
-// but never start or stop one. Another user's job answers NOT_FOUND.
+// but never start or stop one. Another user's job answers NOT_FOUND. Every
+// string in a request must be UTF-8; one that is not is INVALID_ARGUMENT
+// with the field's name.
 type JobWorkerServiceServer interface {
 	// StartJob validates the request, admits the job (or queues it PENDING when
 	// it does not fit yet) and returns its status. A command that cannot be
