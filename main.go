@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/alecthomas/kong"
 	"github.com/jobworker/jobworker/shim"
@@ -90,6 +91,15 @@ type exitRequest int
 
 // run parses args, runs the verb and maps its error to an exit code.
 func run(args []string, stdout, stderr io.Writer) (code int) {
+	// The API carries text: a job's command, arguments and environment are
+	// UTF-8 strings. Refuse other bytes here, before the parser (which would
+	// turn them into U+FFFD) can change what the user asked to run.
+	for i, a := range args {
+		if !utf8.ValidString(a) {
+			fmt.Fprintf(stderr, "jobworker: argument %d, %q, is not valid UTF-8: jobs take UTF-8 text only\n", i+1, a)
+			return exitUsage
+		}
+	}
 	var c cli
 	parser, err := newParser(&c, stdout, stderr)
 	if err != nil {

@@ -144,3 +144,18 @@ func TestNegativeOffset(t *testing.T) {
 		t.Errorf("joinNegativeValues touched the job's arguments: %q", got)
 	}
 }
+
+// TestArgumentsMustBeUTF8: an argument that is not UTF-8 is refused as a
+// usage error naming it, rather than changed (the parser would turn its
+// bytes into U+FFFD and run something else than asked).
+func TestArgumentsMustBeUTF8(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run([]string{"run", "--", "echo", "caf\xe9"}, &out, &errOut)
+	if code != exitUsage || !strings.Contains(errOut.String(), `argument 4, "caf\xe9", is not valid UTF-8`) {
+		t.Errorf("run with a Latin-1 argument = %d, %q; want %d and the argument named", code, errOut.String(), exitUsage)
+	}
+	errOut.Reset()
+	if code := run([]string{"run", "--", "echo", "café"}, &out, &errOut); strings.Contains(errOut.String(), "UTF-8") {
+		t.Errorf("run with a UTF-8 argument = %d, %q; want no complaint about UTF-8", code, errOut.String())
+	}
+}
