@@ -217,7 +217,7 @@ func (c *runCmd) Run(e *env) error {
 	defer closeConn()
 	resp, err := client.StartJob(e.ctx, req)
 	if err != nil {
-		return startError(c.rpcError("start job", err), err)
+		return startError(c.rpcError("start job", withFlagNames(err)), err)
 	}
 	j := resp.GetJob()
 	if c.Detach {
@@ -272,6 +272,32 @@ func finalStatus(ctx context.Context, client jobworkerv1.JobWorkerServiceClient,
 // startError picks the exit code of a StartJob failure: 127 for a command
 // that was not found, 126 for one that cannot be executed (as a shell
 // does), 1 otherwise.
+// runFlagOf pairs the limit fields the server names in its answers (the
+// API's words) with the run flags that set them (the CLI's words).
+var runFlagOf = []struct{ field, flag string }{
+	{"cpu_weight", "--cpu-weight"},
+	{"cpus", "--cpus"},
+	{"memory_max_bytes", "--memory-limit"},
+	{"io_weight", "--io-weight"},
+	{"pids_max", "--pids-limit"},
+}
+
+// withFlagNames rewrites an InvalidArgument answer that begins with a limit
+// field's name to begin with the flag that sets it, so that the line says
+// what to change: "--memory-limit 10240 is below the minimum ...".
+func withFlagNames(err error) error {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.InvalidArgument {
+		return err
+	}
+	for _, f := range runFlagOf {
+		if rest, ok := strings.CutPrefix(st.Message(), f.field+" "); ok {
+			return status.Error(codes.InvalidArgument, f.flag+" "+rest)
+		}
+	}
+	return err
+}
+
 func startError(msg error, err error) error {
 	code := exitError
 	if status.Code(err) == codes.FailedPrecondition {
