@@ -230,12 +230,17 @@ func (c *runCmd) Run(e *env) error {
 	if !c.JSON {
 		fmt.Fprintf(e.stderr, "job %s %s\n", j.GetId(), stateName(j.GetState()))
 	}
-	ferr := streamOutput(e.ctx, client, j.GetId(), 0, true, e.stdout, e.stderr, c.JSON)
+	next, ferr := streamOutput(e.ctx, client, j.GetId(), 0, true, e.stdout, e.stderr, c.JSON)
 	if e.ctx.Err() != nil {
-		// Interrupted: stop the job, then report how it ended.
+		// Interrupted: stop the job, print what it wrote up to its end
+		// (a job that handles SIGTERM may have last words), then report
+		// how it ended.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if r, err := client.StopJob(ctx, &jobworkerv1.StopJobRequest{Id: j.GetId()}); err == nil {
+			if _, err := streamOutput(ctx, client, j.GetId(), next, false, e.stdout, e.stderr, c.JSON); err != nil {
+				fmt.Fprintf(e.stderr, "jobworker: the rest of the output of job %s: %v\n", j.GetId(), err)
+			}
 			return jobExit(e, r.GetJob(), c.JSON)
 		}
 		return &exitCodeError{code: 130, msg: "interrupted; job " + j.GetId() + " may still run: stop it with `jobworker stop " + j.GetId() + "`"}
@@ -269,9 +274,6 @@ func finalStatus(ctx context.Context, client jobworkerv1.JobWorkerServiceClient,
 	}
 }
 
-// startError picks the exit code of a StartJob failure: 127 for a command
-// that was not found, 126 for one that cannot be executed (as a shell
-// does), 1 otherwise.
 // runFlagOf pairs the limit fields the server names in its answers (the
 // API's words) with the run flags that set them (the CLI's words).
 var runFlagOf = []struct{ field, flag string }{
@@ -298,6 +300,9 @@ func withFlagNames(err error) error {
 	return err
 }
 
+// startError picks the exit code of a StartJob failure: 127 for a command
+// that was not found, 126 for one that cannot be executed (as a shell
+// does), 1 otherwise.
 func startError(msg error, err error) error {
 	code := exitError
 	if status.Code(err) == codes.FailedPrecondition {
@@ -341,12 +346,14 @@ func jobExit(e *env, j *jobworkerv1.Job, asJSON bool) error {
 // when following, or up to the current end. When the connection drops it
 // resumes by itself from the byte after the last one received, so no byte
 // is lost or repeated; it says so once per outage on notes. With asJSON it
-// prints the chunks as messages.
-func streamOutput(ctx context.Context, client jobworkerv1.JobWorkerServiceClient, id string, offset int64, follow bool, w, notes io.Writer, asJSON bool) error {
+// prints the chunks as messages. It returns the offset after the last byte
+// written to w.
+func streamOutput(ctx context.Context, client jobworkerv1.JobWorkerServiceClient, id string, offset int64, follow bool, w, notes io.Writer, asJSON bool) (next int64, err error) {
 	backoff := 100 * time.Millisecond
 	reconnecting := false
 	for {
-		stream, err := client.GetJobOutput(ctx, &jobworkerv1.GetJobOutputRequest{Id: id, Offset: offset, Follow: follow})
+		var stream grpc.ServerStreamingClient[jobworkerv1.GetJobOutputResponse]
+		stream, err = client.GetJobOutput(ctx, &jobworkerv1.GetJobOutputRequest{Id: id, Offset: offset, Follow: follow})
 		if err == nil {
 			for {
 				var r *jobworkerv1.GetJobOutputResponse
@@ -367,7 +374,7 @@ func streamOutput(ctx context.Context, client jobworkerv1.JobWorkerServiceClient
 					_, err = w.Write(r.GetData())
 				}
 				if err != nil {
-					return err
+					return offset, err
 				}
 				backoff = 100 * time.Millisecond
 				offset = r.GetOffset() + int64(len(r.GetData()))
@@ -376,14 +383,14 @@ func streamOutput(ctx context.Context, client jobworkerv1.JobWorkerServiceClient
 				if reconnecting {
 					fmt.Fprintf(notes, "jobworker: reconnected; the output ends at byte %d\n", offset)
 				}
-				return nil
+				return offset, nil
 			}
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return offset, ctx.Err()
 		}
 		if status.Code(err) != codes.Unavailable {
-			return err
+			return offset, err
 		}
 		// The connection dropped: resume from the next byte.
 		if !reconnecting {
@@ -394,7 +401,7 @@ func streamOutput(ctx context.Context, client jobworkerv1.JobWorkerServiceClient
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return ctx.Err()
+			return offset, ctx.Err()
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 5*time.Second)
@@ -534,7 +541,7 @@ func (c *logsCmd) Run(e *env) error {
 			return c.rpcError("output of job "+c.ID, err)
 		}
 	}
-	if err := streamOutput(e.ctx, client, c.ID, off, c.Follow, e.stdout, e.stderr, c.JSON); err != nil {
+	if _, err := streamOutput(e.ctx, client, c.ID, off, c.Follow, e.stdout, e.stderr, c.JSON); err != nil {
 		if e.ctx.Err() != nil {
 			return nil
 		}

@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -232,6 +233,40 @@ func TestE2ERunExitCodes(t *testing.T) {
 	views := strings.Split(strings.TrimSpace(r.out), "\n\n")
 	if r.code != 0 || len(views) < 2 || !strings.Contains(views[len(views)-1], "State     completed") || !strings.Contains(views[0], "State     running") {
 		t.Errorf("status --watch: exit %d, %d views, output:\n%s", r.code, len(views), r.out)
+	}
+}
+
+// TestE2ERunInterrupted: Ctrl-C on `run` stops the job; the output the job
+// writes while it stops (its SIGTERM handler's last words) is still
+// printed, and run exits with the job's exit code.
+func TestE2ERunInterrupted(t *testing.T) {
+	s := startDevServer(t, t.TempDir())
+	cmd := exec.Command(binary(t), "run", "--", "sh", "-c", `trap 'echo last words; exit 7' TERM; echo started; while :; do sleep 0.1; done`)
+	cmd.Env = append([]string{"PATH=/bin", "JOBWORKER_SERVER=" + s.addr}, s.certEnv("user")...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(out)
+	if line, err := r.ReadString('\n'); line != "started\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("first line of run: %q, %v; stderr %q", line, err, errb.String())
+	}
+	cmd.Process.Signal(os.Interrupt)
+	rest, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 || !strings.HasSuffix(string(rest), "last words\n") || !strings.Contains(errb.String(), "stopped (exit code 7)") {
+		t.Errorf("run interrupted: %v, the rest of stdout %q, stderr %q; want exit 7, stdout ending in the handler's last words, stopped on stderr", err, rest, errb.String())
 	}
 }
 
