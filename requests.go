@@ -13,12 +13,11 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// The API's strings are UTF-8, but its decoder does not check them (see
-// the .proto: grpc-go would answer INTERNAL for a request it cannot
-// decode). These interceptors check every string of every request and
-// answer INVALID_ARGUMENT naming the field, before any handler sees it. They
-// run after authorization, so the unauthenticated learn nothing from them.
-
+// utf8Unary and utf8Stream check every string of every request and answer
+// INVALID_ARGUMENT naming the field, before any handler sees it. The API's
+// strings are UTF-8, but its decoder does not check them (see the .proto:
+// grpc-go would answer INTERNAL for a request it cannot decode). They run
+// after authorization, so the unauthenticated learn nothing from them.
 func utf8Unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if err := checkUTF8(req); err != nil {
 		return nil, err
@@ -26,6 +25,7 @@ func utf8Unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler gr
 	return handler(ctx, req)
 }
 
+// utf8Stream is utf8Unary for streams: it checks each message received.
 func utf8Stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	return handler(srv, utf8CheckedStream{ss})
 }
