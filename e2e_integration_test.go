@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -233,6 +235,33 @@ func TestE2ERunExitCodes(t *testing.T) {
 	views := strings.Split(strings.TrimSpace(r.out), "\n\n")
 	if r.code != 0 || len(views) < 2 || !strings.Contains(views[len(views)-1], "State     completed") || !strings.Contains(views[0], "State     running") {
 		t.Errorf("status --watch: exit %d, %d views, output:\n%s", r.code, len(views), r.out)
+	}
+}
+
+// TestE2ESecondServerRefused: a second server on the same state directory,
+// or on another state directory but the same cgroup parent, refuses to
+// start and says which; the first server's running job runs on. (Without
+// the locks the second server would take that job for a crash's leftover
+// and kill it.)
+func TestE2ESecondServerRefused(t *testing.T) {
+	state := t.TempDir()
+	s := startDevServer(t, state)
+	id := s.detach("user", "sleep", "1000")
+	tests := []struct{ name, state, want string }{
+		{"same state directory", state, "state directory " + state + " is in use by another jobworker server (pid " + strconv.Itoa(s.pid()) + ")"},
+		{"same cgroup parent", t.TempDir(), "is in use by another jobworker server: stop it, or give this one its own --cgroup-parent"},
+	}
+	for _, tt := range tests {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := exec.CommandContext(ctx, binary(t), "serve", "--dev", "--state-dir", tt.state, "--listen", "127.0.0.1:0").CombinedOutput()
+		cancel()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), tt.want) {
+			t.Errorf("%s: second server %v, output:\n%s\nwant exit 1 and %q", tt.name, err, out, tt.want)
+		}
+	}
+	if j := s.job(id); j.GetState() != jobworkerv1.JobState_JOB_STATE_RUNNING {
+		t.Errorf("the first server's job after the refusals: %v, want running", j.GetState())
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/jobworker/jobworker/job"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"github.com/jobworker/jobworker/shim"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -54,15 +55,83 @@ type serveCmd struct {
 	DebugListen        string        `placeholder:"ADDR" help:"Serve Go's runtime profiles (net/http/pprof, plain HTTP, no authentication) on ADDR; keep it on loopback. Off by default."`
 }
 
+// lockExclusive takes an exclusive flock on path, opened with flag, without
+// waiting: EWOULDBLOCK when another process holds it. The lock lasts until
+// the returned file is closed or the process ends, however it ends, so a
+// server killed with SIGKILL leaves no stale lock.
+func lockExclusive(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// lockStateDir locks <dir>/server.lock and writes the server's pid into it,
+// which a second server names when it is refused.
+func lockStateDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "server.lock")
+	f, err := lockExclusive(path, os.O_RDWR|os.O_CREATE)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		holder := "another jobworker server"
+		if b, rerr := os.ReadFile(path); rerr == nil && len(strings.TrimSpace(string(b))) > 0 {
+			holder += " (pid " + strings.TrimSpace(string(b)) + ")"
+		}
+		return nil, fmt.Errorf("state directory %s is in use by %s: stop it, or give this one its own --state-dir", dir, holder)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock the state directory: %w", err)
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return f, nil
+}
+
 // Run starts the server and serves until SIGTERM or SIGINT.
 func (c *serveCmd) Run(e *env) error {
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	if os.Geteuid() != 0 {
 		return errors.New("the server must run as root (it creates cgroups and starts jobs as other users): run it with sudo")
 	}
+	// What can be checked without touching the host is checked first, so
+	// that a wrong flag changes nothing.
+	var cred *shim.Credential
+	if c.RunAs == "root" || c.RunAs == "0" {
+		log.Warn("jobs run as root, as --run-as asks")
+	} else {
+		var err error
+		cred, err = shim.LookupUser(c.RunAs)
+		if err != nil {
+			return fmt.Errorf("--run-as: %w", err)
+		}
+	}
+	capacity := uint64(c.MemoryCapacity)
+	if capacity == 0 {
+		total, err := memTotal()
+		if err != nil {
+			return err
+		}
+		capacity = total / 4 * 3
+	}
+	if uint64(c.DefaultMemoryLimit) > capacity {
+		return fmt.Errorf("--default-memory-limit %s is larger than the memory capacity %s", c.DefaultMemoryLimit, byteSize(capacity))
+	}
 	if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
+	// One server per state directory and per cgroup parent: a second one
+	// would take the first one's running jobs for leftovers of a crash, and
+	// kill them.
+	stateLock, err := lockStateDir(c.StateDir)
+	if err != nil {
+		return err
+	}
+	defer stateLock.Close()
 	certFile, keyFile, caFile := c.Cert, c.Key, c.ClientCA
 	if c.Dev {
 		dir := filepath.Join(c.StateDir, "dev")
@@ -98,31 +167,19 @@ func (c *serveCmd) Run(e *env) error {
 	if err != nil {
 		return fmt.Errorf("cgroups: %w", err)
 	}
+	parentLock, err := lockExclusive(h.Parent(), os.O_RDONLY|unix.O_DIRECTORY)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return fmt.Errorf("cgroup parent %s is in use by another jobworker server: stop it, or give this one its own --cgroup-parent", h.Parent())
+	}
+	if err != nil {
+		return fmt.Errorf("lock the cgroup parent %s: %w", h.Parent(), err)
+	}
+	defer parentLock.Close()
 	for _, ctl := range cgroupfs.Controllers {
 		if !h.Has(ctl) {
 			log.Warn("cgroup controller missing: limits that need it are refused, and its defaults are not applied", "controller", ctl, "parent", h.Parent(),
 				"fix", "boot with cgroup v2 unified (systemd.unified_cgroup_hierarchy=1) and delegate the controller to the server's cgroup")
 		}
-	}
-	var cred *shim.Credential
-	if c.RunAs == "root" || c.RunAs == "0" {
-		log.Warn("jobs run as root, as --run-as asks")
-	} else {
-		cred, err = shim.LookupUser(c.RunAs)
-		if err != nil {
-			return fmt.Errorf("--run-as: %w", err)
-		}
-	}
-	capacity := uint64(c.MemoryCapacity)
-	if capacity == 0 {
-		total, err := memTotal()
-		if err != nil {
-			return err
-		}
-		capacity = total / 4 * 3
-	}
-	if uint64(c.DefaultMemoryLimit) > capacity {
-		return fmt.Errorf("--default-memory-limit %s is larger than the memory capacity %s", c.DefaultMemoryLimit, byteSize(capacity))
 	}
 	m, err := job.Open(job.Config{
 		StateDir:           c.StateDir,
