@@ -8,9 +8,11 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jobworker/jobworker/auth"
@@ -237,6 +239,21 @@ func (c *runCmd) Run(e *env) error {
 		// how it ended.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		// The stop gives the job its grace; a second interrupt kills it
+		// at once (a stop with no grace).
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(again)
+		if !c.JSON {
+			fmt.Fprintf(e.stderr, "jobworker: stopping job %s (interrupt again to kill it at once)\n", j.GetId())
+		}
+		go func() {
+			select {
+			case <-again:
+				client.StopJob(ctx, &jobworkerv1.StopJobRequest{Id: j.GetId(), Grace: durationpb.New(0)})
+			case <-ctx.Done():
+			}
+		}()
 		if r, err := client.StopJob(ctx, &jobworkerv1.StopJobRequest{Id: j.GetId()}); err == nil {
 			if _, err := streamOutput(ctx, client, j.GetId(), next, false, e.stdout, e.stderr, c.JSON); err != nil {
 				fmt.Fprintf(e.stderr, "jobworker: the rest of the output of job %s: %v\n", j.GetId(), err)

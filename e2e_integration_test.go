@@ -265,37 +265,76 @@ func TestE2ESecondServerRefused(t *testing.T) {
 	}
 }
 
-// TestE2ERunInterrupted: Ctrl-C on `run` stops the job; the output the job
-// writes while it stops (its SIGTERM handler's last words) is still
-// printed, and run exits with the job's exit code.
+// TestE2ERunInterrupted: Ctrl-C on `run` stops the job with its grace; the
+// output the job writes while it stops (its SIGTERM handler's last words)
+// is still printed, and run exits with the job's exit code. A second Ctrl-C
+// kills the job at once, whatever the grace (here three minutes).
 func TestE2ERunInterrupted(t *testing.T) {
-	s := startDevServer(t, t.TempDir())
-	cmd := exec.Command(binary(t), "run", "--", "sh", "-c", `trap 'echo last words; exit 7' TERM; echo started; while :; do sleep 0.1; done`)
-	cmd.Env = append([]string{"PATH=/bin", "JOBWORKER_SERVER=" + s.addr}, s.certEnv("user")...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	s := startDevServer(t, t.TempDir(), "--stop-grace", "3m")
+	tests := []struct {
+		name       string
+		script     string
+		interrupts int
+		code       int
+		stderr     string
+	}{
+		{"once: the handler exits", `trap 'echo last words; exit 7' TERM; echo started; while :; do sleep 0.1; done`, 1, 7, "stopped (exit code 7)"},
+		{"twice: the handler does not exit", `trap 'echo last words' TERM; echo started; while :; do sleep 0.1; done`, 2, 128 + 9, "stopped (signal 9)"},
 	}
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r := bufio.NewReader(out)
-	if line, err := r.ReadString('\n'); line != "started\n" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("first line of run: %q, %v; stderr %q", line, err, errb.String())
-	}
-	cmd.Process.Signal(os.Interrupt)
-	rest, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 7 || !strings.HasSuffix(string(rest), "last words\n") || !strings.Contains(errb.String(), "stopped (exit code 7)") {
-		t.Errorf("run interrupted: %v, the rest of stdout %q, stderr %q; want exit 7, stdout ending in the handler's last words, stopped on stderr", err, rest, errb.String())
+	for _, tt := range tests {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, binary(t), "run", "--", "sh", "-c", tt.script)
+		cmd.Env = append([]string{"PATH=/bin", "JOBWORKER_SERVER=" + s.addr}, s.certEnv("user")...)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		errPipe, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		stdout, stderr := bufio.NewReader(out), bufio.NewReader(errPipe)
+		var errText strings.Builder
+		// waitStderr reads the CLI's own lines until one holds want.
+		waitStderr := func(want string) bool {
+			for {
+				line, err := stderr.ReadString('\n')
+				errText.WriteString(line)
+				if strings.Contains(line, want) {
+					return true
+				}
+				if err != nil {
+					return false
+				}
+			}
+		}
+		if line, err := stdout.ReadString('\n'); line != "started\n" {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("%s: first line of run: %q, %v", tt.name, line, err)
+		}
+		cmd.Process.Signal(os.Interrupt)
+		if tt.interrupts == 2 {
+			// The CLI says it is stopping once it listens for the second.
+			if !waitStderr("interrupt again to kill it at once") {
+				t.Errorf("%s: stderr %q, want the CLI to say a second interrupt kills", tt.name, errText.String())
+			}
+			cmd.Process.Signal(os.Interrupt)
+		}
+		rest, err := io.ReadAll(stdout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitStderr(tt.stderr)
+		err = cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != tt.code || !strings.HasSuffix(string(rest), "last words\n") || !strings.Contains(errText.String(), tt.stderr) {
+			t.Errorf("%s: %v, the rest of stdout %q, stderr %q; want exit %d, stdout ending in the handler's last words, %q on stderr", tt.name, err, rest, errText.String(), tt.code, tt.stderr)
+		}
 	}
 }
 
