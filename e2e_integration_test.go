@@ -121,6 +121,11 @@ func (s *devServer) stop() {
 	}
 }
 
+// cliEnv is the whole environment of the CLI run as who against addr.
+func (s *devServer) cliEnv(addr, who string) []string {
+	return append([]string{"PATH=/bin", "JOBWORKER_SERVER=" + addr}, s.certEnv(who)...)
+}
+
 // identity files: admin, user (dev-user) and reader from the dev PKI; bob is
 // a second user made with `jobworker certs client`.
 func (s *devServer) certEnv(who string) []string {
@@ -154,7 +159,7 @@ func (s *devServer) cli(who string, args ...string) result {
 func (s *devServer) cliAt(addr, who string, args ...string) result {
 	s.t.Helper()
 	cmd := exec.Command(binary(s.t), args...)
-	cmd.Env = append([]string{"PATH=/bin", "JOBWORKER_SERVER=" + addr}, s.certEnv(who)...)
+	cmd.Env = s.cliEnv(addr, who)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -171,7 +176,7 @@ func (s *devServer) cliAt(addr, who string, args ...string) result {
 func (s *devServer) waitOutput(who, id, want string) {
 	s.t.Helper()
 	cmd := exec.Command(binary(s.t), "logs", "-f", id)
-	cmd.Env = append([]string{"PATH=/bin", "JOBWORKER_SERVER=" + s.addr}, s.certEnv(who)...)
+	cmd.Env = s.cliEnv(s.addr, who)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		s.t.Fatal(err)
@@ -285,7 +290,7 @@ func TestE2ERunInterrupted(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, binary(t), "run", "--", "sh", "-c", tt.script)
-		cmd.Env = append([]string{"PATH=/bin", "JOBWORKER_SERVER=" + s.addr}, s.certEnv("user")...)
+		cmd.Env = s.cliEnv(s.addr, "user")
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -503,7 +508,7 @@ func TestE2EResumeAfterDroppedConnection(t *testing.T) {
 	id := s.detach("user", lineJob(lines)...)
 
 	cmd := exec.Command(binary(t), "logs", "-f", id)
-	cmd.Env = append([]string{"PATH=/bin", "JOBWORKER_SERVER=" + p.lis.Addr().String()}, s.certEnv("user")...)
+	cmd.Env = s.cliEnv(p.lis.Addr().String(), "user")
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	out, err := cmd.StdoutPipe()

@@ -40,7 +40,7 @@ func (s *devServer) follow(who, id string, min int) *follower {
 	f := &follower{copied: make(chan struct{})}
 	f.errb.w = &f.errbuf
 	f.cmd = exec.Command(binary(s.t), "logs", "-f", id)
-	f.cmd.Env = append([]string{"PATH=/bin", "JOBWORKER_SERVER=" + s.addr}, s.certEnv(who)...)
+	f.cmd.Env = s.cliEnv(s.addr, who)
 	f.cmd.Stderr = &f.errb
 	out, err := f.cmd.StdoutPipe()
 	if err != nil {
