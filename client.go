@@ -234,33 +234,7 @@ func (c *runCmd) Run(e *env) error {
 	}
 	next, ferr := streamOutput(e.ctx, client, j.GetId(), 0, true, e.stdout, e.stderr, c.JSON)
 	if e.ctx.Err() != nil {
-		// Interrupted: stop the job, print what it wrote up to its end
-		// (a job that handles SIGTERM may have last words), then report
-		// how it ended.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		// The stop gives the job its grace; a second interrupt kills it
-		// at once (a stop with no grace).
-		again := make(chan os.Signal, 1)
-		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
-		defer signal.Stop(again)
-		if !c.JSON {
-			fmt.Fprintf(e.stderr, "jobworker: stopping job %s (interrupt again to kill it at once)\n", j.GetId())
-		}
-		go func() {
-			select {
-			case <-again:
-				client.StopJob(ctx, &jobworkerv1.StopJobRequest{Id: j.GetId(), Grace: durationpb.New(0)})
-			case <-ctx.Done():
-			}
-		}()
-		if r, err := client.StopJob(ctx, &jobworkerv1.StopJobRequest{Id: j.GetId()}); err == nil {
-			if _, err := streamOutput(ctx, client, j.GetId(), next, false, e.stdout, e.stderr, c.JSON); err != nil {
-				fmt.Fprintf(e.stderr, "jobworker: the rest of the output of job %s: %v\n", j.GetId(), err)
-			}
-			return jobExit(e, r.GetJob(), c.JSON)
-		}
-		return &exitCodeError{code: 130, msg: "interrupted; job " + j.GetId() + " may still run: stop it with `jobworker stop " + j.GetId() + "`"}
+		return c.stopInterrupted(e, client, j.GetId(), next)
 	}
 	if ferr != nil {
 		return c.rpcError("stream output of job "+j.GetId(), ferr)
@@ -270,6 +244,44 @@ func (c *runCmd) Run(e *env) error {
 		return c.rpcError("status of job "+j.GetId(), err)
 	}
 	return jobExit(e, last, c.JSON)
+}
+
+// stopInterrupted ends an interrupted run: it stops the job with its grace,
+// however long that is, prints what the job writes meanwhile from offset
+// next on (a job that handles SIGTERM may have last words), and exits with
+// the job's status. A second interrupt kills the job at once (a stop with no
+// grace); if the server does not answer that within a minute, run gives up
+// waiting and says the job may still run.
+func (c *runCmd) stopInterrupted(e *env, client jobworkerv1.JobWorkerServiceClient, id string, next int64) error {
+	wait, giveUp := context.WithCancel(context.Background())
+	defer giveUp()
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	if !c.JSON {
+		fmt.Fprintf(e.stderr, "jobworker: stopping job %s (interrupt again to kill it at once)\n", id)
+	}
+	go func() {
+		select {
+		case <-again:
+			ctx, cancel := context.WithTimeout(wait, time.Minute)
+			defer cancel()
+			if _, err := client.StopJob(ctx, &jobworkerv1.StopJobRequest{Id: id, Grace: durationpb.New(0)}); err != nil {
+				giveUp()
+			}
+		case <-wait.Done():
+		}
+	}()
+	r, err := client.StopJob(wait, &jobworkerv1.StopJobRequest{Id: id})
+	if err != nil {
+		return &exitCodeError{code: 130, msg: "interrupted; job " + id + " may still run: stop it with `jobworker stop " + id + "`"}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := streamOutput(ctx, client, id, next, false, e.stdout, e.stderr, c.JSON); err != nil {
+		fmt.Fprintf(e.stderr, "jobworker: the rest of the output of job %s: %v\n", id, err)
+	}
+	return jobExit(e, r.GetJob(), c.JSON)
 }
 
 // finalStatus watches job id until it ends and returns its last status.
