@@ -78,8 +78,10 @@ func lockStateDir(dir string) (*os.File, error) {
 	f, err := lockExclusive(path, os.O_RDWR|os.O_CREATE)
 	if errors.Is(err, unix.EWOULDBLOCK) {
 		holder := "another jobworker server"
-		if b, rerr := os.ReadFile(path); rerr == nil && len(strings.TrimSpace(string(b))) > 0 {
-			holder += " (pid " + strings.TrimSpace(string(b)) + ")"
+		if b, rerr := os.ReadFile(path); rerr == nil {
+			if pid := strings.TrimSpace(string(b)); pid != "" {
+				holder += " (pid " + pid + ")"
+			}
 		}
 		return nil, fmt.Errorf("state directory %s is in use by %s: stop it, or give this one its own --state-dir", dir, holder)
 	}
