@@ -273,11 +273,7 @@ func TestOnHostLoad(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		out, err := c.GetJobOutput(ctx, &jobworkerv1.GetJobOutputRequest{Id: r.GetJob().GetId(), Follow: true})
-		for err == nil {
-			_, err = out.Recv()
-		}
-		if err != io.EOF {
+		if _, err := streamOutput(ctx, c, r.GetJob().GetId(), 0, true, io.Discard, io.Discard, false); err != nil {
 			return fmt.Errorf("follow job %d: %w", n, err)
 		}
 		return nil
