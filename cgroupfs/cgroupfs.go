@@ -25,6 +25,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -132,18 +134,50 @@ func writeFile(dir, file, value string) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("write %q to %s: %w", value, path, err)
+		return fmt.Errorf("write %q to %s: %w", value, path, removed(err))
 	}
 	return nil
 }
 
 // readFile reads a control file.
 func readFile(dir, file string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, file))
+	f, err := os.Open(filepath.Join(dir, file))
 	if err != nil {
 		return "", err
 	}
+	defer f.Close()
+	return readOpen(f)
+}
+
+// readOpen reads an open control file to its end.
+func readOpen(f *os.File) (string, error) {
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return "", removed(err)
+	}
 	return string(b), nil
+}
+
+// removedError is ENODEV from a control file: its cgroup was removed after
+// the file was opened (kernfs answers so for the files of a removed
+// directory). It matches fs.ErrNotExist, like the ENOENT of a file opened
+// after the removal, so that callers handle both races as one.
+type removedError struct{ errno unix.Errno }
+
+func (e removedError) Error() string        { return e.errno.Error() + " (the cgroup was removed)" }
+func (e removedError) Unwrap() error        { return e.errno }
+func (e removedError) Is(target error) bool { return target == fs.ErrNotExist }
+
+// removed marks ENODEV, bare or in the *fs.PathError of a read or write,
+// as removedError; other errors pass as they are.
+func removed(err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		return &fs.PathError{Op: pe.Op, Path: pe.Path, Err: removed(pe.Err)}
+	}
+	if errno, ok := err.(unix.Errno); ok && errno == unix.ENODEV {
+		return removedError{errno}
+	}
+	return err
 }
 
 // readControllers reads a cgroup.controllers or cgroup.subtree_control file.

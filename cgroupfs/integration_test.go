@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -452,6 +453,36 @@ func TestKillWholeTree(t *testing.T) {
 	}
 	if _, err := os.Stat(g.Dir()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("job cgroup still exists: %v", err)
+	}
+}
+
+// TestRemovedGroup: a group removed under a caller (a stop's kill racing
+// the job's own cleanup) gives errors that match fs.ErrNotExist, whether
+// its control file was opened before the removal (the kernel's ENODEV) or
+// after it (ENOENT).
+func TestRemovedGroup(t *testing.T) {
+	h := testHierarchy(t)
+	g, err := h.Create("alice", "removed", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(g.Dir(), "cgroup.events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := g.Remove(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = readOpen(f)
+	if !errors.Is(err, unix.ENODEV) || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("read of a file opened before the removal = %v, want ENODEV that matches fs.ErrNotExist", err)
+	}
+	if err := g.Kill(ctxT(t)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Kill = %v, want an error that matches fs.ErrNotExist", err)
+	}
+	if err := g.WaitEmpty(ctxT(t)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("WaitEmpty = %v, want an error that matches fs.ErrNotExist", err)
 	}
 }
 

@@ -25,6 +25,11 @@ import (
 func (g *Group) Kill(ctx context.Context) error {
 	err := writeFile(g.dir, "cgroup.kill", "1")
 	if errors.Is(err, os.ErrNotExist) {
+		// Either the kernel predates cgroup.kill or the group is gone;
+		// of a removed group, the error says so.
+		if _, serr := os.Stat(g.dir); serr != nil {
+			return fmt.Errorf("kill job cgroup: %w", serr)
+		}
 		err = g.killFrozen(ctx)
 	}
 	if err != nil {
