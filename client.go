@@ -247,11 +247,11 @@ func (c *runCmd) Run(e *env) error {
 }
 
 // stopInterrupted ends an interrupted run: it stops the job with its grace,
-// however long that is, prints what the job writes meanwhile from offset
-// next on (a job that handles SIGTERM may have last words), and exits with
-// the job's status. A second interrupt kills the job at once (a stop with no
-// grace); if the server does not answer that within a minute, run gives up
-// waiting and says the job may still run.
+// however long that is, goes on printing what the job writes meanwhile from
+// offset next on (a job that handles SIGTERM may have last words), and
+// exits with the job's status. A second interrupt kills the job at once (a
+// stop with no grace); if the server does not answer that within a minute,
+// run gives up waiting and says the job may still run.
 func (c *runCmd) stopInterrupted(e *env, client jobworkerv1.JobWorkerServiceClient, id string, next int64) error {
 	wait, giveUp := context.WithCancel(context.Background())
 	defer giveUp()
@@ -272,16 +272,27 @@ func (c *runCmd) stopInterrupted(e *env, client jobworkerv1.JobWorkerServiceClie
 		case <-wait.Done():
 		}
 	}()
-	r, err := client.StopJob(wait, &jobworkerv1.StopJobRequest{Id: id})
-	if err != nil {
-		return &exitCodeError{code: 130, msg: "interrupted; job " + id + " may still run: stop it with `jobworker stop " + id + "`"}
+	type result struct {
+		job *jobworkerv1.Job
+		err error
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := streamOutput(ctx, client, id, next, false, e.stdout, e.stderr, c.JSON); err != nil {
+	stopped := make(chan result, 1)
+	go func() {
+		r, err := client.StopJob(wait, &jobworkerv1.StopJobRequest{Id: id})
+		if err != nil {
+			giveUp() // ends the output below too
+		}
+		stopped <- result{r.GetJob(), err}
+	}()
+	// The output to its end, as the job writes it while it stops.
+	if _, err := streamOutput(wait, client, id, next, true, e.stdout, e.stderr, c.JSON); err != nil && wait.Err() == nil {
 		fmt.Fprintf(e.stderr, "jobworker: the rest of the output of job %s: %v\n", id, err)
 	}
-	return jobExit(e, r.GetJob(), c.JSON)
+	r := <-stopped
+	if r.err != nil {
+		return &exitCodeError{code: 130, msg: "interrupted; job " + id + " may still run: stop it with `jobworker stop " + id + "`"}
+	}
+	return jobExit(e, r.job, c.JSON)
 }
 
 // finalStatus watches job id until it ends and returns its last status.

@@ -323,22 +323,42 @@ func TestE2ERunInterrupted(t *testing.T) {
 			t.Fatalf("%s: first line of run: %q, %v", tt.name, line, err)
 		}
 		cmd.Process.Signal(os.Interrupt)
+		var before string // stdout between the two interrupts
 		if tt.interrupts == 2 {
 			// The CLI says it is stopping once it listens for the second.
 			if !waitStderr("interrupt again to kill it at once") {
 				t.Errorf("%s: stderr %q, want the CLI to say a second interrupt kills", tt.name, errText.String())
 			}
+			// The job's last words while it stops reach the terminal.
+			for !strings.HasSuffix(before, "last words\n") {
+				line, err := stdout.ReadString('\n')
+				before += line
+				if err != nil {
+					cmd.Process.Kill()
+					cmd.Wait()
+					t.Fatalf("%s: stdout after the first interrupt %q, %v; want the handler's last words", tt.name, before, err)
+				}
+			}
 			cmd.Process.Signal(os.Interrupt)
 		}
-		rest, err := io.ReadAll(stdout)
+		b, err := io.ReadAll(stdout)
 		if err != nil {
 			t.Fatal(err)
 		}
+		rest := string(b)
 		waitStderr(tt.stderr)
 		err = cmd.Wait()
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != tt.code || !strings.HasSuffix(string(rest), "last words\n") || !strings.Contains(errText.String(), tt.stderr) {
-			t.Errorf("%s: %v, the rest of stdout %q, stderr %q; want exit %d, stdout ending in the handler's last words, %q on stderr", tt.name, err, rest, errText.String(), tt.code, tt.stderr)
+		if !errors.As(err, &ee) || ee.ExitCode() != tt.code || !strings.Contains(errText.String(), tt.stderr) {
+			t.Errorf("%s: %v, stderr %q; want exit %d, %q on stderr", tt.name, err, errText.String(), tt.code, tt.stderr)
+		}
+		switch {
+		case tt.interrupts == 1 && !strings.HasSuffix(rest, "last words\n"):
+			t.Errorf("%s: stdout after the interrupt %q, want it to end in the handler's last words", tt.name, rest)
+		case tt.interrupts == 2 && rest != "":
+			// The kill sends no second SIGTERM: the handler does not run
+			// again, nor does the shell report another sleep terminated.
+			t.Errorf("%s: stdout after the second interrupt %q, want nothing (the job killed at once)", tt.name, rest)
 		}
 	}
 }

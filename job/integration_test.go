@@ -318,6 +318,35 @@ func TestStop(t *testing.T) {
 		t.Errorf("trapping job: %s exit %s signal %s, output %q; want stopped, exit 0, bye", st.State, intp(st.ExitCode), intp(st.Signal), output(t, m, st.ID))
 	}
 
+	// Stopped twice: the second stop shortens the grace and does not send
+	// SIGTERM again (the handler runs once), and both stops report the
+	// same final state.
+	st, err = m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", `trap 'echo term' TERM; echo ready; while :; do sleep 0.1; done`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, m, st.ID, "ready\n")
+	first := make(chan Status, 1)
+	go func() {
+		long := time.Hour
+		st, err := m.Stop(ctx, st.ID, &long)
+		if err != nil {
+			t.Error(err)
+		}
+		first <- st
+	}()
+	waitOutput(t, m, st.ID, "term\n")
+	grace = 2 * time.Second
+	second, err := m.Stop(ctx, st.ID, &grace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstSt := <-first
+	out := output(t, m, st.ID)
+	if second.State != StateStopped || intp(second.Signal) != fmt.Sprint(int(syscall.SIGKILL)) || strings.Count(out, "term\n") != 1 || !firstSt.Ended.Equal(second.Ended) {
+		t.Errorf("stopped twice: %s signal %s, output %q, first stop ended %v, second %v; want stopped by SIGKILL, one \"term\", one end", second.State, intp(second.Signal), out, firstSt.Ended, second.Ended)
+	}
+
 	// Ignores SIGTERM: killed at the grace.
 	st, err = m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", `trap '' TERM; echo ready; while :; do sleep 0.1; done`}})
 	if err != nil {

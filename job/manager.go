@@ -90,6 +90,7 @@ type job struct {
 	stopReq  bool
 	stopWait time.Duration // the grace of a stop asked while launching
 	timedOut bool
+	termSent bool // SIGTERM went to the job once; a later stop only shortens the grace
 	lostErr  error
 	done     chan struct{} // closed once the final state is recorded
 }
@@ -670,22 +671,28 @@ func (m *Manager) expire(j *job) {
 }
 
 // terminate sends SIGTERM to the job's process group and, if the job has
-// not ended after grace, kills its whole cgroup.
+// not ended after grace, kills its whole cgroup. A job that was sent
+// SIGTERM already (a second stop, or a stop after its timeout) is not sent
+// it again, which would run its handler twice: the shorter of the graces
+// applies.
 func (m *Manager) terminate(j *job, grace time.Duration) {
 	m.mu.Lock()
-	p, g, done := j.proc, j.group, j.done
+	p, g, done, sent := j.proc, j.group, j.done, j.termSent
+	j.termSent = true
 	m.mu.Unlock()
-	// The shim made the job's process a session and group leader.
-	if err := unix.Kill(-p.Pid, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
-		m.report(fmt.Errorf("stop job %s: SIGTERM: %w", j.st.ID, err))
-	}
-	// The job's process is PID 1 of its own PID namespace, and the kernel
-	// delivers a signal to such a process only if it handles it
-	// (pid_namespaces(7)). One that neither handles nor ignores SIGTERM
-	// would have died of it anywhere else: it is killed now rather than
-	// after a grace it cannot use.
-	if !handlesSignal(p.Pid, unix.SIGTERM) {
-		grace = 0
+	if !sent {
+		// The shim made the job's process a session and group leader.
+		if err := unix.Kill(-p.Pid, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
+			m.report(fmt.Errorf("stop job %s: SIGTERM: %w", j.st.ID, err))
+		}
+		// The job's process is PID 1 of its own PID namespace, and the
+		// kernel delivers a signal to such a process only if it handles
+		// it (pid_namespaces(7)). One that neither handles nor ignores
+		// SIGTERM would have died of it anywhere else: it is killed now
+		// rather than after a grace it cannot use.
+		if !handlesSignal(p.Pid, unix.SIGTERM) {
+			grace = 0
+		}
 	}
 	m.wg.Add(1)
 	go func() {
