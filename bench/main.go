@@ -64,6 +64,15 @@ func run(bin, debugListen string, only []string, starts int, size int64, followe
 		return err
 	}
 	defer os.RemoveAll(state)
+	// The gates of gated jobs, readable by the jobs' unprivileged user.
+	gateRoot, err = os.MkdirTemp("", "jobworker-bench-gates-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(gateRoot)
+	if err := os.Chmod(gateRoot, 0o755); err != nil {
+		return err
+	}
 	// The server works under a cgroup parent of the bench's own, removed
 	// when it has stopped, so that a run leaves no cgroup behind.
 	mount, err := cgroupfs.FindMount()
@@ -366,20 +375,22 @@ func resetPeak(pid int) {
 	os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 }
 
+// gateRoot holds the gate files of gatedJob, numbered by gates; run
+// removes it at the end.
+var (
+	gateRoot string
+	gates    int
+)
+
 // gatedJob starts a job that waits for a gate file before it writes size
 // bytes, so that followers can connect first. It returns the job ID and a
 // function that opens the gate and returns when it did.
 func gatedJob(ctx context.Context, c jobworkerv1.JobWorkerServiceClient, size int64) (string, func() time.Time, error) {
-	dir, err := os.MkdirTemp("", "gate-")
-	if err != nil {
-		return "", nil, err
-	}
-	os.Chmod(dir, 0o755)
-	gate := filepath.Join(dir, "open")
+	gates++
+	gate := filepath.Join(gateRoot, fmt.Sprint(gates))
 	r, err := c.StartJob(ctx, &jobworkerv1.StartJobRequest{Command: "sh", Args: []string{"-c",
 		fmt.Sprintf("while [ ! -e %s ]; do sleep 0.005; done; exec head -c %d /dev/zero", gate, size)}})
 	if err != nil {
-		os.RemoveAll(dir)
 		return "", nil, err
 	}
 	return r.GetJob().GetId(), func() time.Time {
@@ -499,10 +510,15 @@ func fanOut(ctx context.Context, clients []jobworkerv1.JobWorkerServiceClient, p
 
 func stalled(ctx context.Context, clients []jobworkerv1.JobWorkerServiceClient, pid int, size int64) ([]row, error) {
 	c := clients[0]
-	run := func(stall bool) (wall, read time.Duration, growth int64, err error) {
+	type sample struct {
+		wall, read     time.Duration
+		server, client time.Duration // CPU time used during the run
+		growth         int64
+	}
+	run := func(stall bool) (sample, error) {
 		id, open, err := gatedJob(ctx, c, size)
 		if err != nil {
-			return 0, 0, 0, err
+			return sample{}, err
 		}
 		before := rss(pid, "VmRSS")
 		sctx, cancel := context.WithCancel(ctx)
@@ -510,7 +526,7 @@ func stalled(ctx context.Context, clients []jobworkerv1.JobWorkerServiceClient, 
 		if stall {
 			// Connected, never reads.
 			if _, err := clients[1].GetJobOutput(sctx, &jobworkerv1.GetJobOutputRequest{Id: id, Follow: true}); err != nil {
-				return 0, 0, 0, err
+				return sample{}, err
 			}
 		}
 		type res struct {
@@ -519,46 +535,107 @@ func stalled(ctx context.Context, clients []jobworkerv1.JobWorkerServiceClient, 
 			err error
 		}
 		done := make(chan res, 1)
+		server0, client0 := cpuTime(pid), ownCPUTime()
 		go func() {
 			n, end, err := readAll(ctx, clients[2], id)
 			done <- res{n, end, err}
 		}()
 		t := open()
-		wall, err = jobWall(ctx, c, id, t)
+		wall, err := jobWall(ctx, c, id, t)
 		if err != nil {
-			return 0, 0, 0, err
+			return sample{}, err
 		}
 		r := <-done
 		if r.err != nil || r.n != size {
-			return 0, 0, 0, fmt.Errorf("reading follower: %d bytes, %v", r.n, r.err)
+			return sample{}, fmt.Errorf("reading follower: %d bytes, %v", r.n, r.err)
 		}
-		growth = int64(rss(pid, "VmRSS")) - int64(before)
-		return wall, r.end.Sub(t), growth, nil
+		return sample{
+			wall:   wall,
+			read:   r.end.Sub(t),
+			server: cpuTime(pid) - server0,
+			client: ownCPUTime() - client0,
+			growth: int64(rss(pid, "VmRSS")) - int64(before),
+		}, nil
 	}
 	// One run of each is at the mercy of the scheduler on a small machine:
-	// alternate them and compare medians.
-	const rounds = 5
-	var walls0, walls1, reads0, reads1 []time.Duration
+	// alternate them and compare medians. The CPU time the server and the
+	// bench's clients use per run says whether the stalled follower costs
+	// work, whatever the wall times do.
+	const rounds = 9
+	var none, with []sample
 	var growth int64
 	for range rounds {
-		wall, read, _, err := run(false)
+		s, err := run(false)
 		if err != nil {
 			return nil, err
 		}
-		walls0, reads0 = append(walls0, wall), append(reads0, read)
-		wall, read, g, err := run(true)
+		none = append(none, s)
+		s, err = run(true)
 		if err != nil {
 			return nil, err
 		}
-		walls1, reads1 = append(walls1, wall), append(reads1, read)
-		growth = max(growth, g)
+		with = append(with, s)
+		growth = max(growth, s.growth)
 	}
-	wall0, wall1, read0, read1 := median(walls0), median(walls1), median(reads0), median(reads1)
+	pick := func(ss []sample, f func(sample) time.Duration) (med, lo, hi time.Duration) {
+		var d []time.Duration
+		for _, s := range ss {
+			d = append(d, f(s))
+		}
+		med = median(d)
+		return med, d[0], d[len(d)-1]
+	}
+	span := func(med, lo, hi time.Duration) string {
+		r := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+		return fmt.Sprintf("%s (%s–%s)", r(med), r(lo), r(hi))
+	}
+	wall1, wlo1, whi1 := pick(with, func(s sample) time.Duration { return s.wall })
+	wall0, wlo0, whi0 := pick(none, func(s sample) time.Duration { return s.wall })
+	read1, _, _ := pick(with, func(s sample) time.Duration { return s.read })
+	read0, _, _ := pick(none, func(s sample) time.Duration { return s.read })
+	srv1, slo1, shi1 := pick(with, func(s sample) time.Duration { return s.server })
+	srv0, slo0, shi0 := pick(none, func(s sample) time.Duration { return s.server })
+	cl1, clo1, chi1 := pick(with, func(s sample) time.Duration { return s.client })
+	cl0, clo0, chi0 := pick(none, func(s sample) time.Duration { return s.client })
+	ratio := func(a, b time.Duration) string { return fmt.Sprintf("%.2f", float64(a)/float64(b)) }
 	return []row{
-		{fmt.Sprintf("stalled follower: %s job wall time (median of %d)", human(size), rounds), wall1.Round(time.Millisecond).String(), wall0.Round(time.Millisecond).String() + " (none stalled)", fmt.Sprintf("%.2f", float64(wall1)/float64(wall0)), verdict(float64(wall1) <= 1.1*float64(wall0), "≤ 1.1×")},
-		{"stalled follower: other follower's throughput", fmt.Sprintf("%.0f MB/s", float64(size)/read1.Seconds()/1e6), fmt.Sprintf("%.0f MB/s (none stalled)", float64(size)/read0.Seconds()/1e6), fmt.Sprintf("%.2f", read0.Seconds()/read1.Seconds()), ""},
+		{fmt.Sprintf("stalled follower: %s job wall time, median (range) of %d", human(size), rounds), span(wall1, wlo1, whi1), span(wall0, wlo0, whi0) + " none stalled", ratio(wall1, wall0), verdict(float64(wall1) <= 1.1*float64(wall0), "≤ 1.1×")},
+		{"stalled follower: other follower's throughput", fmt.Sprintf("%.0f MB/s", float64(size)/read1.Seconds()/1e6), fmt.Sprintf("%.0f MB/s (none stalled)", float64(size)/read0.Seconds()/1e6), ratio(read0, read1), ""},
+		{"stalled follower: server CPU per run, median (range)", span(srv1, slo1, shi1), span(srv0, slo0, shi0) + " none stalled", ratio(srv1, srv0), ""},
+		{"stalled follower: bench clients' CPU per run, median (range)", span(cl1, clo1, chi1), span(cl0, clo0, chi0) + " none stalled", ratio(cl1, cl0), ""},
 		{"stalled follower: server RSS growth", human(growth), "", "", verdict(growth <= 64<<20, "≤ 64 MiB")},
 	}, nil
+}
+
+// cpuTime is the user and system CPU time process pid has used, from
+// /proc/PID/stat (proc(5): utime and stime, in clock ticks of 1/100 s).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces and parentheses: count from the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	var u, st int64
+	fmt.Sscan(f[11], &u)
+	fmt.Sscan(f[12], &st)
+	return time.Duration(u+st) * 10 * time.Millisecond
+}
+
+// ownCPUTime is the CPU time this process (the bench's clients) has used.
+func ownCPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func scale(ctx context.Context, clients []jobworkerv1.JobWorkerServiceClient, pid int, n int) ([]row, error) {
