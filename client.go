@@ -276,16 +276,31 @@ func (c *runCmd) stopInterrupted(e *env, client jobworkerv1.JobWorkerServiceClie
 		job *jobworkerv1.Job
 		err error
 	}
+	// The output follows the job while it stops; once the job has
+	// stopped, the rest of it gets outputAfterStop (a server gone
+	// meanwhile would keep the stream reconnecting for ever).
+	output, endOutput := context.WithCancelCause(wait)
+	defer endOutput(nil)
 	stopped := make(chan result, 1)
 	go func() {
 		r, err := client.StopJob(wait, &jobworkerv1.StopJobRequest{Id: id})
-		if err != nil {
-			giveUp() // ends the output below too
-		}
 		stopped <- result{r.GetJob(), err}
+		if err != nil {
+			giveUp() // ends the output too
+			return
+		}
+		t := time.NewTimer(outputAfterStop)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			endOutput(fmt.Errorf("not received within %v of the job's end", outputAfterStop))
+		case <-output.Done():
+		}
 	}()
-	// The output to its end, as the job writes it while it stops.
-	if _, err := streamOutput(wait, client, id, next, true, e.stdout, e.stderr, c.JSON); err != nil && wait.Err() == nil {
+	if _, err := streamOutput(output, client, id, next, true, e.stdout, e.stderr, c.JSON); err != nil && wait.Err() == nil {
+		if cause := context.Cause(output); cause != nil {
+			err = cause
+		}
 		fmt.Fprintf(e.stderr, "jobworker: the rest of the output of job %s: %v\n", id, err)
 	}
 	r := <-stopped
@@ -294,6 +309,10 @@ func (c *runCmd) stopInterrupted(e *env, client jobworkerv1.JobWorkerServiceClie
 	}
 	return jobExit(e, r.job, c.JSON)
 }
+
+// outputAfterStop is how long an interrupted run waits for the rest of the
+// job's output once the job has stopped.
+var outputAfterStop = time.Minute
 
 // finalStatus watches job id until it ends and returns its last status.
 func finalStatus(ctx context.Context, client jobworkerv1.JobWorkerServiceClient, id string) (*jobworkerv1.Job, error) {

@@ -3,10 +3,14 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -52,6 +56,94 @@ func TestWithFlagNames(t *testing.T) {
 		got := status.Convert(withFlagNames(status.Error(tt.code, tt.msg)))
 		if got.Code() != tt.code || got.Message() != tt.want {
 			t.Errorf("withFlagNames(%v %q) = %v %q, want %q", tt.code, tt.msg, got.Code(), got.Message(), tt.want)
+		}
+	}
+}
+
+// stoppingClient answers StopJob with stop (after the output's first
+// chunk was taken) and streams first, then nothing until the call ends.
+type stoppingClient struct {
+	jobworkerv1.JobWorkerServiceClient
+	first   string
+	taken   chan struct{}
+	stop    func() (*jobworkerv1.StopJobResponse, error)
+	streams chan context.Context
+}
+
+func (c *stoppingClient) StopJob(ctx context.Context, _ *jobworkerv1.StopJobRequest, _ ...grpc.CallOption) (*jobworkerv1.StopJobResponse, error) {
+	<-c.taken
+	return c.stop()
+}
+
+func (c *stoppingClient) GetJobOutput(ctx context.Context, r *jobworkerv1.GetJobOutputRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[jobworkerv1.GetJobOutputResponse], error) {
+	c.streams <- ctx
+	return &silentStream{ctx: ctx, first: &jobworkerv1.GetJobOutputResponse{Offset: r.GetOffset(), Data: []byte(c.first)}, taken: c.taken}, nil
+}
+
+type silentStream struct {
+	grpc.ServerStreamingClient[jobworkerv1.GetJobOutputResponse]
+	ctx   context.Context
+	first *jobworkerv1.GetJobOutputResponse
+	taken chan struct{}
+}
+
+func (s *silentStream) Recv() (*jobworkerv1.GetJobOutputResponse, error) {
+	if r := s.first; r != nil {
+		s.first = nil
+		return r, nil
+	}
+	close(s.taken)
+	<-s.ctx.Done()
+	return nil, status.FromContextError(s.ctx.Err()).Err()
+}
+
+// TestStopInterruptedEnds: an interrupted run prints the job's output while
+// it stops and does not wait for ever for the rest of it: once the job has
+// stopped, the output gets outputAfterStop, then run says what is missing
+// and exits with the job's status; a stop that fails ends the output at
+// once and exits 130.
+func TestStopInterruptedEnds(t *testing.T) {
+	defer func(d time.Duration) { outputAfterStop = d }(outputAfterStop)
+	outputAfterStop = 50 * time.Millisecond
+	code := int32(7)
+	tests := []struct {
+		name     string
+		stop     func() (*jobworkerv1.StopJobResponse, error)
+		exit     int
+		stderr   string
+		noStderr string
+	}{
+		{
+			"stopped, the output never ends",
+			func() (*jobworkerv1.StopJobResponse, error) {
+				return &jobworkerv1.StopJobResponse{Job: &jobworkerv1.Job{Id: "j", State: jobworkerv1.JobState_JOB_STATE_STOPPED, ExitCode: &code}}, nil
+			},
+			7, "the rest of the output of job j: not received within 50ms of the job's end", "",
+		},
+		{
+			"the stop fails",
+			func() (*jobworkerv1.StopJobResponse, error) {
+				return nil, status.Error(codes.Unavailable, "connection refused")
+			},
+			130, "", "the rest of the output",
+		},
+	}
+	for _, tt := range tests {
+		c := &stoppingClient{first: "last words\n", taken: make(chan struct{}), stop: tt.stop, streams: make(chan context.Context, 1)}
+		var stdout, stderr strings.Builder
+		err := (&runCmd{}).stopInterrupted(&env{ctx: context.Background(), stdout: &stdout, stderr: &stderr}, c, "j", 0)
+		var ee *exitCodeError
+		if !errors.As(err, &ee) || ee.code != tt.exit {
+			t.Errorf("%s: %v, want exit %d", tt.name, err, tt.exit)
+		}
+		if stdout.String() != "last words\n" {
+			t.Errorf("%s: stdout %q, want the job's last words", tt.name, stdout.String())
+		}
+		if !strings.Contains(stderr.String(), tt.stderr) || (tt.noStderr != "" && strings.Contains(stderr.String(), tt.noStderr)) {
+			t.Errorf("%s: stderr %q, want %q in it and not %q", tt.name, stderr.String(), tt.stderr, tt.noStderr)
+		}
+		if ctx := <-c.streams; ctx.Err() == nil {
+			t.Errorf("%s: the output's call was not ended", tt.name)
 		}
 	}
 }
