@@ -108,23 +108,15 @@ func restore(t *testing.T, home, dir string) {
 	if err := AddProc(home, os.Getpid()); err != nil {
 		t.Errorf("move back to %s: %v", home, err)
 	}
-	var dirs []string
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			dirs = append(dirs, p)
-		}
-		return nil
-	})
-	for i := len(dirs) - 1; i >= 0; i-- {
-		g := &Group{dir: dirs[i], user: dirs[i], h: &Hierarchy{}}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := g.Kill(ctx); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-		if err := unix.Rmdir(dirs[i]); err != nil && !errors.Is(err, unix.ENOENT) {
-			t.Errorf("cleanup: rmdir %s: %v", dirs[i], err)
-		}
-		cancel()
+	// cgroup.kill (or the freezer) reaches the whole subtree at once.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	g := &Group{dir: dir, user: dir, h: &Hierarchy{}}
+	if err := g.Kill(ctx); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("cleanup: %v", err)
+	}
+	if err := RemoveTree(dir); err != nil {
+		t.Errorf("cleanup: %v", err)
 	}
 }
 

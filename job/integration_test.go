@@ -22,7 +22,6 @@ import (
 	"github.com/jobworker/jobworker/cgroupfs"
 	"github.com/jobworker/jobworker/internal/testchild"
 	"github.com/jobworker/jobworker/shim"
-	"golang.org/x/sys/unix"
 )
 
 // TestMain lets the test binary be a job (JOBWORKER_TEST_CHILD=alloc100m)
@@ -94,7 +93,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := writeProcs(home, os.Getpid()); err != nil {
+		if err := cgroupfs.AddProc(home, 0); err != nil {
 			t.Errorf("move back: %v", err)
 		}
 		// Every job cgroup must be gone: the Manager removes them.
@@ -104,10 +103,9 @@ func newEnv(t *testing.T) *env {
 			if h != nil {
 				h.Sweep(context.Background())
 			}
-			writeProcs(home, os.Getpid())
+			cgroupfs.AddProc(home, 0)
 		}
-		unix.Rmdir(filepath.Join(parent, "supervisor"))
-		if err := unix.Rmdir(parent); err != nil {
+		if err := cgroupfs.RemoveTree(parent); err != nil {
 			t.Errorf("remove test cgroup parent: %v", err)
 		}
 	})
@@ -116,10 +114,6 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	return &env{h: h, parent: parent, state: t.TempDir()}
-}
-
-func writeProcs(dir string, pid int) error {
-	return os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(fmt.Sprint(pid)), 0)
 }
 
 func nobody(t *testing.T) *shim.Credential {
@@ -501,7 +495,7 @@ func TestRestart(t *testing.T) {
 	e := newEnv(t)
 	// The child server sets up the same parent and moves itself into its
 	// supervisor cgroup; the test process goes back to its own.
-	if err := writeProcs(filepath.Dir(e.parent), os.Getpid()); err != nil {
+	if err := cgroupfs.AddProc(filepath.Dir(e.parent), 0); err != nil {
 		t.Fatal(err)
 	}
 	self, _ := os.Executable()

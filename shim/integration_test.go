@@ -15,7 +15,6 @@ import (
 	"github.com/jobworker/jobworker/cgroupfs"
 	"github.com/jobworker/jobworker/internal/testchild"
 	"github.com/jobworker/jobworker/shim"
-	"golang.org/x/sys/unix"
 )
 
 // TestMain makes the test binary the shim when the launcher starts it.
@@ -62,12 +61,8 @@ func setup(t *testing.T, jobID string) (*cgroupfs.Hierarchy, *cgroupfs.Group) {
 		if err := g.Remove(ctx); err != nil {
 			t.Error(err)
 		}
-		if f, err := os.OpenFile(filepath.Join(mount, own, "cgroup.procs"), os.O_WRONLY, 0); err == nil {
-			f.WriteString("0")
-			f.Close()
-		}
-		unix.Rmdir(filepath.Join(parent, "supervisor"))
-		if err := unix.Rmdir(parent); err != nil {
+		cgroupfs.AddProc(filepath.Join(mount, own), 0)
+		if err := cgroupfs.RemoveTree(parent); err != nil {
 			t.Errorf("remove test parent: %v", err)
 		}
 	})
