@@ -53,13 +53,6 @@ func (s *devServer) client(who string) jobworkerv1.JobWorkerServiceClient {
 	return c
 }
 
-// clientAt is a new API client of the server at addr as who, closed when
-// the test ends.
-func (s *devServer) clientAt(addr, who string) jobworkerv1.JobWorkerServiceClient {
-	s.t.Helper()
-	return s.dial(addr, who, s.t)
-}
-
 // flags are the CLI's client flags for who at addr, from the same files as
 // certEnv.
 func (s *devServer) flags(addr, who string) clientFlags {
@@ -79,6 +72,8 @@ func (s *devServer) flags(addr, who string) clientFlags {
 	return f
 }
 
+// dial is a new API client of the server at addr as who, closed when
+// owner ends.
 func (s *devServer) dial(addr, who string, owner *testing.T) jobworkerv1.JobWorkerServiceClient {
 	s.t.Helper()
 	f := s.flags(addr, who)
