@@ -7,11 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,25 +43,38 @@ func TestMain(m *testing.M) {
 	case "spin":
 		spin()
 	case "directwrite":
-		// Write 3 MiB to /dev/vda with O_DIRECT, 64 KiB at a time.
-		f, err := os.OpenFile("/dev/vda", os.O_WRONLY|syscall.O_DIRECT, 0)
-		if err != nil {
+		directWrite()
+	}
+	os.Exit(3)
+}
+
+// directWrite writes 3 MiB with O_DIRECT, 64 KiB at a time, to the scratch
+// device past its marker, once testchild.CheckScratch has accepted it, and
+// prints how long the writes took from the first to the last.
+func directWrite() {
+	dev, err := testchild.ScratchDevice()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	f, err := os.OpenFile(dev, os.O_WRONLY|syscall.O_DIRECT, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	buf, err := unix.Mmap(-1, 0, 64<<10, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		os.Exit(2)
+	}
+	start := time.Now()
+	for i := range 48 {
+		if _, err := f.WriteAt(buf, testchild.ScratchOffset+int64(i)*int64(len(buf))); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
-		buf, err := unix.Mmap(-1, 0, 64<<10, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
-		if err != nil {
-			os.Exit(2)
-		}
-		for i := range 48 {
-			if _, err := f.WriteAt(buf, int64(i)*int64(len(buf))); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(2)
-			}
-		}
-		os.Exit(0)
 	}
-	os.Exit(3)
+	fmt.Println(time.Since(start).Nanoseconds())
+	os.Exit(0)
 }
 
 func spin() {
@@ -123,6 +138,12 @@ func restore(t *testing.T, home, dir string) {
 // startIn starts the test binary as child mode in g, as root.
 func startIn(t *testing.T, g *Group, mode string) *exec.Cmd {
 	t.Helper()
+	return startWith(t, g, mode, nil)
+}
+
+// startWith is startIn with the child's stdout going to stdout.
+func startWith(t *testing.T, g *Group, mode string, stdout io.Writer) *exec.Cmd {
+	t.Helper()
 	fd, err := unix.Open(g.Dir(), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -135,6 +156,7 @@ func startIn(t *testing.T, g *Group, mode string) *exec.Cmd {
 		cmd = exec.Command("/bin/taskset", "1", os.Args[0], "-test.run=^$")
 	}
 	cmd.Env = append(os.Environ(), "JOBWORKER_TEST_CHILD="+mode)
+	cmd.Stdout = stdout
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
 	if err := cmd.Start(); err != nil {
@@ -371,31 +393,139 @@ func TestCPUMaxCap(t *testing.T) {
 	}
 }
 
+// TestIOMaxWriteBPS: io.max's wbps caps a job's direct writes. The job
+// writes 3 MiB to the scratch device at 1 MiB/s: io.max holds the cap for
+// the device's MAJ:MIN, the writes take about 3 s from the first to the
+// last, the same writes in a group without the cap take far less (so the
+// cap, not the device, made them slow), and io.stat counts them.
 func TestIOMaxWriteBPS(t *testing.T) {
-	h := testHierarchy(t)
-	g, err := h.Create("alice", "io", Limits{IOMax: []IOMax{{Device: "/dev/vda", WriteBPS: 1 << 20}}})
+	dev, err := testchild.ScratchDevice()
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	cmd := startIn(t, g, "directwrite")
-	if err := cmd.Wait(); err != nil {
+	var st unix.Stat_t
+	if err := unix.Stat(dev, &st); err != nil {
 		t.Fatal(err)
 	}
-	elapsed := time.Since(start)
-	const written = 3 << 20
-	want := 3 * time.Second
-	t.Logf("3 MiB with O_DIRECT at wbps 1 MiB/s: %v", elapsed)
-	if elapsed < want*9/10 {
-		t.Errorf("3 MiB at 1 MiB/s took %v, want at least %v", elapsed, want*9/10)
+	h := testHierarchy(t)
+	free, err := h.Create("alice", "io-free", Limits{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	u, err := g.Usage()
+	capped, err := h.Create("alice", "io", Limits{IOMax: []IOMax{{Device: dev, WriteBPS: 1 << 20}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ioMax, err := readFile(capped.Dir(), "io.max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%d:%d ", unix.Major(st.Rdev), unix.Minor(st.Rdev)); !strings.HasPrefix(ioMax, want) || !strings.Contains(ioMax, " wbps=1048576 ") {
+		t.Fatalf("io.max = %q, want a line for %s with wbps=1048576", ioMax, want)
+	}
+
+	unlimited := timedWrite(t, free)
+	limited := timedWrite(t, capped)
+	t.Logf("3 MiB with O_DIRECT, first write to last: %v without a cap, %v at wbps 1 MiB/s", unlimited, limited)
+	// The first 64 KiB may pass at once; the other 47 writes take 2.9 s.
+	if lo, hi := 2600*time.Millisecond, unlimited+6*time.Second; limited < lo || limited > hi {
+		t.Errorf("3 MiB at 1 MiB/s took %v, want within [%v, %v]", limited, lo, hi)
+	}
+	if unlimited*2 > limited {
+		t.Errorf("the writes took %v without a cap and %v with it: the cap did not slow them", unlimited, limited)
+	}
+	const written = 3 << 20
+	u, err := capped.Usage()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if u.IOWriteBytes < written {
 		t.Errorf("io.stat wbytes = %d, want at least %d", u.IOWriteBytes, written)
 	}
+}
+
+// timedWrite runs the directwrite child in g and returns how long its
+// writes took, as the child measured them.
+func timedWrite(t *testing.T, g *Group) time.Duration {
+	t.Helper()
+	var out strings.Builder
+	cmd := startWith(t, g, "directwrite", &out)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("directwrite in %s: %v", g.Dir(), err)
+	}
+	ns, err := strconv.ParseInt(strings.TrimSpace(out.String()), 10, 64)
+	if err != nil {
+		t.Fatalf("directwrite printed %q: %v", out.String(), err)
+	}
+	return time.Duration(ns)
+}
+
+// TestScratchDeviceRefusals: the I/O tests write only to the device
+// hack/vmtest or hack/test provides. Every other block device of the
+// machine is refused (the root disk among them), and so are a file or a
+// character device carrying the marker, and a missing variable.
+func TestScratchDeviceRefusals(t *testing.T) {
+	dev, err := testchild.ScratchDevice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("unset", func(t *testing.T) {
+		t.Setenv(testchild.ScratchEnv, "")
+		if _, err := testchild.ScratchDevice(); err == nil || !strings.Contains(err.Error(), "is not set") {
+			t.Errorf("ScratchDevice() with %s unset: %v, want refused as not set", testchild.ScratchEnv, err)
+		}
+	})
+	marked := filepath.Join(t.TempDir(), "marked")
+	if err := os.WriteFile(marked, append([]byte(testchild.ScratchMarker), make([]byte, 8<<20)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused := map[string]string{
+		marked:      "is not a block device",
+		"/dev/null": "is not a block device",
+	}
+	entries, err := os.ReadDir("/sys/class/block")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		path := "/dev/" + e.Name()
+		if same, err := sameFile(path, dev); err != nil || same {
+			continue // no node in /dev, or the scratch device itself
+		}
+		// What can be read is refused for its missing marker, whatever
+		// its size; what cannot (an unattached loop device) for that.
+		refused[path] = ""
+		if f, err := os.Open(path); err == nil {
+			if _, err := io.ReadFull(f, make([]byte, len(testchild.ScratchMarker))); err == nil {
+				refused[path] = "does not carry the scratch marker"
+			}
+			f.Close()
+		}
+	}
+	if len(refused) < 3 {
+		t.Fatalf("no block device besides %s to try: %v", dev, refused)
+	}
+	for path, why := range refused {
+		t.Setenv(testchild.ScratchEnv, path)
+		_, err := testchild.ScratchDevice()
+		if err == nil || !strings.Contains(err.Error(), why) {
+			t.Errorf("ScratchDevice() with %s=%s: %v, want refused (%q)", testchild.ScratchEnv, path, err, why)
+			continue
+		}
+		t.Logf("%s: %v", path, err)
+	}
+}
+
+func sameFile(a, b string) (bool, error) {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false, err
+	}
+	fb, err := os.Stat(b)
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(fa, fb), nil
 }
 
 func TestKillWholeTree(t *testing.T) {
