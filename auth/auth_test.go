@@ -5,6 +5,7 @@ package auth_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -86,11 +87,18 @@ func (f *fakeService) ListJobs(ctx context.Context, req *jobworkerv1.ListJobsReq
 	return resp, nil
 }
 
-// startServer serves the fake service over mutual TLS on loopback.
+// startServer serves the fake service over mutual TLS on loopback, with
+// jobworker's method table.
 func startServer(t *testing.T, st *auth.ServerTLS) string {
 	t.Helper()
+	return startServerTable(t, st, auth.MethodRoles)
+}
+
+// startServerTable is startServer with the method-to-role table given.
+func startServerTable(t *testing.T, st *auth.ServerTLS, table map[string][]auth.Role) string {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	authz := auth.NewAuthorizer(log, auth.MethodRoles)
+	authz := auth.NewAuthorizer(log, table)
 	srv := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(st.Config())),
 		grpc.UnaryInterceptor(authz.UnaryInterceptor),
@@ -314,10 +322,73 @@ func TestRBAC(t *testing.T) {
 		}
 	}
 
-	// A method outside the table is denied to everyone, admin included.
-	_, err := clients["alice"].GetServerStatus(ctx, &jobworkerv1.GetServerStatusRequest{})
-	if status.Code(err) != pd {
-		t.Errorf("alice GetServerStatus: %v, want PermissionDenied", err)
+}
+
+// TestMethodOutsideTable: a method missing from the table is denied to
+// everyone, admin included, unary and streaming alike. The server's table is
+// jobworker's without GetServerStatus (unary) and GetJobStatus (streaming);
+// with the full table the same calls get through the interceptor, so the
+// denial comes from the missing entry.
+func TestMethodOutsideTable(t *testing.T) {
+	s := testcerts.New(t)
+	st := newServerTLS(t, s)
+	missing := []string{
+		jobworkerv1.JobWorkerService_GetServerStatus_FullMethodName,
+		jobworkerv1.JobWorkerService_GetJobStatus_FullMethodName,
+	}
+	table := make(map[string][]auth.Role, len(auth.MethodRoles))
+	for m, roles := range auth.MethodRoles {
+		table[m] = roles
+	}
+	for _, m := range missing {
+		if _, ok := table[m]; !ok {
+			t.Fatalf("MethodRoles lacks %s already; the test would prove nothing", m)
+		}
+		delete(table, m)
+	}
+	partial := startServerTable(t, st, table)
+	full := startServer(t, st)
+	ctx := context.Background()
+	calls := map[string]func(c jobworkerv1.JobWorkerServiceClient) error{
+		jobworkerv1.JobWorkerService_GetServerStatus_FullMethodName: func(c jobworkerv1.JobWorkerServiceClient) error {
+			_, err := c.GetServerStatus(ctx, &jobworkerv1.GetServerStatusRequest{})
+			return err
+		},
+		jobworkerv1.JobWorkerService_GetJobStatus_FullMethodName: func(c jobworkerv1.JobWorkerServiceClient) error {
+			ss, err := c.GetJobStatus(ctx, &jobworkerv1.GetJobStatusRequest{Id: "job-admin"})
+			if err != nil {
+				return err
+			}
+			_, err = ss.Recv()
+			return err
+		},
+	}
+	serverStatus := jobworkerv1.JobWorkerService_GetServerStatus_FullMethodName
+	jobStatus := jobworkerv1.JobWorkerService_GetJobStatus_FullMethodName
+	tests := []struct {
+		cert testcerts.Cert
+		role auth.Role
+		rpc  string
+		full codes.Code // with the full table: past the interceptor
+	}{
+		// The fake service does not implement GetServerStatus.
+		{s.Admin, auth.RoleAdmin, serverStatus, codes.Unimplemented},
+		{s.User, auth.RoleUser, serverStatus, codes.PermissionDenied},
+		{s.Reader, auth.RoleReader, serverStatus, codes.Unimplemented},
+		{s.Admin, auth.RoleAdmin, jobStatus, codes.OK},
+		{s.User, auth.RoleUser, jobStatus, codes.NotFound},
+		{s.Reader, auth.RoleReader, jobStatus, codes.OK},
+	}
+	for _, tt := range tests {
+		cfg := clientConfig(t, s.CA.CertFile, tt.cert)
+		err := calls[tt.rpc](dial(t, partial, cfg))
+		want := status.New(codes.PermissionDenied, fmt.Sprintf("role %s may not call %s", tt.role, tt.rpc))
+		if got := status.Convert(err); got.Code() != want.Code() || got.Message() != want.Message() {
+			t.Errorf("%s %s outside the table: %v, want %v", tt.role, tt.rpc, err, want.Err())
+		}
+		if got := status.Code(calls[tt.rpc](dial(t, full, cfg))); got != tt.full {
+			t.Errorf("%s %s with the full table: %v, want %v", tt.role, tt.rpc, got, tt.full)
+		}
 	}
 }
 

@@ -113,7 +113,9 @@ func TestPrecheck(t *testing.T) {
 
 func TestRecordRoundTrip(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "6f9619ff-8b86-4011-b42d-00c04fc964ff")
-	os.Mkdir(dir, 0o700)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	code := 3
 	st := Status{
 		ID: filepath.Base(dir), Owner: "alice", Command: "sh", Args: []string{"-c", "exit 3"},
@@ -136,10 +138,20 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 	// A record in the wrong directory is refused.
 	other := filepath.Join(t.TempDir(), "00000000-0000-4000-8000-000000000000")
-	os.Mkdir(other, 0o700)
-	writeRecord(other, st, true)
-	if _, err := readRecord(other); err == nil {
-		t.Error("readRecord accepted a record in another job's directory")
+	if err := os.Mkdir(other, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeRecord(other, st, true); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(other, recordFile)
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("record not written: %v", err)
+	}
+	_, err = readRecord(other)
+	want := fmt.Sprintf("%s: record of job %q in the directory of %s", path, st.ID, filepath.Base(other))
+	if err == nil || err.Error() != want {
+		t.Errorf("readRecord(%q) = %v, want %q", other, err, want)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"testing/synctest"
 
 	"go.uber.org/goleak"
 )
@@ -254,37 +255,74 @@ func TestResolveNegativeOffsets(t *testing.T) {
 
 // TestCloseWakesWaitingReaders: readers waiting at the end of an open log
 // get io.EOF when it is closed, and a reader whose context ends gets its
-// error, without any byte written.
+// error, without any byte written. It runs in a synctest bubble:
+// synctest.Wait returns only once every other goroutine of the bubble is
+// durably blocked, which for a reader at the end of the log is on the
+// log's wake channel, so each reader is parked before it is woken.
 func TestCloseWakesWaitingReaders(t *testing.T) {
-	l := newLog(t, Options{})
-	mustWrite(t, l, []byte("x"))
-	const readers = 10
-	errs := make(chan error, readers)
-	for range readers {
-		go func() {
-			_, err := l.ReadFollow(context.Background(), make([]byte, 8), 1)
-			errs <- err
-		}()
-	}
-	// Wait until all are parked on the wake channel before closing.
-	ctx, cancel := context.WithCancel(context.Background())
-	cancelled := make(chan error, 1)
-	go func() {
-		_, err := l.ReadFollow(ctx, make([]byte, 8), 1)
-		cancelled <- err
-	}()
-	cancel()
-	if err := <-cancelled; !errors.Is(err, context.Canceled) {
-		t.Fatalf("ReadFollow after cancel = %v, want context.Canceled", err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for range readers {
-		if err := <-errs; err != io.EOF {
-			t.Errorf("ReadFollow after Close = %v, want io.EOF", err)
+	synctest.Test(t, func(t *testing.T) {
+		l := newLog(t, Options{})
+		mustWrite(t, l, []byte("x"))
+		const readers = 10
+		errs := make(chan error, readers)
+		for range readers {
+			go func() {
+				_, err := l.ReadFollow(context.Background(), make([]byte, 8), 1)
+				errs <- err
+			}()
 		}
-	}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancelled := make(chan error, 1)
+		go func() {
+			_, err := l.ReadFollow(ctx, make([]byte, 8), 1)
+			cancelled <- err
+		}()
+
+		// Wait until all are parked on the wake channel.
+		synctest.Wait()
+		if n := len(errs) + len(cancelled); n != 0 {
+			t.Fatalf("%d readers returned before anything happened, want all waiting", n)
+		}
+		if !waiting(l) {
+			t.Fatal("no wake channel after the readers parked, want one they wait on")
+		}
+
+		// The cancelled reader wakes alone.
+		cancel()
+		synctest.Wait()
+		select {
+		case err := <-cancelled:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("ReadFollow after cancel = %v, want context.Canceled", err)
+			}
+		default:
+			t.Fatal("ReadFollow still waiting after its context was cancelled")
+		}
+		if n := len(errs); n != 0 {
+			t.Fatalf("%d readers returned at another reader's cancel, want all waiting", n)
+		}
+
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if n := len(errs); n != readers {
+			t.Fatalf("%d of %d parked readers returned after Close, want all", n, readers)
+		}
+		for range readers {
+			if err := <-errs; err != io.EOF {
+				t.Errorf("ReadFollow after Close = %v, want io.EOF", err)
+			}
+		}
+	})
+}
+
+// waiting reports whether l has a wake channel, which Wait makes for a
+// reader at the end and a write or Close closes.
+func waiting(l *Log) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.wake != nil
 }
 
 // TestWaitWakesOnWrite: the channel from Wait at the end is closed by the
@@ -380,6 +418,9 @@ func TestReopen(t *testing.T) {
 	mustWrite(t, l, pattern(0, 10000))
 	mustWrite(t, l, []byte{0, 0, 'x'}) // NULs and no trailing newline
 	size, start := l.Size(), l.Start()
+	if start == 0 {
+		t.Fatalf("Start() = 0 after %d bytes with DiskCap %d, want the cap to have dropped some", size, opts.DiskCap)
+	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -406,8 +447,8 @@ func TestReopen(t *testing.T) {
 		t.Fatalf("Write to a reopened log = %v, want ErrClosed", err)
 	}
 	var de *DroppedError
-	if _, err := r.ReadAt(make([]byte, 1), 0); start > 0 && !errors.As(err, &de) {
-		t.Fatalf("reopened ReadAt(0) = %v, want DroppedError", err)
+	if _, err := r.ReadAt(make([]byte, 1), 0); !errors.As(err, &de) || de.Offset != 0 || de.Start != start {
+		t.Fatalf("reopened ReadAt(0) = %v, want DroppedError{Offset: 0, Start: %d}", err, start)
 	}
 }
 
