@@ -4,8 +4,11 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,12 +48,26 @@ func TestUsageErrorExitsTwo(t *testing.T) {
 	}
 }
 
+// clearJobworkerEnv unsets, for the test, every JOBWORKER_* variable of
+// the environment the tests were started in: with the exports of a dev
+// server loaded (README), a client verb would reach a real server and run
+// a real job.
+func clearJobworkerEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "JOBWORKER_") {
+			t.Setenv(k, "") // restores the caller's value after the test
+			if err := os.Unsetenv(k); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 // TestClientVerbsNeedCertificates: without the CA and a client
 // certificate, a client verb fails with one line that says what to set.
 func TestClientVerbsNeedCertificates(t *testing.T) {
-	for _, k := range []string{"JOBWORKER_CA", "JOBWORKER_CERT", "JOBWORKER_KEY"} {
-		t.Setenv(k, "")
-	}
+	clearJobworkerEnv(t)
 	tests := [][]string{
 		{"run", "--", "true"},
 		{"stop", "id"},
@@ -94,20 +111,116 @@ func TestRunTakesCommandAfterDoubleDash(t *testing.T) {
 	}
 }
 
-func TestCompletionScriptsParse(t *testing.T) {
-	for _, shell := range []string{"bash", "fish", "zsh"} {
+// completionCases are command lines being completed, the last word the one
+// under the cursor, with candidates that must and must not be offered.
+// Prefix filtering of the word under the cursor is the shell's: bash's
+// compgen and fish do it, zsh's compadd does it after the script, so the
+// candidates that must not be offered are ones of another command.
+var completionCases = []struct {
+	words      []string
+	want, deny []string
+}{
+	{[]string{"jobworker", ""}, []string{"serve", "run", "stop", "status", "logs", "list", "certs", "version", "completion"}, []string{"init", "--cpus", "ca"}},
+	{[]string{"jobworker", "run", "--"}, []string{"--cpus", "--memory-limit", "--env", "--timeout", "--detach", "--server"}, []string{"run", "init", "--follow", "--listen"}},
+	{[]string{"jobworker", "logs", "--f"}, []string{"--follow"}, []string{"--cpus", "--watch", "init"}},
+	{[]string{"jobworker", "--server", "x:1", "status", "--"}, []string{"--watch", "--json"}, []string{"--follow", "--grace"}},
+	{[]string{"jobworker", "certs", ""}, []string{"ca", "server", "client"}, []string{"run", "init", "--role"}},
+	{[]string{"jobworker", "certs", "client", "--"}, []string{"--role", "--user", "--ca-dir", "--out"}, []string{"--name", "--ip", "--cpus"}},
+	{[]string{"jobworker", "serve", "--"}, []string{"--listen", "--state-dir", "--dev", "--run-as"}, []string{"--follow", "--role"}},
+}
+
+// completeIn asks shell, with script loaded as a user's shell would load it,
+// what it offers for words, and returns the candidates.
+//
+//   - bash: the function `complete -p jobworker` names is called with
+//     COMP_WORDS and COMP_CWORD set, as readline calls it; the answer is
+//     COMPREPLY.
+//   - zsh: after compinit, the script (bashcompinit and the bash script)
+//     must register jobworker's completer in $_comps; that completer runs
+//     with words and CURRENT set, as compsys runs it, and what it hands to
+//     compadd is the answer (compadd, which needs a live command line, is
+//     replaced by a function that prints its candidates).
+//   - fish: `complete -C` completes the command line as the shell would.
+func completeIn(t *testing.T, shell, script string, words []string) []string {
+	t.Helper()
+	path, err := exec.LookPath(shell)
+	if err != nil {
+		t.Fatalf("%s is not installed: the completion test runs the real shell (hack/test installs zsh and fish from Debian): %v", shell, err)
+	}
+	var cmd *exec.Cmd
+	switch shell {
+	case "bash":
+		cmd = exec.Command(path, "--norc", "--noprofile", "-c", `
+			source "$1" || exit 3
+			shift
+			spec=$(complete -p jobworker) || { echo "no completion registered for jobworker" >&2; exit 3; }
+			fn=${spec##* -F }; fn=${fn%% *}
+			COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+			"$fn" jobworker "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}" # non-zero: nothing to offer
+			printf '%s\n' "${COMPREPLY[@]}"`, "bash", script)
+	case "zsh":
+		cmd = exec.Command(path, "-f", "-c", `
+			autoload -U compinit && compinit -u -D || exit 3
+			source "$1" || exit 3
+			shift
+			[[ -n $_comps[jobworker] ]] || { print -u2 "no completion registered for jobworker"; exit 3 }
+			compadd() {
+				while (( $# )) && [[ $1 != - ]]; do shift; done
+				shift
+				(( $# )) && print -rl -- "$@"
+				return 0
+			}
+			words=("$@"); CURRENT=$#
+			eval "$_comps[jobworker]" # non-zero: nothing to offer
+			return 0`, "zsh", script)
+	case "fish":
+		cmd = exec.Command(path, "--no-config", "-c", `source $JOBWORKER_TEST_SCRIPT; or exit 3; complete -C"$JOBWORKER_TEST_LINE"`)
+	}
+	cmd.Args = append(cmd.Args, words...)
+	home := t.TempDir()
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home, "XDG_DATA_HOME="+home, "XDG_CACHE_HOME="+home,
+		"JOBWORKER_TEST_SCRIPT="+script, "JOBWORKER_TEST_LINE="+strings.Join(words, " "))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s completing %q: %v; stderr: %s", shell, words, err, stderr.String())
+	}
+	var got []string
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		if word, _, _ := strings.Cut(line, "\t"); word != "" { // fish: word TAB description
+			got = append(got, word)
+		}
+	}
+	return got
+}
+
+// TestCompletionScripts: each shell's script, loaded into that shell,
+// offers the verbs but not the hidden init, and each command's own flags
+// and subcommands and not another's.
+func TestCompletionScripts(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish"} {
 		var out, errOut bytes.Buffer
 		if code := run([]string{"completion", shell}, &out, &errOut); code != exitOK {
 			t.Fatalf("completion %s = %d: %s", shell, code, errOut.String())
 		}
-		if !strings.Contains(out.String(), "logs") || !strings.Contains(out.String(), "follow") || regexp.MustCompile(`\binit\b`).MatchString(out.String()) {
-			t.Errorf("completion %s lacks logs/--follow or shows init:\n%s", shell, out.String())
+		if regexp.MustCompile(`\binit\b`).MatchString(out.String()) {
+			t.Errorf("completion %s mentions the hidden init verb:\n%s", shell, out.String())
 		}
-		if shell == "bash" {
-			cmd := exec.Command("bash", "-n")
-			cmd.Stdin = &out
-			if b, err := cmd.CombinedOutput(); err != nil {
-				t.Errorf("bash -n on the bash completion: %v: %s", err, b)
+		script := filepath.Join(t.TempDir(), "jobworker."+shell)
+		if err := os.WriteFile(script, out.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range completionCases {
+			got := completeIn(t, shell, script, tt.words)
+			for _, w := range tt.want {
+				if !slices.Contains(got, w) {
+					t.Errorf("%s: completing %q offers %q, want %q among them", shell, tt.words, got, w)
+				}
+			}
+			for _, w := range tt.deny {
+				if slices.Contains(got, w) {
+					t.Errorf("%s: completing %q offers %q, want no %q", shell, tt.words, got, w)
+				}
 			}
 		}
 	}
@@ -147,15 +260,23 @@ func TestNegativeOffset(t *testing.T) {
 
 // TestArgumentsMustBeUTF8: an argument that is not UTF-8 is refused as a
 // usage error naming it, rather than changed (the parser would turn its
-// bytes into U+FFFD and run something else than asked).
+// bytes into U+FFFD and run something else than asked). A UTF-8 one passes
+// the check and the parser: with no JOBWORKER_* variable set, run then
+// stops at the missing certificates, before it dials anything.
 func TestArgumentsMustBeUTF8(t *testing.T) {
+	clearJobworkerEnv(t)
 	var out, errOut bytes.Buffer
 	code := run([]string{"run", "--", "echo", "caf\xe9"}, &out, &errOut)
 	if code != exitUsage || !strings.Contains(errOut.String(), `argument 4, "caf\xe9", is not valid UTF-8`) {
 		t.Errorf("run with a Latin-1 argument = %d, %q; want %d and the argument named", code, errOut.String(), exitUsage)
 	}
+	out.Reset()
 	errOut.Reset()
-	if code := run([]string{"run", "--", "echo", "café"}, &out, &errOut); strings.Contains(errOut.String(), "UTF-8") {
-		t.Errorf("run with a UTF-8 argument = %d, %q; want no complaint about UTF-8", code, errOut.String())
+	code = run([]string{"run", "--", "echo", "café"}, &out, &errOut)
+	if msg := errOut.String(); code != exitError || !strings.HasPrefix(msg, "jobworker run: missing --ca, --cert, --key") || strings.Count(msg, "\n") != 1 {
+		t.Errorf("run with a UTF-8 argument and no certificates = %d, %q; want %d and the one line naming the missing flags", code, msg, exitError)
+	}
+	if out.Len() != 0 {
+		t.Errorf("run with a UTF-8 argument and no certificates printed %q, want nothing", out.String())
 	}
 }
