@@ -183,21 +183,7 @@ func (c *serveCmd) Run(e *env) error {
 				"fix", "boot with cgroup v2 unified (systemd.unified_cgroup_hierarchy=1) and delegate the controller to the server's cgroup")
 		}
 	}
-	m, err := job.Open(job.Config{
-		StateDir:           c.StateDir,
-		Cgroups:            h,
-		RunAs:              cred,
-		Defaults:           cgroupfs.Limits{MemoryMax: uint64(c.DefaultMemoryLimit), PidsMax: c.DefaultPidsLimit},
-		MemoryHighFraction: c.MemoryHigh,
-		MemoryCapacity:     capacity,
-		MaxRunning:         c.MaxRunning,
-		StopGrace:          c.StopGrace,
-		RingSize:           int(c.RingSize),
-		OutputCap:          int64(c.OutputCap),
-		Retain:             c.Retain,
-		RetainCount:        c.RetainCount,
-		OnError:            func(err error) { log.Error("job manager", "error", err) },
-	})
+	m, err := job.Open(c.jobConfig(h, cred, capacity, func(err error) { log.Error("job manager", "error", err) }))
 	if err != nil {
 		return err
 	}
@@ -287,6 +273,26 @@ func (c *serveCmd) Run(e *env) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// jobConfig is the job manager's configuration from the flags, with the
+// cgroup hierarchy, the run-as user and the memory capacity Run found.
+func (c *serveCmd) jobConfig(h *cgroupfs.Hierarchy, cred *shim.Credential, capacity uint64, onError func(error)) job.Config {
+	return job.Config{
+		StateDir:           c.StateDir,
+		Cgroups:            h,
+		RunAs:              cred,
+		Defaults:           cgroupfs.Limits{MemoryMax: uint64(c.DefaultMemoryLimit), PidsMax: c.DefaultPidsLimit},
+		MemoryHighFraction: c.MemoryHigh,
+		MemoryCapacity:     capacity,
+		MaxRunning:         c.MaxRunning,
+		StopGrace:          c.StopGrace,
+		RingSize:           int(c.RingSize),
+		OutputCap:          int64(c.OutputCap),
+		Retain:             c.Retain,
+		RetainCount:        c.RetainCount,
+		OnError:            onError,
+	}
 }
 
 // serveDebug serves net/http/pprof's handlers on addr: goroutine, heap and

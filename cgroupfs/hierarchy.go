@@ -52,23 +52,7 @@ func Setup(opts Options) (*Hierarchy, error) {
 	if err != nil {
 		return nil, err
 	}
-	rel := opts.Parent
-	if strings.HasPrefix(rel, mount+"/") || rel == mount {
-		rel = strings.TrimPrefix(rel, mount)
-	}
-	fromRoot := false
-	if rel == "" {
-		rel = own
-		// A server restarted inside its own supervisor cgroup takes the
-		// parent it had.
-		if filepath.Base(rel) == "supervisor" {
-			rel = filepath.Dir(rel)
-		}
-		if rel == "/" {
-			rel, fromRoot = "/jobworker", true
-		}
-	}
-	rel = filepath.Clean("/" + rel)
+	rel, fromRoot := parentCgroup(mount, opts.Parent, own)
 	parent := filepath.Join(mount, rel)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("create cgroup parent %s: %w", parent, err)
@@ -95,6 +79,29 @@ func Setup(opts Options) (*Hierarchy, error) {
 		return nil, err
 	}
 	return h, nil
+}
+
+// parentCgroup is the parent Setup uses, relative to mount: asked (relative
+// to mount, or an absolute path under it), or when that is empty own, the
+// cgroup the server runs in (its parent when own is a supervisor cgroup),
+// or /jobworker when that is the root cgroup, which fromRoot reports.
+func parentCgroup(mount, asked, own string) (rel string, fromRoot bool) {
+	rel = asked
+	if strings.HasPrefix(rel, mount+"/") || rel == mount {
+		rel = strings.TrimPrefix(rel, mount)
+	}
+	if rel == "" {
+		rel = own
+		// A server restarted inside its own supervisor cgroup takes the
+		// parent it had.
+		if filepath.Base(rel) == "supervisor" {
+			rel = filepath.Dir(rel)
+		}
+		if rel == "/" {
+			rel, fromRoot = "/jobworker", true
+		}
+	}
+	return filepath.Clean("/" + rel), fromRoot
 }
 
 // enable turns on, for the children of dir, each of Controllers that dir

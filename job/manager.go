@@ -179,6 +179,16 @@ func (m *Manager) load() error {
 	return nil
 }
 
+// MemoryHigh is the memory.high of a job with the hard limit memoryMax
+// whose request sets none: MemoryHighFraction of memoryMax, or 0 (not set)
+// when memoryMax is 0 or the fraction is not strictly between 0 and 1.
+func (c Config) MemoryHigh(memoryMax uint64) uint64 {
+	if memoryMax == 0 || !(c.MemoryHighFraction > 0 && c.MemoryHighFraction < 1) {
+		return 0
+	}
+	return uint64(float64(memoryMax) * c.MemoryHighFraction)
+}
+
 // applyDefaults fills unset limits from the defaults, for controllers the
 // host has.
 func (m *Manager) applyDefaults(l cgroupfs.Limits) cgroupfs.Limits {
@@ -192,8 +202,8 @@ func (m *Manager) applyDefaults(l cgroupfs.Limits) cgroupfs.Limits {
 	if l.MemoryMax == 0 && h.Has("memory") {
 		l.MemoryMax = d.MemoryMax
 	}
-	if l.MemoryHigh == 0 && l.MemoryMax != 0 && m.cfg.MemoryHighFraction > 0 && m.cfg.MemoryHighFraction < 1 {
-		l.MemoryHigh = uint64(float64(l.MemoryMax) * m.cfg.MemoryHighFraction)
+	if l.MemoryHigh == 0 {
+		l.MemoryHigh = m.cfg.MemoryHigh(l.MemoryMax)
 	}
 	if l.IOWeight == 0 && h.Has("io") {
 		l.IOWeight = d.IOWeight

@@ -1,0 +1,81 @@
+//go:build !integration
+
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/job"
+)
+
+// fakeHierarchy is the real cgroupfs.Setup over a directory standing in for
+// a cgroup2 mount with no controllers: enough for a job manager that starts
+// no job, without root or cgroups.
+func fakeHierarchy(t *testing.T) *cgroupfs.Hierarchy {
+	t.Helper()
+	mount := t.TempDir()
+	parent := filepath.Join(mount, "jobworker")
+	if err := os.MkdirAll(filepath.Join(parent, "supervisor"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"cgroup.controllers", "cgroup.subtree_control", "supervisor/cgroup.procs"} {
+		if err := os.WriteFile(filepath.Join(parent, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := cgroupfs.Setup(cgroupfs.Options{Mount: mount, Parent: "/jobworker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestStateDirMode: README's "--state-dir (mode 0700)". The job manager
+// serve opens on it leaves it, and its jobs/ directory, 0700: one it
+// creates, and one that exists already with a wider mode.
+func TestStateDirMode(t *testing.T) {
+	tests := []struct {
+		name string
+		mode os.FileMode // of the directory before; 0: it does not exist
+	}{
+		{"new", 0},
+		{"existing 0755", 0o755},
+		{"existing 0777", 0o777},
+		{"existing 0711", 0o711},
+		{"existing 0700", 0o700},
+	}
+	h := fakeHierarchy(t)
+	for _, tt := range tests {
+		dir := filepath.Join(t.TempDir(), "state")
+		if tt.mode != 0 {
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m, err := job.Open(job.Config{StateDir: dir, Cgroups: h, OnError: func(err error) { t.Errorf("job manager: %v", err) }})
+		if err != nil {
+			t.Errorf("%s: job.Open(%s): %v", tt.name, dir, err)
+			continue
+		}
+		if err := m.Close(context.Background()); err != nil {
+			t.Errorf("%s: close: %v", tt.name, err)
+		}
+		for _, d := range []string{dir, filepath.Join(dir, "jobs")} {
+			fi, err := os.Stat(d)
+			if err != nil {
+				t.Errorf("%s: %v", tt.name, err)
+				continue
+			}
+			if !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+				t.Errorf("%s: after job.Open, %s has mode %v, want drwx------", tt.name, d, fi.Mode())
+			}
+		}
+	}
+}
