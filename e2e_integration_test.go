@@ -18,10 +18,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jobworker/jobworker/internal/testchild"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 )
 
@@ -36,6 +38,9 @@ type devServer struct {
 	log   *bytes.Buffer
 	logw  *lockedWriter
 	done  chan struct{}
+	// ended says the test itself ended the server (stop, kill): a later
+	// stop then takes its exit for granted.
+	ended *atomic.Bool
 
 	clients *clientCache // shared by the copies in() makes
 }
@@ -54,7 +59,7 @@ func binary(t *testing.T) string {
 // serves. Extra flags come last, so they override the defaults here.
 func startDevServer(t *testing.T, state string, extra ...string) *devServer {
 	t.Helper()
-	s := &devServer{t: t, state: state, log: &bytes.Buffer{}, done: make(chan struct{}),
+	s := &devServer{t: t, state: state, log: &bytes.Buffer{}, done: make(chan struct{}), ended: new(atomic.Bool),
 		clients: &clientCache{root: t, byWho: map[string]jobworkerv1.JobWorkerServiceClient{}}}
 	args := []string{"serve", "--dev", "--state-dir", state, "--stop-grace", "2s", "--default-memory-limit", "32M"}
 	if !slices.Contains(extra, "--listen") {
@@ -102,13 +107,18 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
-// stop sends SIGTERM and waits for a clean exit.
+// stop sends SIGTERM and waits for a clean exit. A server that exited
+// before (and that the test did not kill) fails the test.
 func (s *devServer) stop() {
 	select {
 	case <-s.done:
+		if !s.ended.Load() {
+			s.t.Errorf("the server exited by itself (%v) before the test stopped it; log:\n%s", s.cmd.ProcessState, s.serverLog())
+		}
 		return
 	default:
 	}
+	s.ended.Store(true)
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.done:
@@ -119,6 +129,16 @@ func (s *devServer) stop() {
 		s.cmd.Process.Kill()
 		s.t.Errorf("server did not stop within a minute of SIGTERM")
 	}
+}
+
+// kill ends the server with SIGKILL and waits for it to be gone.
+func (s *devServer) kill() {
+	s.t.Helper()
+	s.ended.Store(true)
+	if err := s.cmd.Process.Kill(); err != nil {
+		s.t.Fatal(err)
+	}
+	<-s.done
 }
 
 // cliEnv is the whole environment of the CLI run as who against addr.
@@ -199,9 +219,16 @@ func (s *devServer) waitOutput(who, id, want string) {
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\n$`)
 
+// detach starts a job with `run -d` as who and returns its ID.
 func (s *devServer) detach(who string, args ...string) string {
 	s.t.Helper()
-	r := s.cli(who, append([]string{"run", "-d", "--"}, args...)...)
+	return s.detachWith(who, nil, args...)
+}
+
+// detachWith is detach with run's flags.
+func (s *devServer) detachWith(who string, flags []string, args ...string) string {
+	s.t.Helper()
+	r := s.cli(who, append(append(append([]string{"run", "-d"}, flags...), "--"), args...)...)
 	if r.code != 0 || !uuidRE.MatchString(r.out) {
 		s.t.Fatalf("run -d as %s: exit %d, stdout %q, stderr %q; want a job ID", who, r.code, r.out, r.err)
 	}
@@ -210,20 +237,33 @@ func (s *devServer) detach(who string, args ...string) string {
 
 func TestE2ERunExitCodes(t *testing.T) {
 	s := startDevServer(t, t.TempDir())
+	dir := testchild.PublicDir(t)
+	notExecutable, notProgram := filepath.Join(dir, "text"), filepath.Join(dir, "garbage")
+	if err := os.WriteFile(notExecutable, []byte("echo hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(notProgram, []byte("\x7fELF not really\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
-		args []string
-		code int
-		out  string
+		flags []string
+		args  []string
+		code  int
+		out   string
 	}{
-		{[]string{"sh", "-c", "echo hello"}, 0, "hello\n"},
-		{[]string{"sh", "-c", "printf 'no newline\\000'; exit 3"}, 3, "no newline\x00"},
-		{[]string{"sh", "-c", "ulimit -s 64; f() { f; }; f"}, 128 + 11, ""},
-		{[]string{"/no/such/program"}, 127, ""},
+		{nil, []string{"sh", "-c", "echo hello"}, 0, "hello\n"},
+		{nil, []string{"sh", "-c", "printf 'no newline\\000'; exit 3"}, 3, "no newline\x00"},
+		{nil, []string{"sh", "-c", "ulimit -s 64; f() { f; }; f"}, 128 + 11, ""},
+		{nil, []string{"/no/such/program"}, 127, ""},
+		{nil, []string{notExecutable}, 126, ""},
+		{nil, []string{notProgram}, 126, ""},
+		{[]string{"--timeout", "1s"}, []string{"sleep", "1000"}, 128 + 9, ""},
+		{[]string{"--memory-limit", "32M"}, []string{"awk", `BEGIN { s = "x"; while (1) s = s s }`}, 128 + 9, ""},
 	}
 	for _, tt := range tests {
-		r := s.cli("user", append([]string{"run", "--"}, tt.args...)...)
+		r := s.cli("user", append(append(append([]string{"run"}, tt.flags...), "--"), tt.args...)...)
 		if r.code != tt.code || r.out != tt.out {
-			t.Errorf("run %q: exit %d, stdout %q (stderr %q); want exit %d, stdout %q", tt.args, r.code, r.out, r.err, tt.code, tt.out)
+			t.Errorf("run %q %q: exit %d, stdout %q (stderr %q); want exit %d, stdout %q", tt.flags, tt.args, r.code, r.out, r.err, tt.code, tt.out)
 		}
 	}
 	// -d returns at once with the ID while the job still runs.
@@ -234,12 +274,29 @@ func TestE2ERunExitCodes(t *testing.T) {
 	if r := s.cli("user", "stop", "--grace", "1s", id); r.code != 0 || !strings.Contains(r.err, "stopped") {
 		t.Errorf("stop: exit %d, %q", r.code, r.err)
 	}
-	// status --watch redraws until the job ends, the last view final.
-	id = s.detach("user", "sh", "-c", "sleep 1.5")
-	r := s.cli("user", "status", "--watch", id)
-	views := strings.Split(strings.TrimSpace(r.out), "\n\n")
-	if r.code != 0 || len(views) < 2 || !strings.Contains(views[len(views)-1], "State     completed") || !strings.Contains(views[0], "State     running") {
-		t.Errorf("status --watch: exit %d, %d views, output:\n%s", r.code, len(views), r.out)
+	// status --watch redraws until the job ends, the last view final: the
+	// job ends only once the first view is out.
+	g := newGate(t)
+	id = s.detach("user", "sh", "-c", g.wait())
+	watch := exec.Command(binary(t), "status", "--watch", id)
+	watch.Env = s.cliEnv(s.addr, "user")
+	stdout, err := watch.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var views bytes.Buffer
+	sc := bufio.NewScanner(io.TeeReader(stdout, &views))
+	for sc.Scan() && !strings.Contains(views.String(), "State     running") {
+	}
+	g.open(t)
+	io.Copy(&views, stdout)
+	werr := watch.Wait()
+	all := strings.Split(strings.TrimSpace(views.String()), "\n\n")
+	if werr != nil || len(all) < 2 || !strings.Contains(all[len(all)-1], "State     completed") || !strings.Contains(all[0], "State     running") {
+		t.Errorf("status --watch: %v, %d views, output:\n%s", werr, len(all), views.String())
 	}
 }
 
@@ -391,7 +448,6 @@ func TestE2ERoles(t *testing.T) {
 		{"user", []string{"stop", adminJob}, 1, "not found"},
 		{"user", []string{"status"}, 1, "permission denied"},
 		{"bob", []string{"status", userJob}, 1, "not found"},
-		{"bob", []string{"list", "--user", "dev-user"}, 0, "ID"},
 		// reader: sees everything, starts and stops nothing.
 		{"reader", []string{"status", adminJob}, 0, "admin"},
 		{"reader", []string{"logs", userJob}, 0, "from dev-user"},
@@ -419,6 +475,11 @@ func TestE2ERoles(t *testing.T) {
 	r := s.cli("user", "list")
 	if !strings.Contains(r.out, userJob) || strings.Contains(r.out, adminJob) || strings.Contains(r.out, bobJob) {
 		t.Errorf("user list:\n%s\nwant only %s", r.out, userJob)
+	}
+	// Another user asking for dev-user's jobs gets none of them.
+	r = s.cli("bob", "list", "--user", "dev-user")
+	if r.code != 0 || !strings.HasPrefix(r.out, "ID") || strings.Contains(r.out, userJob) || strings.Contains(r.out, adminJob) {
+		t.Errorf("bob list --user dev-user: exit %d, stdout:\n%s\nstderr %q; want the header and none of dev-user's or admin's jobs", r.code, r.out, r.err)
 	}
 	r = s.cli("bob", "list", "--json")
 	if strings.Count(r.out, "\n") != 1 || !strings.Contains(r.out, bobJob) {
@@ -474,10 +535,11 @@ func TestE2EManyFollowers(t *testing.T) {
 
 // proxy forwards TCP to target and can cut every connection it carries.
 type proxy struct {
-	lis    net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
+	lis      net.Listener
+	target   string
+	accepted atomic.Int64 // connections it has carried
+	mu       sync.Mutex
+	conns    []net.Conn
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -493,6 +555,7 @@ func newProxy(t *testing.T, target string) *proxy {
 			if err != nil {
 				return
 			}
+			p.accepted.Add(1)
 			u, err := net.Dial("tcp", target)
 			if err != nil {
 				c.Close()
@@ -519,51 +582,73 @@ func (p *proxy) cut() int {
 	return n
 }
 
-// TestE2EResumeAfterDroppedConnection: `logs -f` through a proxy whose
-// connections are cut mid-stream resumes and prints every byte once.
+// TestE2EResumeAfterDroppedConnection: `logs -f` and `run` through a proxy
+// whose connections are cut mid-stream resume and print every byte once;
+// run then exits with the job's status. The job waits at a gate while each
+// cut happens, so the output after it can only come over a new connection:
+// the proxy counts them.
 func TestE2EResumeAfterDroppedConnection(t *testing.T) {
 	s := startDevServer(t, t.TempDir())
-	p := newProxy(t, s.addr)
-	const lines = 3000
-	id := s.detach("user", lineJob(lines)...)
-
-	cmd := exec.Command(binary(t), "logs", "-f", id)
-	cmd.Env = s.cliEnv(p.lis.Addr().String(), "user")
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var got bytes.Buffer
-	buf := make([]byte, 4096)
-	cuts := 0
-	for got.Len() < len(expectedLines(lines)) {
-		n, err := out.Read(buf)
-		got.Write(buf[:n])
-		// Cut twice, once early and once later in the stream.
-		if (cuts == 0 && got.Len() > 2000) || (cuts == 1 && got.Len() > 20000) {
-			if p.cut() == 0 {
-				t.Fatal("no connection to cut")
+	const part = 1000 // lines between cuts
+	for _, verb := range []string{"logs", "run"} {
+		t.Run(verb, func(t *testing.T) {
+			s := s.in(t)
+			p := newProxy(t, s.addr)
+			gates := []gate{newGate(t), newGate(t)}
+			script := fmt.Sprintf(`lines() { i=$1; while [ $i -lt $2 ]; do echo "line $i"; i=$((i+1)); done; }; lines 0 %d; %s; lines %d %d; %s; lines %d %d; exit 3`,
+				part, gates[0].wait(), part, 2*part, gates[1].wait(), 2*part, 3*part)
+			args, wantCode := []string{"run", "--", "sh", "-c", script}, 3
+			if verb == "logs" {
+				args, wantCode = []string{"logs", "-f", s.detach("user", "sh", "-c", script)}, 0
 			}
-			cuts++
-		}
-		if err != nil {
-			break
-		}
-	}
-	io.Copy(&got, out)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("logs -f: %v: %s", err, errb.String())
-	}
-	if cuts != 2 {
-		t.Fatalf("cut the connection %d times, want 2", cuts)
-	}
-	if want := expectedLines(lines); got.String() != want {
-		t.Errorf("after two cuts: %d bytes, want %d; identical: %v", got.Len(), len(want), got.String() == want)
+			cmd := exec.Command(binary(t), args...)
+			cmd.Env = s.cliEnv(p.lis.Addr().String(), "user")
+			var errb bytes.Buffer
+			cmd.Stderr = &errb
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var got bytes.Buffer
+			buf := make([]byte, 4096)
+			for cut := range gates {
+				// The job now waits at the gate: every line before it is out.
+				want := expectedLines((cut + 1) * part)
+				for got.Len() < len(want) {
+					n, err := out.Read(buf)
+					got.Write(buf[:n])
+					if err != nil {
+						t.Fatalf("%s ended after %d bytes, before the cut %d: %v: %s", verb, got.Len(), cut+1, err, errb.String())
+					}
+				}
+				if got.String() != want {
+					t.Fatalf("before cut %d: %d bytes, want the %d of lines 0-%d", cut+1, got.Len(), len(want), (cut+1)*part-1)
+				}
+				if p.cut() == 0 {
+					t.Fatalf("cut %d: no connection to cut", cut+1)
+				}
+				gates[cut].open(t)
+			}
+			io.Copy(&got, out)
+			err = cmd.Wait()
+			if code := cmd.ProcessState.ExitCode(); code != wantCode {
+				t.Errorf("%s: %v, want exit %d: %s", verb, err, wantCode, errb.String())
+			}
+			if want := expectedLines(3 * part); got.String() != want {
+				t.Errorf("after two cuts: %d bytes, want %d; identical: %v", got.Len(), len(want), got.String() == want)
+			}
+			if n := p.accepted.Load(); n < 3 {
+				t.Errorf("the proxy carried %d connections, want at least 3 (one, and one after each cut)", n)
+			}
+			for cut := 1; cut <= 2; cut++ {
+				if note := fmt.Sprintf("reconnected; resuming at byte %d\n", len(expectedLines(cut*part))); !strings.Contains(errb.String(), note) {
+					t.Errorf("%s did not say %q; stderr:\n%s", verb, note, errb.String())
+				}
+			}
+		})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -138,10 +139,7 @@ func TestFaultServerKilled(t *testing.T) {
 		seen = append(seen, f.out.Len())
 	}
 
-	if err := s.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-s.done
+	s.kill()
 	s2 := startDevServer(t, state, "--listen", s.addr)
 
 	j := s2.wait(running)
@@ -191,21 +189,22 @@ func TestFaultJobBehaviours(t *testing.T) {
 		name   string
 		flags  []string
 		cmd    []string
-		ready  string // output to wait for before stopping; "" = let it end
+		ready  string                        // output to wait for before stopping; "" = let it end
+		during func(t *testing.T, id string) // checks while it runs; nil = none
 		state  jobworkerv1.JobState
 		reason jobworkerv1.FailureReason
 		out    string // the whole output, when known
 	}{
-		{"fork bomb held by pids.max", []string{"--pids-limit", "32", "--timeout", "3s"},
-			[]string{"sh", "-c", `b() { b | b & }; b; exec sleep 1000`}, "", failed, jobworkerv1.FailureReason_FAILURE_REASON_TIMED_OUT, ""},
+		{"fork bomb held by pids.max", []string{"--pids-limit", "32", "--timeout", "8s"},
+			[]string{"sh", "-c", `b() { b | b & }; b; exec sleep 1000`}, "", heldByPidsMax(32), failed, jobworkerv1.FailureReason_FAILURE_REASON_TIMED_OUT, ""},
 		{"memory exhausted", []string{"--memory-limit", "32M"},
-			[]string{"awk", `BEGIN { s = "x"; while (1) s = s s }`}, "", failed, jobworkerv1.FailureReason_FAILURE_REASON_OOM_KILLED, ""},
+			[]string{"awk", `BEGIN { s = "x"; while (1) s = s s }`}, "", nil, failed, jobworkerv1.FailureReason_FAILURE_REASON_OOM_KILLED, ""},
 		{"ignores SIGTERM", nil,
-			[]string{"sh", "-c", `trap "" TERM; echo ready; while :; do sleep 1; done`}, "ready\n", stopped, none, "ready\n"},
+			[]string{"sh", "-c", `trap "" TERM; echo ready; while :; do sleep 1; done`}, "ready\n", nil, stopped, none, "ready\n"},
 		{"daemonizes and exits", nil,
-			[]string{"sh", "-c", `setsid sleep 1000 & setsid sh -c 'exec sleep 1000 </dev/null >/dev/null 2>&1' & echo parent exits`}, "", completed, none, "parent exits\n"},
+			[]string{"sh", "-c", `setsid sleep 1000 & setsid sh -c 'exec sleep 1000 </dev/null >/dev/null 2>&1' & echo parent exits`}, "", nil, completed, none, "parent exits\n"},
 		{"closes its output and runs on", nil,
-			[]string{"sh", "-c", `echo before close; exec >&- 2>&-; exec sleep 1000`}, "before close\n", stopped, none, "before close\n"},
+			[]string{"sh", "-c", `echo before close; exec >&- 2>&-; exec sleep 1000`}, "before close\n", outputClosed, stopped, none, "before close\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,6 +216,11 @@ func TestFaultJobBehaviours(t *testing.T) {
 			}
 			if tt.ready != "" {
 				s.waitOutput("user", id, tt.ready)
+			}
+			if tt.during != nil {
+				tt.during(t, id)
+			}
+			if tt.ready != "" {
 				if j := s.job(id); j.GetState() != jobworkerv1.JobState_JOB_STATE_RUNNING {
 					t.Fatalf("after %q the job is %v, want running", tt.ready, j.GetState())
 				}
@@ -239,6 +243,74 @@ func TestFaultJobBehaviours(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runningCgroup waits for a running job's cgroup to appear and returns it.
+func runningCgroup(t *testing.T, id string) string {
+	t.Helper()
+	var dir string
+	eventually(t, 30*time.Second, "the job's cgroup", func() bool {
+		dir = jobCgroup(t, id)
+		return dir != ""
+	})
+	return dir
+}
+
+// heldByPidsMax checks, while a fork bomb runs, that its cgroup's pids.max
+// is max, that the bomb ran into it (pids.events counts refused forks) and
+// that it never held more processes than that.
+func heldByPidsMax(max int) func(t *testing.T, id string) {
+	return func(t *testing.T, id string) {
+		t.Helper()
+		dir := runningCgroup(t, id)
+		if got := strings.TrimSpace(readString(t, filepath.Join(dir, "pids.max"))); got != strconv.Itoa(max) {
+			t.Errorf("pids.max = %q, want %d", got, max)
+		}
+		eventually(t, 30*time.Second, "pids.events counting refused forks", func() bool {
+			n, ok := strings.CutPrefix(strings.TrimSpace(readString(t, filepath.Join(dir, "pids.events"))), "max ")
+			return ok && n != "0"
+		})
+		cur, err := strconv.Atoi(strings.TrimSpace(readString(t, filepath.Join(dir, "pids.current"))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur > max {
+			t.Errorf("pids.current = %d, above pids.max %d", cur, max)
+		}
+		t.Logf("the bomb at pids.max %d: pids.current %d, %s", max, cur, strings.TrimSpace(readString(t, filepath.Join(dir, "pids.events"))))
+	}
+}
+
+// outputClosed waits until the job's only process is the sleep it execs
+// after closing its stdout and stderr, and checks it has neither.
+func outputClosed(t *testing.T, id string) {
+	t.Helper()
+	dir := runningCgroup(t, id)
+	var pid int
+	eventually(t, 30*time.Second, "the job's sh replaced by sleep", func() bool {
+		procs := cgroupProcs(t, dir)
+		if len(procs) != 1 {
+			return false
+		}
+		comm, err := os.ReadFile("/proc/" + strconv.Itoa(procs[0]) + "/comm")
+		pid = procs[0]
+		return err == nil && string(comm) == "sleep\n"
+	})
+	for _, fd := range []string{"1", "2"} {
+		if target, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/fd/" + fd); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the job's fd %s after it closed it: %q, %v", fd, target, err)
+		}
+	}
+}
+
+// readString reads a whole file, failing the test if it cannot.
+func readString(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestFaultBinaryOutput: output that is not text, with every byte value
@@ -320,10 +392,15 @@ func TestFaultDiskFull(t *testing.T) {
 	if err := os.Truncate(filler, mustSize(t, filler)-64<<10); err != nil {
 		t.Fatal(err)
 	}
-	lost := s.detach("user", "head", "-c", "4000000", "/dev/zero")
+	// It would write for ever: only the server's kill ends it (the timeout
+	// is there so that a server that fails to kill it fails the test).
+	lost := s.detachWith("user", []string{"--timeout", "2m"}, "cat", "/dev/zero")
 	j := s.wait(lost)
 	if j.GetState() != jobworkerv1.JobState_JOB_STATE_FAILED || j.GetReason() != jobworkerv1.FailureReason_FAILURE_REASON_OUTPUT_LOST || !strings.Contains(j.GetMessage(), "no space left on device") {
 		t.Errorf("a job writing onto a full disk: %v %v %q, want FAILED output_lost with the cause", j.GetState(), j.GetReason(), j.GetMessage())
+	}
+	if j.Signal == nil || j.GetSignal() != int32(syscall.SIGKILL) {
+		t.Errorf("a job writing onto a full disk ended with signal %v (set %v), want killed by SIGKILL", j.GetSignal(), j.Signal != nil)
 	}
 	out := s.cli("user", "logs", lost).out
 	if int64(len(out)) != j.GetOutputSize() || strings.Trim(out, "\x00") != "" {

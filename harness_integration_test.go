@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobworker/jobworker/internal/testchild"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+	"golang.org/x/sys/unix"
 )
 
 // Helpers the fault, hostile-input and load tests share with the
@@ -95,6 +98,10 @@ func (s *devServer) job(id string) *jobworkerv1.Job {
 	r, err := st.Recv()
 	if err != nil {
 		s.t.Fatalf("status of %s: %v", id, err)
+	}
+	// The call ends with the one answer: nothing of it stays open.
+	if _, err := st.Recv(); err != io.EOF {
+		s.t.Fatalf("status of %s: after the answer %v, want the end of the stream", id, err)
 	}
 	return r.GetJob()
 }
@@ -204,6 +211,48 @@ func alive(pid int) bool {
 	i := strings.LastIndexByte(string(b), ')')
 	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }
+
+// gate is a FIFO a job blocks on (`cat GATE >/dev/null`) until the test
+// opens it: the job then goes on at a point the test chose.
+type gate string
+
+// newGate makes a gate in a directory the job's unprivileged user can reach.
+func newGate(t *testing.T) gate {
+	t.Helper()
+	path := filepath.Join(testchild.PublicDir(t), "gate")
+	if err := unix.Mkfifo(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	return gate(path)
+}
+
+// open lets the job blocked on g go on. It waits (up to two minutes) for
+// the job to reach the gate if it has not yet.
+func (g gate) open(t *testing.T) {
+	t.Helper()
+	opened := make(chan error, 1)
+	go func() {
+		f, err := os.OpenFile(string(g), os.O_WRONLY, 0)
+		if err == nil {
+			err = f.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("no job reached the gate %s within two minutes", g)
+	}
+}
+
+// wait is the shell command that blocks on g.
+func (g gate) wait() string { return "cat " + string(g) + " >/dev/null" }
 
 // eventually polls cond until it holds or d passes. It is for states that
 // settle asynchronously (goroutines winding down), not for ordering.

@@ -149,15 +149,21 @@ func TestOnHost10GiBJob(t *testing.T) {
 		t.Errorf("server peak RSS %d KiB, want under 200 MiB", hwm)
 	}
 	var disk int64
-	filepath.WalkDir(filepath.Join(s.state, "jobs", id), func(path string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if fi, err := d.Info(); err == nil {
-				disk += fi.Size()
-			}
+	err = filepath.WalkDir(filepath.Join(s.state, "jobs", id), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
 		}
-		return nil
+		fi, err := d.Info()
+		disk += fi.Size()
+		return err
 	})
+	if err != nil {
+		t.Fatalf("measuring the job's directory: %v", err)
+	}
 	t.Logf("on disk: %d bytes; kept from offset %d", disk, j.GetOutputStart())
+	if disk < outputCap/2 {
+		t.Errorf("%d bytes on disk for a job that wrote %d with a cap of %d: the output is not where it was looked for", disk, total, outputCap)
+	}
 	if disk > outputCap+4096 || total-j.GetOutputStart() > outputCap {
 		t.Errorf("%d bytes on disk, %d bytes kept: over the cap of %d", disk, total-j.GetOutputStart(), outputCap)
 	}
@@ -176,7 +182,12 @@ func TestOnHostDisconnectingClients(t *testing.T) {
 	const clients = 1000
 	s := startHostServer(t)
 	id := s.detach("user", "sh", "-c", "head -c 8388608 /dev/zero; echo ready; exec sleep 1000")
-	s.waitOutput("user", id, "ready")
+	// Wait for the output through the cached API connection, whose calls
+	// have ended: a CLI follower killed here could still count in the
+	// baseline.
+	eventually(t, time.Minute, "the job's 8 MiB written", func() bool {
+		return s.job(id).GetOutputSize() == 8<<20+int64(len("ready\n"))
+	})
 
 	cycle := func(n int) {
 		p := newProxy(t, s.addr)
@@ -404,8 +415,8 @@ func TestOnHostLoad(t *testing.T) {
 
 	// Afterwards, the clients gone: no job running, and the heap back
 	// where it started.
-	if r := s.cli("admin", "list", "--state", "running"); strings.Count(r.out, "\n") > 1 {
-		t.Errorf("jobs still running after the load:\n%s", r.out)
+	if r := s.cli("admin", "list", "--state", "running"); r.code != 0 || !strings.HasPrefix(r.out, "ID") || strings.Count(r.out, "\n") > 1 {
+		t.Errorf("list --state running after the load: exit %d, stderr %q, stdout (want the header only):\n%s", r.code, r.err, r.out)
 	}
 	var after int64
 	if !settles(time.Minute, func() bool { after = s.heapInuse(); return after <= base+2<<20 }) {

@@ -150,8 +150,8 @@ func TestHostileRequests(t *testing.T) {
 		{"io weight 0", start(user, limits(&jobworkerv1.Limits{IoWeight: proto.Uint32(0)})), codes.InvalidArgument, "io_weight 0 is out of range"},
 		{"io device path traversal", start(user, limits(&jobworkerv1.Limits{IoMax: []*jobworkerv1.IOMax{{Device: "/dev/../etc/passwd", ReadBps: 1}}})), codes.InvalidArgument, "not a block device"},
 		{"io device garbage", start(user, limits(&jobworkerv1.Limits{IoMax: []*jobworkerv1.IOMax{{Device: "8:0\nmax", ReadBps: 1}}})), codes.InvalidArgument, "want a block device path or MAJ:MIN"},
-		{"negative timeout", start(user, &jobworkerv1.StartJobRequest{Command: "true", Timeout: durationpb.New(-time.Second)}), codes.InvalidArgument, "timeout"},
-		{"timeout past what a duration holds", start(user, &jobworkerv1.StartJobRequest{Command: "true", Timeout: &durationpb.Duration{Seconds: math.MaxInt64}}), codes.InvalidArgument, "timeout"},
+		{"negative timeout", start(user, &jobworkerv1.StartJobRequest{Command: "true", Timeout: durationpb.New(-time.Second)}), codes.InvalidArgument, "invalid job request: negative timeout -1s"},
+		{"timeout past what a duration holds", start(user, &jobworkerv1.StartJobRequest{Command: "true", Timeout: &durationpb.Duration{Seconds: math.MaxInt64}}), codes.InvalidArgument, "timeout: proto: duration (seconds:9223372036854775807) exceeds +10000 years"},
 		{"invalid UTF-8 in the command", func(ctx context.Context) error {
 			return s.rawCall(ctx, "user", "/jobworker.v1.JobWorkerService/StartJob", protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "/bin/\xff\xfe"))
 		}, codes.InvalidArgument, "command is not valid UTF-8"},
@@ -171,7 +171,29 @@ func TestHostileRequests(t *testing.T) {
 		{"job ID in upper case", jobStatus(strings.ToUpper(id)), codes.InvalidArgument, "malformed job ID"},
 		{"unknown job ID", jobStatus("6f9619ff-8b86-4011-b42d-00c04fc964ff"), codes.NotFound, "not found"},
 		{"output offset past the end", output(&jobworkerv1.GetJobOutputRequest{Id: id, Offset: math.MaxInt64}), codes.OutOfRange, "past the end of the output"},
-		{"output offset most negative", output(&jobworkerv1.GetJobOutputRequest{Id: id, Offset: math.MinInt64}), codes.OK, ""},
+		{"output offset most negative", func(ctx context.Context) error {
+			// The most negative offset counts back past the start: the
+			// whole output.
+			st, err := user.GetJobOutput(ctx, &jobworkerv1.GetJobOutputRequest{Id: id, Offset: math.MinInt64})
+			if err != nil {
+				return err
+			}
+			var got []byte
+			for {
+				r, err := st.Recv()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					return err
+				}
+				got = append(got, r.GetData()...)
+			}
+			if string(got) != "a job to ask about\n" {
+				return fmt.Errorf("the whole output is %q, got %q", "a job to ask about\n", got)
+			}
+			return nil
+		}, codes.OK, ""},
 		{"negative stop grace", func(ctx context.Context) error {
 			_, err := user.StopJob(ctx, &jobworkerv1.StopJobRequest{Id: id, Grace: durationpb.New(-time.Second)})
 			return err

@@ -338,8 +338,19 @@ func cpuUsage(t *testing.T, g *Group) time.Duration {
 // have started using CPU.
 func measure(t *testing.T, d time.Duration, gs ...*Group) ([]time.Duration, time.Duration) {
 	t.Helper()
+	// A group is populated at fork; its process uses CPU only once it has
+	// started up (exec, the runtime): wait until each one's usage grows.
 	for _, g := range gs {
-		waitFile(t, g.Dir(), "cgroup.events", func(s string) bool { return strings.Contains(s, "populated 1") })
+		first := cpuUsage(t, g)
+		deadline := time.Now().Add(time.Minute)
+		tick := time.NewTicker(10 * time.Millisecond)
+		for cpuUsage(t, g)-first < 50*time.Millisecond {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s used no CPU for a minute", g.Dir())
+			}
+			<-tick.C
+		}
+		tick.Stop()
 	}
 	before := make([]time.Duration, len(gs))
 	for i, g := range gs {
