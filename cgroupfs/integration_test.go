@@ -712,3 +712,37 @@ func TestIOWeight(t *testing.T) {
 		t.Errorf("io.bfq.weight = %q, want default 1000 (10000 scaled)", got)
 	}
 }
+
+// TestKillRacesRemove: a Kill (a stop's) whose group another Kill and
+// Remove (the job's own end and cleanup) empty and remove meanwhile
+// returns, with nil or an error matching fs.ErrNotExist: it never waits
+// for a change of cgroup.events that the removal swallowed.
+func TestKillRacesRemove(t *testing.T) {
+	h := testHierarchy(t)
+	for i := range 200 {
+		g, err := h.Create("alice", fmt.Sprintf("race-%d", i), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := startIn(t, g, "spin")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		stop := make(chan error, 1)
+		go func() { stop <- g.Kill(ctx) }()
+		if err := g.Kill(ctx); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("round %d: the cleanup's kill: %v", i, err)
+		}
+		cmd.Wait()
+		if err := g.Remove(ctx); err != nil {
+			t.Fatalf("round %d: remove: %v", i, err)
+		}
+		select {
+		case err := <-stop:
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("round %d: the stop's kill: %v", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the stop's kill still waits 10 s after its group was emptied and removed", i)
+		}
+		cancel()
+	}
+}

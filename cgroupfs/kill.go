@@ -96,6 +96,17 @@ func (g *Group) waitEvent(ctx context.Context, key, value string) error {
 	if _, err := unix.InotifyAddWatch(fd, events, unix.IN_MODIFY); err != nil {
 		return fmt.Errorf("watch %s: %w", events, err)
 	}
+	// The group's removal wakes the wait too. Another caller may empty and
+	// remove the group (a stop's kill racing the job's own cleanup), and
+	// kernfs drops a change notification still pending when its file goes,
+	// so the last change of cgroup.events can come without an event. The
+	// rmdir is reported to the parent directory's watchers (IN_DELETE, as
+	// for any other child of it: the loop reads again and waits on).
+	if parent := filepath.Dir(g.dir); parent != g.dir {
+		if _, err := unix.InotifyAddWatch(fd, parent, unix.IN_DELETE|unix.IN_ONLYDIR); err != nil {
+			return fmt.Errorf("watch %s: %w", parent, err)
+		}
+	}
 	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Now()) })
 	defer stop()
 	buf := make([]byte, 4096)

@@ -665,3 +665,32 @@ func TestRetentionCount(t *testing.T) {
 		}
 	}
 }
+
+// TestStopRacesEnd: stops that race the job's own end (a job that exits at
+// once, stopped without a grace as it does) report its final state and no
+// error (OnError fails the test), and leave nothing waiting on the removed
+// cgroup: Close returns at once afterwards.
+func TestStopRacesEnd(t *testing.T) {
+	e := newEnv(t)
+	m := open(t, e.config(t))
+	ctx := context.Background()
+	zero := time.Duration(0)
+	for i := range 300 {
+		st, err := m.Start(Request{Owner: "alice", Command: "true"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := m.Stop(ctx, st.ID, &zero)
+		if err != nil {
+			t.Fatalf("round %d: stop: %v", i, err)
+		}
+		if !got.State.Ended() {
+			t.Fatalf("round %d: stop returned the job %s, want it ended", i, got.State)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := m.Close(ctx); err != nil {
+		t.Fatalf("Close after the racing stops: %v (a stop's kill still waits)", err)
+	}
+}
