@@ -486,3 +486,90 @@ func TestOnHostTLSScan(t *testing.T) {
 		}
 	}
 }
+
+// TestOnHostMissingControllers: on a host whose cgroup v2 lacks controllers
+// (a hybrid host has cgroup2 at /sys/fs/cgroup/unified with none), the
+// server starts, reports each missing controller once at start-up and does
+// not apply the defaults that need it, says which it has in `status`,
+// refuses a limit whose controller is missing with an error naming it, and
+// still gives every job a cgroup of its own: placement, CPU usage and the
+// whole-tree kill. Where the host has a controller, its limit is accepted.
+func TestOnHostMissingControllers(t *testing.T) {
+	s := startHostServer(t)
+	st, err := s.client("admin").GetServerStatus(context.Background(), &jobworkerv1.GetServerStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, c := range st.GetCgroupControllers() {
+		have[c] = true
+	}
+	t.Logf("the host's cgroup v2 offers the server: %v", st.GetCgroupControllers())
+	limits := []struct {
+		controller string
+		flags      []string
+	}{
+		{"cpu", []string{"--cpus", "0.5"}},
+		{"io", []string{"--io-weight", "100"}},
+		{"memory", []string{"--memory-limit", "16M"}}, // below the default: no lift to refuse
+		{"pids", []string{"--pids-limit", "100"}},
+	}
+	for _, l := range limits {
+		reported := strings.Count(s.serverLog(), "controller="+l.controller+" ")
+		r := s.cli("user", append(append([]string{"run"}, l.flags...), "--", "true")...)
+		if have[l.controller] {
+			if reported != 0 || r.code != 0 {
+				t.Errorf("%s is there: reported missing %d times; run %v: exit %d, %q", l.controller, reported, l.flags, r.code, r.err)
+			}
+			continue
+		}
+		if reported != 1 {
+			t.Errorf("missing controller %s reported %d times at start-up, want once; log:\n%s", l.controller, reported, s.serverLog())
+		}
+		if want := "needs the cgroup v2 " + l.controller + " controller"; r.code != 1 || !strings.Contains(r.err, want) {
+			t.Errorf("run %v without the %s controller: exit %d, %q; want exit 1 and %q", l.flags, l.controller, r.code, r.err, want)
+		}
+	}
+	wantCtl := strings.Join(st.GetCgroupControllers(), " ")
+	if wantCtl == "" {
+		wantCtl = "none (jobs get their cgroups, without limits)"
+	}
+	if r := s.cli("admin", "status"); !strings.Contains(r.out, "Controllers "+wantCtl+"\n") {
+		t.Errorf("status:\n%s\nwant Controllers %s", r.out, wantCtl)
+	}
+
+	// A job without limits: its own cgroup, its CPU time counted, the
+	// defaults of missing controllers not applied.
+	busy := s.detach("user", "sh", "-c", `i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done`)
+	j := s.wait(busy)
+	if j.GetState() != jobworkerv1.JobState_JOB_STATE_COMPLETED || j.GetUsage().GetCpuUsageUsec() == 0 {
+		t.Errorf("a busy job: %v, cpu %d µs; want completed with its CPU time", j.GetState(), j.GetUsage().GetCpuUsageUsec())
+	}
+	if !have["memory"] && j.GetLimits().GetMemoryMaxBytes() != 0 {
+		t.Errorf("without the memory controller the job got memory limit %d, want none", j.GetLimits().GetMemoryMaxBytes())
+	}
+	// Its whole tree goes at a stop, a daemon in a session of its own too.
+	g := newGate(t)
+	tree := s.detach("user", "sh", "-c", "setsid sleep 1000 & "+g.wait()+"; exec sleep 1000")
+	g.open(t)
+	dir := runningCgroup(t, tree)
+	if !strings.Contains(dir, "/user-dev-user/") {
+		t.Errorf("the job's cgroup %s is not under its user's", dir)
+	}
+	var pids []int
+	eventually(t, time.Minute, "both processes in the job's cgroup", func() bool {
+		pids = cgroupProcs(t, dir)
+		return len(pids) == 2
+	})
+	if r := s.cli("user", "stop", "--grace", "1s", tree); r.code != 0 {
+		t.Fatalf("stop: exit %d, %q", r.code, r.err)
+	}
+	for _, pid := range pids {
+		if alive(pid) {
+			t.Errorf("process %d of the stopped job still runs", pid)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the stopped job's cgroup %s: %v, want removed", dir, err)
+	}
+}
