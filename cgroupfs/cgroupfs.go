@@ -127,7 +127,7 @@ func writeFile(dir, file, value string) error {
 	path := filepath.Join(dir, file)
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
-		return fmt.Errorf("write %q to %s: %w", value, path, err)
+		return fmt.Errorf("write %q to %s: %w", value, path, removed(err))
 	}
 	_, err = f.WriteString(value)
 	if cerr := f.Close(); err == nil {
@@ -143,7 +143,7 @@ func writeFile(dir, file, value string) error {
 func readFile(dir, file string) (string, error) {
 	f, err := os.Open(filepath.Join(dir, file))
 	if err != nil {
-		return "", err
+		return "", removed(err)
 	}
 	defer f.Close()
 	return readOpen(f)
@@ -159,8 +159,8 @@ func readOpen(f *os.File) (string, error) {
 }
 
 // removedError is ENODEV from a control file: its cgroup was removed after
-// the file was opened (kernfs answers so for the files of a removed
-// directory). It matches fs.ErrNotExist, like the ENOENT of a file opened
+// the file was opened, or while it was being opened (kernfs answers so for
+// the files of a directory it is removing or has removed). It matches fs.ErrNotExist, like the ENOENT of a file opened
 // after the removal, so that callers handle both races as one.
 type removedError struct{ errno unix.Errno }
 
@@ -168,8 +168,8 @@ func (e removedError) Error() string        { return e.errno.Error() + " (the cg
 func (e removedError) Unwrap() error        { return e.errno }
 func (e removedError) Is(target error) bool { return target == fs.ErrNotExist }
 
-// removed marks ENODEV, bare or in the *fs.PathError of a read or write,
-// as removedError; other errors pass as they are.
+// removed marks ENODEV, bare or in the *fs.PathError of an open, read or
+// write, as removedError; other errors pass as they are.
 func removed(err error) error {
 	if pe, ok := err.(*fs.PathError); ok {
 		return &fs.PathError{Op: pe.Op, Path: pe.Path, Err: removed(pe.Err)}
