@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/jobworker/jobworker/auth"
+	"github.com/jobworker/jobworker/service"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -80,7 +81,7 @@ func serveHealthRefusals(t *testing.T, certFile, keyFile, caFile string) (string
 		}
 		return c, nil
 	}
-	authz := auth.NewAuthorizer(slog.New(slog.NewTextHandler(io.Discard, nil)), auth.MethodRoles)
+	authz := auth.NewAuthorizer(slog.New(slog.NewTextHandler(io.Discard, nil)), service.MethodRoles())
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(cfg)),
 		grpc.UnaryInterceptor(authz.UnaryInterceptor), grpc.StreamInterceptor(authz.StreamInterceptor))
 	healthpb.RegisterHealthServer(srv, health.NewServer())

@@ -20,15 +20,9 @@ import (
 	"github.com/jobworker/jobworker/auth"
 	"github.com/jobworker/jobworker/cgroupfs"
 	"github.com/jobworker/jobworker/job"
-	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+	"github.com/jobworker/jobworker/service"
 	"github.com/jobworker/jobworker/shim"
 	"golang.org/x/sys/unix"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/reflection"
 )
 
 // serveCmd is `jobworker serve`: the daemon.
@@ -197,22 +191,10 @@ func (c *serveCmd) Run(e *env) error {
 		return fmt.Errorf("listen on %s: %w", c.Listen, err)
 	}
 
-	authz := auth.NewAuthorizer(log, auth.MethodRoles)
-	srv := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsState.Config())),
-		grpc.ChainUnaryInterceptor(authz.UnaryInterceptor, utf8Unary),
-		grpc.ChainStreamInterceptor(authz.StreamInterceptor, utf8Stream),
-		grpc.MaxConcurrentStreams(c.MaxStreams),
-		grpc.MaxRecvMsgSize(maxRequestBytes),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
-	healthSrv := health.NewServer()
-	healthpb.RegisterHealthServer(srv, healthSrv)
-	reflection.Register(srv)
-	jobworkerv1.RegisterJobWorkerServiceServer(srv, &service{m: m, authz: authz, h: h, defaults: serviceDefaults{memory: uint64(c.DefaultMemoryLimit), pids: c.DefaultPidsLimit}})
-	healthSrv.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	healthSrv.SetServingStatus(jobworkerv1.JobWorkerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	srv := service.NewServer(service.Config{
+		Jobs: m, Cgroups: h, TLS: tlsState.Config(), Log: log, Version: versionString(),
+		DefaultMemory: uint64(c.DefaultMemoryLimit), DefaultPids: c.DefaultPidsLimit, MaxStreams: c.MaxStreams,
+	})
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -255,10 +237,9 @@ func (c *serveCmd) Run(e *env) error {
 	case <-e.ctx.Done():
 	}
 	log.Info("shutting down: stopping jobs")
-	healthSrv.Shutdown()
 	stopped := make(chan struct{})
 	go func() {
-		srv.GracefulStop()
+		srv.Shutdown()
 		close(stopped)
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), c.StopGrace+30*time.Second)
@@ -313,10 +294,6 @@ func serveDebug(addr string) (net.Listener, error) {
 	go (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(lis)
 	return lis, nil
 }
-
-// maxRequestBytes bounds a request message: arguments and environment are
-// each bounded to 1 MiB by the job library.
-const maxRequestBytes = 4 << 20
 
 // memTotal reads MemTotal from /proc/meminfo.
 func memTotal() (uint64, error) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jobworker/jobworker/auth"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+	"github.com/jobworker/jobworker/service"
 	"github.com/jobworker/jobworker/testcerts"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -91,7 +92,7 @@ func (f *fakeService) ListJobs(ctx context.Context, req *jobworkerv1.ListJobsReq
 // jobworker's method table.
 func startServer(t *testing.T, st *auth.ServerTLS) string {
 	t.Helper()
-	return startServerTable(t, st, auth.MethodRoles)
+	return startServerTable(t, st, service.MethodRoles())
 }
 
 // startServerTable is startServer with the method-to-role table given.
@@ -336,8 +337,8 @@ func TestMethodOutsideTable(t *testing.T) {
 		jobworkerv1.JobWorkerService_GetServerStatus_FullMethodName,
 		jobworkerv1.JobWorkerService_GetJobStatus_FullMethodName,
 	}
-	table := make(map[string][]auth.Role, len(auth.MethodRoles))
-	for m, roles := range auth.MethodRoles {
+	table := make(map[string][]auth.Role, len(service.MethodRoles()))
+	for m, roles := range service.MethodRoles() {
 		table[m] = roles
 	}
 	for _, m := range missing {

@@ -5,30 +5,12 @@ import (
 	"errors"
 	"log/slog"
 
-	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
-
-// MethodRoles is jobworker's one method-to-role table: which roles may call
-// each RPC. A method missing from it is denied to everyone. Which jobs a
-// role may touch is JobVisible's rule.
-var MethodRoles = map[string][]Role{
-	jobworkerv1.JobWorkerService_StartJob_FullMethodName:             {RoleAdmin, RoleUser},
-	jobworkerv1.JobWorkerService_StopJob_FullMethodName:              {RoleAdmin, RoleUser},
-	jobworkerv1.JobWorkerService_GetJobStatus_FullMethodName:         {RoleAdmin, RoleUser, RoleReader},
-	jobworkerv1.JobWorkerService_GetJobOutput_FullMethodName:         {RoleAdmin, RoleUser, RoleReader},
-	jobworkerv1.JobWorkerService_ListJobs_FullMethodName:             {RoleAdmin, RoleUser, RoleReader},
-	jobworkerv1.JobWorkerService_GetServerStatus_FullMethodName:      {RoleAdmin, RoleReader},
-	"/grpc.health.v1.Health/Check":                                   {RoleAdmin, RoleUser, RoleReader},
-	"/grpc.health.v1.Health/Watch":                                   {RoleAdmin, RoleUser, RoleReader},
-	"/grpc.health.v1.Health/List":                                    {RoleAdmin, RoleUser, RoleReader},
-	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      {RoleAdmin, RoleUser, RoleReader},
-	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": {RoleAdmin, RoleUser, RoleReader},
-}
 
 // Authorizer enforces a method-to-role table in gRPC interceptors and puts
 // the caller's Identity in the context. It logs every decision.
@@ -37,7 +19,9 @@ type Authorizer struct {
 	log   *slog.Logger
 }
 
-// NewAuthorizer returns an Authorizer for table (usually MethodRoles).
+// NewAuthorizer returns an Authorizer for table, which names for each full
+// method name the roles that may call it; a method missing from it is
+// denied to everyone.
 func NewAuthorizer(log *slog.Logger, table map[string][]Role) *Authorizer {
 	a := &Authorizer{table: make(map[string]map[Role]bool, len(table)), log: log}
 	for m, roles := range table {

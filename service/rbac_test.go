@@ -1,6 +1,6 @@
 //go:build !integration
 
-package main
+package service
 
 import (
 	"context"
@@ -118,13 +118,7 @@ func rbacServe(t *testing.T, s *testcerts.Set) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	authz := auth.NewAuthorizer(slog.New(slog.NewTextHandler(io.Discard, nil)), auth.MethodRoles)
-	srv := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsState.Config())),
-		grpc.ChainUnaryInterceptor(authz.UnaryInterceptor, utf8Unary),
-		grpc.ChainStreamInterceptor(authz.StreamInterceptor, utf8Stream),
-	)
-	jobworkerv1.RegisterJobWorkerServiceServer(srv, &service{m: m, authz: authz, h: h})
+	srv := NewServer(Config{Jobs: m, Cgroups: h, TLS: tlsState.Config(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,6 @@
 //go:build !integration
 
-package main
+package service
 
 import (
 	"math"
@@ -42,25 +42,6 @@ func TestLimitsFromProto(t *testing.T) {
 		_, err := limitsFromProto(tt.in)
 		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
 			t.Errorf("%s: limitsFromProto = %v, want %q", tt.name, err, tt.want)
-		}
-	}
-}
-
-func TestOutcome(t *testing.T) {
-	code, sig := int32(3), int32(9)
-	tests := []struct {
-		j    *jobworkerv1.Job
-		want string
-	}{
-		{&jobworkerv1.Job{State: jobworkerv1.JobState_JOB_STATE_RUNNING}, "running"},
-		{&jobworkerv1.Job{State: jobworkerv1.JobState_JOB_STATE_FAILED, Reason: jobworkerv1.FailureReason_FAILURE_REASON_EXIT_CODE, ExitCode: &code}, "failed (exit code 3)"},
-		{&jobworkerv1.Job{State: jobworkerv1.JobState_JOB_STATE_FAILED, Reason: jobworkerv1.FailureReason_FAILURE_REASON_OOM_KILLED, Signal: &sig}, "failed (oom_killed, signal 9)"},
-		{&jobworkerv1.Job{State: jobworkerv1.JobState_JOB_STATE_FAILED, Reason: jobworkerv1.FailureReason_FAILURE_REASON_SERVER_RESTARTED}, "failed (server_restarted)"},
-		{&jobworkerv1.Job{State: jobworkerv1.JobState_JOB_STATE_STOPPED, Signal: &sig}, "stopped (signal 9)"},
-	}
-	for _, tt := range tests {
-		if got := outcome(tt.j); got != tt.want {
-			t.Errorf("outcome(%v) = %q, want %q", tt.j, got, tt.want)
 		}
 	}
 }
@@ -109,13 +90,15 @@ func TestChunkPool(t *testing.T) {
 		{1 << 40, 16 << 10},
 	}
 	for _, tt := range tests {
-		bp := chunkPool(tt.streams).Get().(*[]byte)
+		o := newOutputStreams()
+		o.open.Store(tt.streams)
+		bp := o.pool().Get().(*[]byte)
 		if len(*bp) != tt.want-chunkHeadroom {
-			t.Errorf("chunkPool(%d) gives %d-byte buffers, want %d", tt.streams, len(*bp), tt.want-chunkHeadroom)
+			t.Errorf("with %d streams the pool gives %d-byte buffers, want %d", tt.streams, len(*bp), tt.want-chunkHeadroom)
 		}
 		m := &jobworkerv1.GetJobOutputResponse{Offset: math.MaxInt64, Data: *bp, Dropped: math.MaxInt64}
 		if n := proto.Size(m); n > tt.want {
-			t.Errorf("chunkPool(%d): a full chunk encodes in %d bytes, over %d", tt.streams, n, tt.want)
+			t.Errorf("with %d streams a full chunk encodes in %d bytes, over %d", tt.streams, n, tt.want)
 		}
 	}
 }

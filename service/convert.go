@@ -1,0 +1,173 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/job"
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Conversions between the API's messages and the job library's types.
+
+// limitsFromProto checks and converts requested limits; unset fields stay
+// zero (the server's defaults), explicit zeros are refused.
+func limitsFromProto(l *jobworkerv1.Limits) (cgroupfs.Limits, error) {
+	var out cgroupfs.Limits
+	if l == nil {
+		return out, nil
+	}
+	if l.CpuWeight != nil {
+		if *l.CpuWeight < 1 || *l.CpuWeight > cgroupfs.MaxCPUWeight {
+			return out, fmt.Errorf("cpu_weight %d is out of range 1-%d", *l.CpuWeight, cgroupfs.MaxCPUWeight)
+		}
+		out.CPUWeight = *l.CpuWeight
+	}
+	if l.Cpus != nil && *l.Cpus != 0 {
+		if math.IsNaN(*l.Cpus) || *l.Cpus < cgroupfs.MinCPUs || *l.Cpus > cgroupfs.MaxCPUs {
+			return out, fmt.Errorf("cpus %v is out of range %v-%d", *l.Cpus, cgroupfs.MinCPUs, cgroupfs.MaxCPUs)
+		}
+		out.CPUs = *l.Cpus
+	}
+	if l.MemoryMaxBytes != nil {
+		if *l.MemoryMaxBytes < cgroupfs.MinMemory {
+			return out, fmt.Errorf("memory_max_bytes %d is below the minimum of %d (1 MiB)", *l.MemoryMaxBytes, cgroupfs.MinMemory)
+		}
+		out.MemoryMax = *l.MemoryMaxBytes
+	}
+	if l.MemoryHighBytes != nil {
+		if *l.MemoryHighBytes < cgroupfs.MinMemory {
+			return out, fmt.Errorf("memory_high_bytes %d is below the minimum of %d (1 MiB)", *l.MemoryHighBytes, cgroupfs.MinMemory)
+		}
+		out.MemoryHigh = *l.MemoryHighBytes
+	}
+	if l.IoWeight != nil {
+		if *l.IoWeight < 1 || *l.IoWeight > cgroupfs.MaxIOWeight {
+			return out, fmt.Errorf("io_weight %d is out of range 1-%d", *l.IoWeight, cgroupfs.MaxIOWeight)
+		}
+		out.IOWeight = *l.IoWeight
+	}
+	for _, m := range l.IoMax {
+		if m.GetReadBps() == 0 && m.GetWriteBps() == 0 && m.GetReadIops() == 0 && m.GetWriteIops() == 0 {
+			return out, fmt.Errorf("io_max for %q sets no rate", m.GetDevice())
+		}
+		out.IOMax = append(out.IOMax, cgroupfs.IOMax{Device: m.GetDevice(), ReadBPS: m.GetReadBps(), WriteBPS: m.GetWriteBps(), ReadIOPS: m.GetReadIops(), WriteIOPS: m.GetWriteIops()})
+	}
+	if l.PidsMax != nil {
+		if *l.PidsMax < 1 {
+			return out, errors.New("pids_max 0: a job needs at least one process")
+		}
+		out.PidsMax = *l.PidsMax
+	}
+	return out, out.Validate()
+}
+
+var stateToProto = map[job.State]jobworkerv1.JobState{
+	job.StatePending:   jobworkerv1.JobState_JOB_STATE_PENDING,
+	job.StateRunning:   jobworkerv1.JobState_JOB_STATE_RUNNING,
+	job.StateCompleted: jobworkerv1.JobState_JOB_STATE_COMPLETED,
+	job.StateFailed:    jobworkerv1.JobState_JOB_STATE_FAILED,
+	job.StateStopped:   jobworkerv1.JobState_JOB_STATE_STOPPED,
+}
+
+var stateFromProto = func() map[jobworkerv1.JobState]job.State {
+	m := map[jobworkerv1.JobState]job.State{}
+	for k, v := range stateToProto {
+		m[v] = k
+	}
+	return m
+}()
+
+var reasonToProto = map[job.Reason]jobworkerv1.FailureReason{
+	job.ReasonNone:            jobworkerv1.FailureReason_FAILURE_REASON_UNSPECIFIED,
+	job.ReasonExitCode:        jobworkerv1.FailureReason_FAILURE_REASON_EXIT_CODE,
+	job.ReasonSignal:          jobworkerv1.FailureReason_FAILURE_REASON_SIGNAL,
+	job.ReasonOOMKilled:       jobworkerv1.FailureReason_FAILURE_REASON_OOM_KILLED,
+	job.ReasonTimedOut:        jobworkerv1.FailureReason_FAILURE_REASON_TIMED_OUT,
+	job.ReasonExecFailed:      jobworkerv1.FailureReason_FAILURE_REASON_EXEC_FAILED,
+	job.ReasonServerRestarted: jobworkerv1.FailureReason_FAILURE_REASON_SERVER_RESTARTED,
+	job.ReasonOutputLost:      jobworkerv1.FailureReason_FAILURE_REASON_OUTPUT_LOST,
+}
+
+func jobToProto(st job.Status) *jobworkerv1.Job {
+	j := &jobworkerv1.Job{
+		Id:          st.ID,
+		Owner:       st.Owner,
+		Command:     st.Command,
+		Args:        st.Args,
+		Env:         st.Env,
+		WorkingDir:  st.Dir,
+		Limits:      limitsToProto(st.Limits),
+		State:       stateToProto[st.State],
+		Reason:      reasonToProto[st.Reason],
+		Message:     st.Message,
+		CreateTime:  timestamppb.New(st.Created),
+		Usage:       usageToProto(st.Usage),
+		OutputSize:  st.OutputSize,
+		OutputStart: st.OutputStart,
+	}
+	if st.Timeout > 0 {
+		j.Timeout = durationpb.New(st.Timeout)
+	}
+	if st.ExitCode != nil {
+		c := int32(*st.ExitCode)
+		j.ExitCode = &c
+	}
+	if st.Signal != nil {
+		sig := int32(*st.Signal)
+		j.Signal = &sig
+	}
+	if !st.Started.IsZero() {
+		j.StartTime = timestamppb.New(st.Started)
+	}
+	if !st.Ended.IsZero() {
+		j.EndTime = timestamppb.New(st.Ended)
+	}
+	return j
+}
+
+func limitsToProto(l cgroupfs.Limits) *jobworkerv1.Limits {
+	p := &jobworkerv1.Limits{}
+	if l.CPUWeight != 0 {
+		p.CpuWeight = &l.CPUWeight
+	}
+	if l.CPUs != 0 {
+		p.Cpus = &l.CPUs
+	}
+	if l.MemoryMax != 0 {
+		p.MemoryMaxBytes = &l.MemoryMax
+	}
+	if l.MemoryHigh != 0 {
+		p.MemoryHighBytes = &l.MemoryHigh
+	}
+	if l.IOWeight != 0 {
+		p.IoWeight = &l.IOWeight
+	}
+	for _, m := range l.IOMax {
+		p.IoMax = append(p.IoMax, &jobworkerv1.IOMax{Device: m.Device, ReadBps: m.ReadBPS, WriteBps: m.WriteBPS, ReadIops: m.ReadIOPS, WriteIops: m.WriteIOPS})
+	}
+	if l.PidsMax != 0 {
+		p.PidsMax = &l.PidsMax
+	}
+	return p
+}
+
+func usageToProto(u cgroupfs.Usage) *jobworkerv1.Usage {
+	return &jobworkerv1.Usage{
+		CpuUsageUsec:       u.CPUUsageUsec,
+		CpuUserUsec:        u.CPUUserUsec,
+		CpuSystemUsec:      u.CPUSystemUsec,
+		MemoryCurrentBytes: u.MemoryCurrent,
+		MemoryPeakBytes:    u.MemoryPeak,
+		IoReadBytes:        u.IOReadBytes,
+		IoWriteBytes:       u.IOWriteBytes,
+		IoReadOps:          u.IOReadOps,
+		IoWriteOps:         u.IOWriteOps,
+		PidsCurrent:        u.PidsCurrent,
+		OomKills:           u.OOMKills,
+	}
+}

@@ -1,0 +1,294 @@
+// Package service is jobworker's gRPC API over the job library: the
+// handlers, the conversions between the API's messages and the library's
+// types, and the server that puts them behind mutual TLS, the role table
+// and the request checks.
+package service
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/jobworker/jobworker/auth"
+	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/job"
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+	"github.com/jobworker/jobworker/shim"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+)
+
+// Config is what the service serves and how.
+type Config struct {
+	Jobs    *job.Manager
+	Cgroups *cgroupfs.Hierarchy // whose controllers GetServerStatus reports
+	TLS     *tls.Config         // the server's mutual TLS configuration
+	Log     *slog.Logger        // one audit line per RPC
+	Version string              // what GetServerStatus reports
+
+	// DefaultMemory and DefaultPids are the limits only an admin may lift
+	// (0: no such bound).
+	DefaultMemory uint64
+	DefaultPids   uint64
+	// MaxStreams bounds the concurrent streams of one connection.
+	MaxStreams uint32
+}
+
+// MaxRequestBytes bounds a request message: arguments and environment are
+// each bounded to 1 MiB by the job library.
+const MaxRequestBytes = 4 << 20
+
+// Server is the gRPC server of the API, with the health and reflection
+// services beside it.
+type Server struct {
+	grpc   *grpc.Server
+	health *health.Server
+}
+
+// NewServer builds the server: every call is authenticated by the client
+// certificate, authorized by the role table (MethodRoles), and its strings
+// checked for UTF-8, before a handler sees it.
+func NewServer(cfg Config) *Server {
+	authz := auth.NewAuthorizer(cfg.Log, MethodRoles())
+	srv := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(cfg.TLS)),
+		grpc.ChainUnaryInterceptor(authz.UnaryInterceptor, utf8Unary),
+		grpc.ChainStreamInterceptor(authz.StreamInterceptor, utf8Stream),
+		grpc.MaxConcurrentStreams(cfg.MaxStreams),
+		grpc.MaxRecvMsgSize(MaxRequestBytes),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	reflection.Register(srv)
+	jobworkerv1.RegisterJobWorkerServiceServer(srv, newAPI(cfg, authz))
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(jobworkerv1.JobWorkerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	return &Server{grpc: srv, health: hs}
+}
+
+// Serve serves on lis until Shutdown or Stop.
+func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
+
+// Shutdown reports the server not serving, accepts no new connection and
+// no new call, and returns once the calls in progress have ended.
+func (s *Server) Shutdown() {
+	s.health.Shutdown()
+	s.grpc.GracefulStop()
+}
+
+// Stop ends every connection and call at once.
+func (s *Server) Stop() { s.grpc.Stop() }
+
+// api is the JobWorkerService over the job library. The interceptors have
+// authenticated the caller and checked its role for the RPC; api applies
+// the ownership rule and validates requests.
+type api struct {
+	jobworkerv1.UnimplementedJobWorkerServiceServer
+	m        *job.Manager
+	authz    *auth.Authorizer
+	h        *cgroupfs.Hierarchy
+	version  string
+	defaults defaults
+	out      outputStreams
+}
+
+// defaults are the limits only an admin may lift.
+type defaults struct {
+	memory uint64
+	pids   uint64
+}
+
+func newAPI(cfg Config, authz *auth.Authorizer) *api {
+	return &api{
+		m: cfg.Jobs, authz: authz, h: cfg.Cgroups, version: cfg.Version,
+		defaults: defaults{memory: cfg.DefaultMemory, pids: cfg.DefaultPids},
+		out:      newOutputStreams(),
+	}
+}
+
+func identity(ctx context.Context) auth.Identity {
+	id, _ := auth.FromContext(ctx)
+	return id
+}
+
+// jobError maps the job library's errors to gRPC status errors with a
+// message that says what is wrong.
+func jobError(err error) error {
+	var se *shim.StartError
+	var mce *cgroupfs.MissingControllerError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, job.ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, job.ErrNeverFits):
+		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, job.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, job.ErrClosed):
+		return status.Error(codes.Unavailable, err.Error())
+	case errors.As(err, &se):
+		return status.Errorf(codes.FailedPrecondition, "cannot start the command: %v", se)
+	case errors.As(err, &mce):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, job.ErrStateFull):
+		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+// lookup finds a job the caller may see: a malformed ID is InvalidArgument,
+// an unknown one or another user's (for a user) NotFound.
+func (s *api) lookup(ctx context.Context, method, id string) (job.Status, error) {
+	if !job.ValidID(id) {
+		return job.Status{}, status.Errorf(codes.InvalidArgument, "malformed job ID %q: want a UUID like 6f9619ff-8b86-4011-b42d-00c04fc964ff", truncate(id, 64))
+	}
+	st, err := s.m.Get(id)
+	if err != nil {
+		return job.Status{}, status.Errorf(codes.NotFound, "job %s not found", id)
+	}
+	if err := s.authz.AuthorizeJob(ctx, method, id, st.Owner); err != nil {
+		return job.Status{}, err
+	}
+	return st, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// StartJob starts a job for the caller.
+func (s *api) StartJob(ctx context.Context, req *jobworkerv1.StartJobRequest) (*jobworkerv1.StartJobResponse, error) {
+	id := identity(ctx)
+	limits, err := limitsFromProto(req.GetLimits())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if id.Role != auth.RoleAdmin {
+		if s.defaults.memory > 0 && limits.MemoryMax > s.defaults.memory {
+			return nil, status.Errorf(codes.PermissionDenied, "memory limit %d bytes is above the server's default of %d: only an admin may lift it", limits.MemoryMax, s.defaults.memory)
+		}
+		if s.defaults.pids > 0 && limits.PidsMax > s.defaults.pids {
+			return nil, status.Errorf(codes.PermissionDenied, "pids limit %d is above the server's default of %d: only an admin may lift it", limits.PidsMax, s.defaults.pids)
+		}
+	}
+	var timeout time.Duration
+	if t := req.GetTimeout(); t != nil {
+		if err := t.CheckValid(); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "timeout: %v", err)
+		}
+		timeout = t.AsDuration()
+	}
+	st, err := s.m.Start(job.Request{
+		Owner:   id.User,
+		Command: req.GetCommand(),
+		Args:    req.GetArgs(),
+		Env:     req.GetEnv(),
+		Dir:     req.GetWorkingDir(),
+		Limits:  limits,
+		Timeout: timeout,
+	})
+	if err != nil {
+		return nil, jobError(err)
+	}
+	return &jobworkerv1.StartJobResponse{Job: jobToProto(st)}, nil
+}
+
+// StopJob stops a job and returns its final state.
+func (s *api) StopJob(ctx context.Context, req *jobworkerv1.StopJobRequest) (*jobworkerv1.StopJobResponse, error) {
+	if _, err := s.lookup(ctx, "StopJob", req.GetId()); err != nil {
+		return nil, err
+	}
+	var grace *time.Duration
+	if g := req.GetGrace(); g != nil {
+		if err := g.CheckValid(); err != nil || g.AsDuration() < 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "grace must be a non-negative duration")
+		}
+		d := g.AsDuration()
+		grace = &d
+	}
+	st, err := s.m.Stop(ctx, req.GetId(), grace)
+	if err != nil {
+		return nil, jobError(err)
+	}
+	return &jobworkerv1.StopJobResponse{Job: jobToProto(st)}, nil
+}
+
+// GetJobStatus sends a snapshot, or with watch a stream until the job ends.
+func (s *api) GetJobStatus(req *jobworkerv1.GetJobStatusRequest, ss grpc.ServerStreamingServer[jobworkerv1.GetJobStatusResponse]) error {
+	ctx := ss.Context()
+	st, err := s.lookup(ctx, "GetJobStatus", req.GetId())
+	if err != nil {
+		return err
+	}
+	if !req.GetWatch() {
+		return ss.Send(&jobworkerv1.GetJobStatusResponse{Job: jobToProto(st)})
+	}
+	interval := time.Second
+	if d := req.GetInterval(); d != nil {
+		if err := d.CheckValid(); err != nil || d.AsDuration() < 100*time.Millisecond {
+			return status.Error(codes.InvalidArgument, "interval must be at least 100ms")
+		}
+		interval = d.AsDuration()
+	}
+	return jobError(s.m.Watch(ctx, req.GetId(), interval, func(st job.Status) error {
+		return ss.Send(&jobworkerv1.GetJobStatusResponse{Job: jobToProto(st)})
+	}))
+}
+
+// ListJobs lists the jobs the caller may see.
+func (s *api) ListJobs(ctx context.Context, req *jobworkerv1.ListJobsRequest) (*jobworkerv1.ListJobsResponse, error) {
+	id := identity(ctx)
+	f := job.Filter{Owners: req.GetOwners()}
+	for _, st := range req.GetStates() {
+		js, ok := stateFromProto[st]
+		if !ok {
+			return nil, status.Errorf(codes.InvalidArgument, "state filter %v is not a job state", st)
+		}
+		f.States = append(f.States, js)
+	}
+	if !auth.JobVisible(id, "") {
+		// A user sees its own jobs only, whatever owners it asks for.
+		if len(f.Owners) > 0 && !slices.Contains(f.Owners, id.User) {
+			return &jobworkerv1.ListJobsResponse{}, nil
+		}
+		f.Owners = []string{id.User}
+	}
+	resp := &jobworkerv1.ListJobsResponse{}
+	for _, st := range s.m.List(f) {
+		resp.Jobs = append(resp.Jobs, jobToProto(st))
+	}
+	return resp, nil
+}
+
+// GetServerStatus reports the server-wide figures.
+func (s *api) GetServerStatus(ctx context.Context, req *jobworkerv1.GetServerStatusRequest) (*jobworkerv1.GetServerStatusResponse, error) {
+	t := s.m.Totals()
+	return &jobworkerv1.GetServerStatusResponse{
+		Version:             s.version,
+		JobsRunning:         uint32(t.Running),
+		JobsPending:         uint32(t.Pending),
+		MaxRunning:          uint32(t.MaxRunning),
+		MemoryCapacityBytes: t.MemoryCapacity,
+		MemoryReservedBytes: t.MemoryReserved,
+		Usage:               usageToProto(t.Usage),
+		CgroupControllers:   s.h.Controllers(),
+	}, nil
+}
