@@ -2,9 +2,14 @@ package job
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/jobworker/jobworker/ringlog"
 )
 
 const recordFile = "job.json"
@@ -76,4 +81,51 @@ func readRecord(dir string) (Status, error) {
 		return st, fmt.Errorf("%s: record of job %q in the directory of %s", filepath.Join(dir, recordFile), st.ID, filepath.Base(dir))
 	}
 	return st, nil
+}
+
+// load reads every record; a job that was not finished is failed now.
+func (m *Manager) load() error {
+	entries, err := os.ReadDir(m.jobsDir())
+	if err != nil {
+		return fmt.Errorf("job manager: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !ValidID(e.Name()) {
+			continue
+		}
+		dir := filepath.Join(m.jobsDir(), e.Name())
+		st, err := readRecord(dir)
+		if err != nil {
+			// A job whose record never got written (the server died
+			// in StartJob) never existed for any client.
+			m.report(fmt.Errorf("load job %s: %w; removing it", e.Name(), err))
+			os.RemoveAll(dir)
+			continue
+		}
+		log, err := ringlog.Open(filepath.Join(dir, "output"), m.logOptions())
+		if err != nil {
+			return fmt.Errorf("job manager: open output of job %s: %w", st.ID, err)
+		}
+		j := &job{dir: dir, log: log, st: st, changed: make(chan struct{}), done: make(chan struct{})}
+		close(j.done)
+		if !st.State.Ended() {
+			j.st.State, j.st.Reason = StateFailed, ReasonServerRestarted
+			j.st.Message = "the server stopped while the job was " + string(st.State) + "; it was killed when the server started again"
+			j.st.Ended = time.Now()
+			if err := m.persist(j); err != nil {
+				return err
+			}
+		}
+		m.jobs[st.ID] = j
+	}
+	return nil
+}
+
+// storageError marks an error of the state directory that is a lack of
+// space as ErrStateFull, which the caller can act on (free space).
+func storageError(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", ErrStateFull, err)
+	}
+	return err
 }

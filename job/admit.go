@@ -1,0 +1,227 @@
+package job
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/ringlog"
+	"github.com/jobworker/jobworker/shim"
+	"golang.org/x/sys/unix"
+)
+
+// MemoryHigh is the memory.high of a job with the hard limit memoryMax
+// whose request sets none: MemoryHighFraction of memoryMax, or 0 (not set)
+// when memoryMax is 0 or the fraction is not strictly between 0 and 1.
+func (c Config) MemoryHigh(memoryMax uint64) uint64 {
+	if memoryMax == 0 || !(c.MemoryHighFraction > 0 && c.MemoryHighFraction < 1) {
+		return 0
+	}
+	return uint64(float64(memoryMax) * c.MemoryHighFraction)
+}
+
+// applyDefaults fills unset limits from the defaults, for controllers the
+// host has.
+func (m *Manager) applyDefaults(l cgroupfs.Limits) cgroupfs.Limits {
+	d, h := m.cfg.Defaults, m.cfg.Cgroups
+	if l.CPUWeight == 0 && h.Has("cpu") {
+		l.CPUWeight = d.CPUWeight
+	}
+	if l.CPUs == 0 && h.Has("cpu") {
+		l.CPUs = d.CPUs
+	}
+	if l.MemoryMax == 0 && h.Has("memory") {
+		l.MemoryMax = d.MemoryMax
+	}
+	if l.MemoryHigh == 0 {
+		l.MemoryHigh = m.cfg.MemoryHigh(l.MemoryMax)
+	}
+	if l.IOWeight == 0 && h.Has("io") {
+		l.IOWeight = d.IOWeight
+	}
+	if l.PidsMax == 0 && h.Has("pids") {
+		l.PidsMax = d.PidsMax
+	}
+	return l
+}
+
+// fitsLocked reports whether j can start now. Called with m.mu held.
+func (m *Manager) fitsLocked(j *job) bool {
+	if m.cfg.MaxRunning > 0 && m.running >= m.cfg.MaxRunning {
+		return false
+	}
+	return m.cfg.MemoryCapacity == 0 || m.reserved+j.st.Limits.MemoryMax <= m.cfg.MemoryCapacity
+}
+
+// Start admits a job. A job that fits starts now: an error starting its
+// command (a *shim.StartError) is returned and no job is left behind. One
+// that does not fit yet is queued PENDING. One that can never fit is
+// refused with ErrNeverFits.
+func (m *Manager) Start(req Request) (Status, error) {
+	if err := req.Validate(); err != nil {
+		return Status{}, err
+	}
+	limits := m.applyDefaults(req.Limits)
+	if err := limits.Validate(); err != nil {
+		return Status{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if m.cfg.MemoryCapacity > 0 && limits.MemoryMax > m.cfg.MemoryCapacity {
+		return Status{}, fmt.Errorf("%w: %d bytes asked, capacity %d", ErrNeverFits, limits.MemoryMax, m.cfg.MemoryCapacity)
+	}
+	id := newID()
+	dir := filepath.Join(m.jobsDir(), id)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return Status{}, storageError(fmt.Errorf("create job directory: %w", err))
+	}
+	log, err := ringlog.Create(filepath.Join(dir, "output"), m.logOptions())
+	if err != nil {
+		os.RemoveAll(dir)
+		return Status{}, storageError(err)
+	}
+	j := &job{
+		dir: dir,
+		log: log,
+		st: Status{
+			ID: id, Owner: req.Owner, Command: req.Command, Args: req.Args, Env: req.Env,
+			Dir: req.Dir, Limits: limits, Timeout: req.Timeout, State: StatePending, Created: time.Now(),
+		},
+		changed: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	discard := func() {
+		log.Close()
+		os.RemoveAll(dir)
+	}
+
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
+		discard()
+		return Status{}, ErrClosed
+	}
+	if len(m.queue) == 0 && m.fitsLocked(j) {
+		m.reserveLocked(j)
+		st := j.st
+		m.mu.Unlock()
+		// A job whose record cannot be stored (the state directory is
+		// full) is refused rather than run unrecorded; the record written
+		// once it runs is the one synced to disk.
+		err := writeRecord(dir, st, false)
+		if err != nil {
+			err = storageError(fmt.Errorf("record job %s: %w", id, err))
+		} else {
+			err = m.launch(j)
+		}
+		if err != nil {
+			m.mu.Lock()
+			m.releaseLocked(j)
+			m.mu.Unlock()
+			discard()
+			m.schedule()
+			return Status{}, err
+		}
+		return m.snapshot(j), nil
+	}
+	m.mu.Unlock()
+	// Queued: check now what can be checked without running it, so that a
+	// command that does not exist is still StartJob's error.
+	if err := precheck(j.st.Command, m.jobEnv(j)); err != nil {
+		discard()
+		return Status{}, err
+	}
+	if err := m.persist(j); err != nil {
+		discard()
+		return Status{}, storageError(err)
+	}
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
+		discard()
+		return Status{}, ErrClosed
+	}
+	m.jobs[id] = j
+	m.queue = append(m.queue, j)
+	m.mu.Unlock()
+	// A job may have ended between the check and the queueing.
+	m.schedule()
+	return m.snapshot(j), nil
+}
+
+func (m *Manager) reserveLocked(j *job) {
+	m.running++
+	m.reserved += j.st.Limits.MemoryMax
+	j.reserved = j.st.Limits.MemoryMax
+}
+
+func (m *Manager) releaseLocked(j *job) {
+	m.running--
+	m.reserved -= j.reserved
+	j.reserved = 0
+}
+
+// schedule starts queued jobs, oldest first, while the oldest fits.
+func (m *Manager) schedule() {
+	for {
+		m.mu.Lock()
+		if m.closing || len(m.queue) == 0 || !m.fitsLocked(m.queue[0]) {
+			m.mu.Unlock()
+			return
+		}
+		j := m.queue[0]
+		m.queue = m.queue[1:]
+		m.reserveLocked(j)
+		m.mu.Unlock()
+		if err := m.launch(j); err != nil {
+			m.mu.Lock()
+			m.releaseLocked(j)
+			j.st.State, j.st.Reason, j.st.Message, j.st.Ended = StateFailed, ReasonExecFailed, err.Error(), time.Now()
+			m.notifyLocked(j)
+			m.mu.Unlock()
+			j.log.Close()
+			m.report(m.persist(j))
+			close(j.done)
+		}
+	}
+}
+
+// precheck resolves the command as the server can, for a queued job.
+func precheck(command string, env []string) error {
+	path := shim.EnvValue(env, "PATH")
+	var st unix.Stat_t
+	check := func(p string) error {
+		if err := unix.Stat(p, &st); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return unix.EISDIR
+		}
+		if st.Mode&0o111 == 0 {
+			return unix.EACCES
+		}
+		return nil
+	}
+	reason := func(err error) shim.Reason {
+		switch {
+		case errors.Is(err, unix.EACCES):
+			return shim.ReasonPermissionDenied
+		case errors.Is(err, unix.EISDIR):
+			return shim.ReasonNotExecutable
+		}
+		return shim.ReasonNotFound
+	}
+	if filepath.IsAbs(command) || filepath.Base(command) != command {
+		if err := check(command); err != nil {
+			return &shim.StartError{Reason: reason(err), Stage: "lookup", Err: fmt.Errorf("%s: %w", command, err)}
+		}
+		return nil
+	}
+	for _, d := range filepath.SplitList(path) {
+		if d != "" && check(filepath.Join(d, command)) == nil {
+			return nil
+		}
+	}
+	return &shim.StartError{Reason: shim.ReasonNotFound, Stage: "lookup", Err: fmt.Errorf("%s not found on PATH %q: %w", command, path, unix.ENOENT)}
+}

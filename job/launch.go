@@ -1,0 +1,106 @@
+package job
+
+import (
+	"context"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/shim"
+)
+
+// defaultPath is the PATH of a job that sets none.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// jobEnv is the job's whole environment: PATH, HOME, the request's
+// variables, and JOBWORKER_JOB_ID.
+func (m *Manager) jobEnv(j *job) []string {
+	vars := map[string]string{"PATH": defaultPath, "HOME": m.home()}
+	for k, v := range j.st.Env {
+		vars[k] = v
+	}
+	vars["JOBWORKER_JOB_ID"] = j.st.ID
+	env := make([]string, 0, len(vars))
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	return env
+}
+
+// home is the run-as user's home when it exists, otherwise /.
+func (m *Manager) home() string {
+	if c := m.cfg.RunAs; c != nil && c.Home != "" {
+		if fi, err := os.Stat(c.Home); err == nil && fi.IsDir() {
+			return c.Home
+		}
+		return "/"
+	}
+	if m.cfg.RunAs == nil {
+		return "/root"
+	}
+	return "/"
+}
+
+// launch creates the job's cgroup, starts its command through the shim and
+// hands it to a supervising goroutine.
+func (m *Manager) launch(j *job) error {
+	g, err := m.cfg.Cgroups.Create(j.st.Owner, j.st.ID, j.st.Limits)
+	if err != nil {
+		return err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		m.removeGroup(g)
+		return err
+	}
+	growPipe(r)
+	dir := j.st.Dir
+	if dir == "" {
+		dir = m.home()
+	}
+	spec := shim.Spec{
+		Command:    j.st.Command,
+		Args:       j.st.Args,
+		Env:        m.jobEnv(j),
+		Dir:        dir,
+		Cgroup:     g.Dir(),
+		Credential: m.cfg.RunAs,
+		Isolate:    true,
+	}
+	p, err := m.cfg.Launcher.Start(spec, w, w)
+	w.Close()
+	if err != nil {
+		r.Close()
+		m.removeGroup(g)
+		return err
+	}
+	m.mu.Lock()
+	j.group, j.proc = g, p
+	j.st.State, j.st.Started = StateRunning, time.Now()
+	m.jobs[j.st.ID] = j
+	m.notifyLocked(j)
+	if m.closing && !j.stopReq {
+		// Close began while this job was being launched: it missed the
+		// job, so the job stops itself.
+		j.stopReq, j.stopWait = true, m.cfg.StopGrace
+	}
+	stop, grace := j.stopReq, j.stopWait
+	m.mu.Unlock()
+	m.report(m.persist(j))
+	m.wg.Add(1)
+	go m.supervise(j, r)
+	if stop {
+		// Stopped while it was being launched.
+		m.terminate(j, grace)
+	}
+	return nil
+}
+
+func (m *Manager) removeGroup(g *cgroupfs.Group) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m.report(g.Kill(ctx))
+	m.report(g.Remove(ctx))
+}

@@ -1,0 +1,170 @@
+package job
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/ringlog"
+)
+
+// notifyLocked wakes watchers of j. Called with m.mu held.
+func (m *Manager) notifyLocked(j *job) {
+	close(j.changed)
+	j.changed = make(chan struct{})
+}
+
+// snapshot returns j's status with live usage and output figures.
+func (m *Manager) snapshot(j *job) Status {
+	m.mu.Lock()
+	st := j.st
+	g := j.group
+	running := st.State == StateRunning
+	m.mu.Unlock()
+	if running && g != nil {
+		if u, err := g.Usage(); err == nil {
+			st.Usage = u
+		}
+	}
+	st.OutputSize, st.OutputStart = j.log.Size(), j.log.Start()
+	return st
+}
+
+// Get returns a job's status.
+func (m *Manager) Get(id string) (Status, error) {
+	m.mu.Lock()
+	j, ok := m.jobs[id]
+	m.mu.Unlock()
+	if !ok {
+		return Status{}, ErrNotFound
+	}
+	return m.snapshot(j), nil
+}
+
+// Filter selects jobs for List; empty fields select everything.
+type Filter struct {
+	Owners []string
+	States []State
+}
+
+// List returns the jobs that match f, newest first.
+func (m *Manager) List(f Filter) []Status {
+	m.mu.Lock()
+	var js []*job
+	for _, j := range m.jobs {
+		if (len(f.Owners) == 0 || slices.Contains(f.Owners, j.st.Owner)) && (len(f.States) == 0 || slices.Contains(f.States, j.st.State)) {
+			js = append(js, j)
+		}
+	}
+	m.mu.Unlock()
+	out := make([]Status, len(js))
+	for i, j := range js {
+		out[i] = m.snapshot(j)
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if !out[a].Created.Equal(out[b].Created) {
+			return out[a].Created.After(out[b].Created)
+		}
+		return out[a].ID < out[b].ID
+	})
+	return out
+}
+
+// Watch calls fn with the job's status now, at every change and every
+// interval, until the job has ended (the last call has the final status),
+// fn returns an error, or ctx is done.
+func (m *Manager) Watch(ctx context.Context, id string, interval time.Duration, fn func(Status) error) error {
+	m.mu.Lock()
+	j, ok := m.jobs[id]
+	m.mu.Unlock()
+	if !ok {
+		return ErrNotFound
+	}
+	if interval <= 0 {
+		interval = time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		m.mu.Lock()
+		changed := j.changed
+		m.mu.Unlock()
+		st := m.snapshot(j)
+		if err := fn(st); err != nil {
+			return err
+		}
+		if st.State.Ended() {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Output returns the job's output log, for reading from any offset.
+func (m *Manager) Output(id string) (*ringlog.Log, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	j, ok := m.jobs[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return j.log, nil
+}
+
+// Done returns a channel closed when the job has ended and been recorded.
+func (m *Manager) Done(id string) (<-chan struct{}, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	j, ok := m.jobs[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return j.done, nil
+}
+
+// Totals are server-wide figures.
+type Totals struct {
+	Running, Pending int
+	MemoryReserved   uint64
+	MemoryCapacity   uint64
+	MaxRunning       int
+	Usage            cgroupfs.Usage // summed over running jobs
+}
+
+// Totals returns the server-wide figures.
+func (m *Manager) Totals() Totals {
+	m.mu.Lock()
+	t := Totals{Running: m.running, Pending: len(m.queue), MemoryReserved: m.reserved, MemoryCapacity: m.cfg.MemoryCapacity, MaxRunning: m.cfg.MaxRunning}
+	var groups []*cgroupfs.Group
+	for _, j := range m.jobs {
+		if j.st.State == StateRunning && j.group != nil {
+			groups = append(groups, j.group)
+		}
+	}
+	m.mu.Unlock()
+	for _, g := range groups {
+		u, err := g.Usage()
+		if err != nil {
+			continue
+		}
+		t.Usage.CPUUsageUsec += u.CPUUsageUsec
+		t.Usage.CPUUserUsec += u.CPUUserUsec
+		t.Usage.CPUSystemUsec += u.CPUSystemUsec
+		t.Usage.MemoryCurrent += u.MemoryCurrent
+		t.Usage.MemoryPeak += u.MemoryPeak
+		t.Usage.IOReadBytes += u.IOReadBytes
+		t.Usage.IOWriteBytes += u.IOWriteBytes
+		t.Usage.IOReadOps += u.IOReadOps
+		t.Usage.IOWriteOps += u.IOWriteOps
+		t.Usage.PidsCurrent += u.PidsCurrent
+		t.Usage.OOMKills += u.OOMKills
+	}
+	return t
+}

@@ -1,0 +1,54 @@
+package job
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"time"
+)
+
+// retentionLoop prunes finished jobs every minute until Close.
+func (m *Manager) retentionLoop() {
+	defer m.wg.Done()
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.quit:
+			return
+		case <-t.C:
+			m.prune()
+		}
+	}
+}
+
+// prune removes finished jobs older than Retain and beyond RetainCount.
+func (m *Manager) prune() {
+	if m.cfg.Retain <= 0 && m.cfg.RetainCount <= 0 {
+		return
+	}
+	m.mu.Lock()
+	var ended []*job
+	for _, j := range m.jobs {
+		if j.st.State.Ended() {
+			ended = append(ended, j)
+		}
+	}
+	sort.Slice(ended, func(a, b int) bool { return ended[a].st.Ended.After(ended[b].st.Ended) })
+	var drop []*job
+	cutoff := time.Now().Add(-m.cfg.Retain)
+	for i, j := range ended {
+		if (m.cfg.RetainCount > 0 && i >= m.cfg.RetainCount) || (m.cfg.Retain > 0 && j.st.Ended.Before(cutoff)) {
+			drop = append(drop, j)
+			delete(m.jobs, j.st.ID)
+		}
+	}
+	m.mu.Unlock()
+	for _, j := range drop {
+		j.persistMu.Lock()
+		if err := os.RemoveAll(j.dir); err != nil {
+			m.report(fmt.Errorf("retention: remove job %s: %w", j.st.ID, err))
+		}
+		j.persistMu.Unlock()
+	}
+}

@@ -1,0 +1,107 @@
+package job
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+)
+
+// supervise follows a running job to its end: output into the log, the
+// timeout, the exit, the cleanup of its cgroup, the final record.
+func (m *Manager) supervise(j *job, out *os.File) {
+	defer m.wg.Done()
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		m.copyOutput(j, out)
+	}()
+	var timer *time.Timer
+	if j.st.Timeout > 0 {
+		timer = time.AfterFunc(j.st.Timeout, func() { m.expire(j) })
+	}
+	ps, werr := j.proc.Wait()
+	// The job ended when its process did; what follows is the server's
+	// cleanup, which a busy server may take longer over.
+	exited := time.Now()
+	if timer != nil {
+		timer.Stop()
+	}
+	// Whatever the job left running (daemons, children that kept its
+	// output open) dies with it; then the pipe reaches EOF.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m.report(j.group.Kill(ctx))
+	<-copied
+	out.Close()
+	usage, uerr := j.group.Usage()
+	m.report(uerr)
+	m.report(j.group.Remove(ctx))
+	m.report(j.log.Close())
+
+	m.mu.Lock()
+	j.st.Usage = usage
+	j.st.Ended = exited
+	m.classifyLocked(j, ps, werr)
+	m.releaseLocked(j)
+	m.notifyLocked(j)
+	m.mu.Unlock()
+	m.report(m.persist(j))
+	m.prune()
+	close(j.done)
+	m.schedule()
+}
+
+// classifyLocked sets the final state from how the process ended. Called
+// with m.mu held.
+func (m *Manager) classifyLocked(j *job, ps *os.ProcessState, werr error) {
+	st := &j.st
+	var ws syscall.WaitStatus
+	if ps != nil {
+		ws, _ = ps.Sys().(syscall.WaitStatus)
+	}
+	switch {
+	case werr != nil:
+		st.Message = "waiting for the job failed: " + werr.Error()
+	case ws.Exited():
+		code := ws.ExitStatus()
+		st.ExitCode = &code
+	case ws.Signaled():
+		sig := int(ws.Signal())
+		st.Signal = &sig
+	}
+	switch {
+	case j.stopReq:
+		st.State, st.Reason = StateStopped, ReasonNone
+	case j.timedOut:
+		st.State, st.Reason = StateFailed, ReasonTimedOut
+		st.Message = fmt.Sprintf("the job ran longer than its timeout of %v", st.Timeout)
+	case j.lostErr != nil:
+		st.State, st.Reason = StateFailed, ReasonOutputLost
+		st.Message = fmt.Sprintf("%v: %v; the job was killed so that no output is silently lost", ErrOutputLost, j.lostErr)
+	case st.ExitCode != nil && *st.ExitCode == 0:
+		st.State, st.Reason = StateCompleted, ReasonNone
+	case st.ExitCode != nil:
+		st.State, st.Reason = StateFailed, ReasonExitCode
+	case st.Signal != nil && *st.Signal == int(syscall.SIGKILL) && st.Usage.OOMKills > 0:
+		st.State, st.Reason = StateFailed, ReasonOOMKilled
+		st.Message = fmt.Sprintf("killed by the OOM killer at its memory limit of %d bytes", st.Limits.MemoryMax)
+	case st.Signal != nil:
+		st.State, st.Reason = StateFailed, ReasonSignal
+	default:
+		st.State, st.Reason = StateFailed, ReasonSignal
+	}
+}
+
+// expire ends a job that ran past its timeout.
+func (m *Manager) expire(j *job) {
+	m.mu.Lock()
+	if j.st.State != StateRunning || j.stopReq {
+		m.mu.Unlock()
+		return
+	}
+	j.timedOut = true
+	m.mu.Unlock()
+	m.terminate(j, m.cfg.StopGrace)
+}
