@@ -103,8 +103,6 @@ func (s *silentStream) Recv() (*jobworkerv1.GetJobOutputResponse, error) {
 // and exits with the job's status; a stop that fails ends the output at
 // once and exits 130.
 func TestStopInterruptedEnds(t *testing.T) {
-	defer func(d time.Duration) { outputAfterStop = d }(outputAfterStop)
-	outputAfterStop = 50 * time.Millisecond
 	code := int32(7)
 	tests := []struct {
 		name     string
@@ -131,7 +129,7 @@ func TestStopInterruptedEnds(t *testing.T) {
 	for _, tt := range tests {
 		c := &stoppingClient{first: "last words\n", taken: make(chan struct{}), stop: tt.stop, streams: make(chan context.Context, 1)}
 		var stdout, stderr strings.Builder
-		err := (&runCmd{}).stopInterrupted(&env{ctx: context.Background(), stdout: &stdout, stderr: &stderr}, c, "j", 0)
+		err := (&runCmd{outputAfterStop: 50 * time.Millisecond}).stopInterrupted(&env{ctx: context.Background(), stdout: &stdout, stderr: &stderr}, c, "j", 0)
 		var ee *exitCodeError
 		if !errors.As(err, &ee) || ee.code != tt.exit {
 			t.Errorf("%s: %v, want exit %d", tt.name, err, tt.exit)

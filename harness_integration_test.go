@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobworker/jobworker/client"
 	"github.com/jobworker/jobworker/internal/testchild"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"golang.org/x/sys/unix"
@@ -80,11 +81,11 @@ func (s *devServer) flags(addr, who string) clientFlags {
 func (s *devServer) dial(addr, who string, owner *testing.T) jobworkerv1.JobWorkerServiceClient {
 	s.t.Helper()
 	f := s.flags(addr, who)
-	c, closeFn, err := f.connect()
+	c, err := f.connect()
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	owner.Cleanup(closeFn)
+	owner.Cleanup(func() { c.Close() })
 	return c
 }
 
@@ -109,7 +110,7 @@ func (s *devServer) job(id string) *jobworkerv1.Job {
 // wait waits for a job to end and returns its final status.
 func (s *devServer) wait(id string) *jobworkerv1.Job {
 	s.t.Helper()
-	last, err := finalStatus(context.Background(), s.client("admin"), id)
+	last, err := client.FinalStatus(context.Background(), s.client("admin"), id)
 	if err != nil {
 		s.t.Fatalf("watching %s: %v", id, err)
 	}

@@ -294,12 +294,12 @@ func TestOnHostLoad(t *testing.T) {
 	for w := range 16 {
 		filled.Go(func() {
 			f := s.flags(s.addr, "user")
-			c, closeConn, err := f.connect()
+			c, err := f.connect()
 			if err != nil {
 				fillErrs <- err
 				return
 			}
-			defer closeConn()
+			defer c.Close()
 			for n := w; n < retain; n += 16 {
 				if err := fill(c, n); err != nil {
 					fillErrs <- err
@@ -344,12 +344,12 @@ func TestOnHostLoad(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			f := s.flags(s.addr, "user")
-			c, closeConn, err := f.connect()
+			c, err := f.connect()
 			if err != nil {
 				record("connect", time.Now(), err)
 				return
 			}
-			defer closeConn()
+			defer c.Close()
 			ctx := context.Background()
 			for n := 0; time.Now().Before(end); n++ {
 				req := &jobworkerv1.StartJobRequest{Command: "sh", Args: []string{"-c", fmt.Sprintf("echo client %d job %d", i, n)}}

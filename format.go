@@ -1,0 +1,163 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// printJSON prints a message as protobuf JSON on one line.
+func printJSON(w io.Writer, m proto.Message) error {
+	b, err := protojson.MarshalOptions{}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// Human output.
+
+func stateName(s jobworkerv1.JobState) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "JOB_STATE_"))
+}
+
+func reasonName(r jobworkerv1.FailureReason) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "FAILURE_REASON_"))
+}
+
+// outcome is a job's state in a few words: "completed", "failed: exit code
+// 3", "stopped (signal 9)".
+func outcome(j *jobworkerv1.Job) string {
+	s := stateName(j.GetState())
+	var detail []string
+	switch j.GetReason() {
+	case jobworkerv1.FailureReason_FAILURE_REASON_UNSPECIFIED, jobworkerv1.FailureReason_FAILURE_REASON_EXIT_CODE, jobworkerv1.FailureReason_FAILURE_REASON_SIGNAL:
+	default:
+		detail = append(detail, reasonName(j.GetReason()))
+	}
+	if j.ExitCode != nil {
+		detail = append(detail, fmt.Sprintf("exit code %d", j.GetExitCode()))
+	}
+	if j.Signal != nil {
+		detail = append(detail, fmt.Sprintf("signal %d", j.GetSignal()))
+	}
+	if len(detail) > 0 {
+		s += " (" + strings.Join(detail, ", ") + ")"
+	}
+	return s
+}
+
+func commandLine(j *jobworkerv1.Job) string {
+	parts := append([]string{j.GetCommand()}, j.GetArgs()...)
+	for i, p := range parts {
+		if p == "" || strings.ContainsAny(p, " \t\n'\"\\$") {
+			parts[i] = strconv.Quote(p)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func printJob(w io.Writer, j *jobworkerv1.Job) {
+	row := func(k, v string) { fmt.Fprintf(w, "%-9s %s\n", k, v) }
+	row("ID", j.GetId())
+	row("State", outcome(j))
+	if j.GetMessage() != "" {
+		row("Message", j.GetMessage())
+	}
+	row("Owner", j.GetOwner())
+	row("Command", commandLine(j))
+	times := "created " + j.GetCreateTime().AsTime().Local().Format(time.DateTime)
+	if j.StartTime != nil {
+		times += ", started " + j.GetStartTime().AsTime().Local().Format(time.DateTime)
+	}
+	if j.EndTime != nil && j.StartTime != nil {
+		times += ", ran " + j.GetEndTime().AsTime().Sub(j.GetStartTime().AsTime()).Round(time.Millisecond).String()
+	} else if j.StartTime != nil {
+		times += ", running " + time.Since(j.GetStartTime().AsTime()).Round(time.Second).String()
+	}
+	row("Time", times)
+	row("Limits", limitsLine(j.GetLimits()))
+	u := j.GetUsage()
+	row("CPU", fmt.Sprintf("%v (user %v, system %v)", usec(u.GetCpuUsageUsec()), usec(u.GetCpuUserUsec()), usec(u.GetCpuSystemUsec())))
+	row("Memory", fmt.Sprintf("%s (peak %s), OOM kills %d", formatSize(u.GetMemoryCurrentBytes()), formatSize(u.GetMemoryPeakBytes()), u.GetOomKills()))
+	row("I/O", fmt.Sprintf("read %s in %d ops, wrote %s in %d ops", formatSize(u.GetIoReadBytes()), u.GetIoReadOps(), formatSize(u.GetIoWriteBytes()), u.GetIoWriteOps()))
+	row("Pids", strconv.FormatUint(u.GetPidsCurrent(), 10))
+	out := formatSize(uint64(j.GetOutputSize()))
+	if j.GetOutputStart() > 0 {
+		out += fmt.Sprintf(" (the first %s dropped by the output cap)", formatSize(uint64(j.GetOutputStart())))
+	}
+	row("Output", out)
+}
+
+func usec(n uint64) time.Duration {
+	return (time.Duration(n) * time.Microsecond).Round(time.Millisecond)
+}
+
+func limitsLine(l *jobworkerv1.Limits) string {
+	var parts []string
+	if l.CpuWeight != nil {
+		parts = append(parts, fmt.Sprintf("cpu weight %d", l.GetCpuWeight()))
+	}
+	if l.Cpus != nil {
+		parts = append(parts, fmt.Sprintf("cpus %g", l.GetCpus()))
+	}
+	if l.MemoryMaxBytes != nil {
+		m := "memory " + formatSize(l.GetMemoryMaxBytes())
+		if l.MemoryHighBytes != nil {
+			m += " (high " + formatSize(l.GetMemoryHighBytes()) + ")"
+		}
+		parts = append(parts, m)
+	}
+	if l.IoWeight != nil {
+		parts = append(parts, fmt.Sprintf("io weight %d", l.GetIoWeight()))
+	}
+	for _, m := range l.GetIoMax() {
+		parts = append(parts, fmt.Sprintf("io %s rbps %d wbps %d riops %d wiops %d", m.GetDevice(), m.GetReadBps(), m.GetWriteBps(), m.GetReadIops(), m.GetWriteIops()))
+	}
+	if l.PidsMax != nil {
+		parts = append(parts, fmt.Sprintf("pids %d", l.GetPidsMax()))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func printJobTable(w io.Writer, jobs []*jobworkerv1.Job) error {
+	sort.SliceStable(jobs, func(a, b int) bool {
+		return jobs[a].GetCreateTime().AsTime().After(jobs[b].GetCreateTime().AsTime())
+	})
+	fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-19s  %s\n", "ID", "STATE", "OWNER", "CREATED", "COMMAND")
+	for _, j := range jobs {
+		cmd := commandLine(j)
+		if len(cmd) > 60 {
+			cmd = cmd[:57] + "..."
+		}
+		fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-19s  %s\n", j.GetId(), outcome(j), j.GetOwner(), j.GetCreateTime().AsTime().Local().Format(time.DateTime), cmd)
+	}
+	return nil
+}
+
+func printServerStatus(w io.Writer, r *jobworkerv1.GetServerStatusResponse) error {
+	row := func(k, v string) { fmt.Fprintf(w, "%-11s %s\n", k, v) }
+	row("Version", r.GetVersion())
+	row("Jobs", fmt.Sprintf("%d running (at most %d), %d pending", r.GetJobsRunning(), r.GetMaxRunning(), r.GetJobsPending()))
+	row("Memory", fmt.Sprintf("%s reserved of %s capacity", formatSize(r.GetMemoryReservedBytes()), formatSize(r.GetMemoryCapacityBytes())))
+	u := r.GetUsage()
+	row("Usage", fmt.Sprintf("cpu %v, memory %s, io read %s wrote %s, pids %d, OOM kills %d", usec(u.GetCpuUsageUsec()), formatSize(u.GetMemoryCurrentBytes()), formatSize(u.GetIoReadBytes()), formatSize(u.GetIoWriteBytes()), u.GetPidsCurrent(), u.GetOomKills()))
+	ctl := strings.Join(r.GetCgroupControllers(), " ")
+	if ctl == "" {
+		ctl = "none (jobs get their cgroups, without limits)"
+	}
+	row("Controllers", ctl)
+	return nil
+}

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+
+	"github.com/jobworker/jobworker/client"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// runCmd is `jobworker run`.
+type runCmd struct {
+	clientFlags `embed:""`
+
+	CPUWeight   *uint32           `name:"cpu-weight" placeholder:"N" help:"CPU weight, 1-10000 (cpu.weight; default 100)."`
+	CPUs        *float64          `name:"cpus" placeholder:"F" help:"CPU cap in CPUs, e.g. 1.5 (cpu.max)."`
+	MemoryLimit *byteSize         `placeholder:"SIZE" help:"Hard memory limit (memory.max), e.g. 512M."`
+	IOWeight    *uint32           `name:"io-weight" placeholder:"N" help:"I/O weight, 1-10000 (io.bfq.weight or io.weight)."`
+	IOReadBPS   []string          `name:"io-read-bps" placeholder:"DEV=RATE" help:"Read bytes per second on a device, e.g. /dev/sda=10M."`
+	IOWriteBPS  []string          `name:"io-write-bps" placeholder:"DEV=RATE" help:"Write bytes per second on a device."`
+	IOReadIOPS  []string          `name:"io-read-iops" placeholder:"DEV=N" help:"Read operations per second on a device."`
+	IOWriteIOPS []string          `name:"io-write-iops" placeholder:"DEV=N" help:"Write operations per second on a device."`
+	PidsLimit   *uint64           `placeholder:"N" help:"Most processes and threads (pids.max)."`
+	Timeout     time.Duration     `placeholder:"DUR" help:"Kill the job when it runs longer (0: never)."`
+	Env         map[string]string `short:"e" placeholder:"K=V" help:"Add a variable to the job's environment (repeatable)."`
+	Workdir     string            `placeholder:"DIR" help:"Directory the command starts in (absolute)."`
+	Detach      bool              `short:"d" help:"Print the job ID and return at once."`
+	Command     []string          `arg:"" passthrough:"" name:"command" help:"The command and its arguments, after --."`
+
+	// outputAfterStop is how long an interrupted run waits for the rest
+	// of the job's output once the job has stopped (0: a minute).
+	outputAfterStop time.Duration
+}
+
+// argv is the job's command and arguments, without the -- that separates
+// them from jobworker's flags.
+func (c *runCmd) argv() []string {
+	if len(c.Command) > 0 && c.Command[0] == "--" {
+		return c.Command[1:]
+	}
+	return c.Command
+}
+
+// request builds the StartJob request from the flags.
+func (c *runCmd) request() (*jobworkerv1.StartJobRequest, error) {
+	argv := c.argv()
+	if len(argv) == 0 {
+		return nil, &exitCodeError{code: exitUsage, msg: "run: missing command after --"}
+	}
+	l := &jobworkerv1.Limits{CpuWeight: c.CPUWeight, Cpus: c.CPUs, IoWeight: c.IOWeight, PidsMax: c.PidsLimit}
+	if c.MemoryLimit != nil {
+		v := uint64(*c.MemoryLimit)
+		l.MemoryMaxBytes = &v
+	}
+	devs := map[string]*jobworkerv1.IOMax{}
+	var order []string
+	for _, spec := range []struct {
+		flag   string
+		values []string
+		set    func(m *jobworkerv1.IOMax, v uint64)
+		size   bool
+	}{
+		{"--io-read-bps", c.IOReadBPS, func(m *jobworkerv1.IOMax, v uint64) { m.ReadBps = v }, true},
+		{"--io-write-bps", c.IOWriteBPS, func(m *jobworkerv1.IOMax, v uint64) { m.WriteBps = v }, true},
+		{"--io-read-iops", c.IOReadIOPS, func(m *jobworkerv1.IOMax, v uint64) { m.ReadIops = v }, false},
+		{"--io-write-iops", c.IOWriteIOPS, func(m *jobworkerv1.IOMax, v uint64) { m.WriteIops = v }, false},
+	} {
+		for _, kv := range spec.values {
+			dev, rate, ok := strings.Cut(kv, "=")
+			if !ok || dev == "" {
+				return nil, &exitCodeError{code: exitUsage, msg: fmt.Sprintf("run: %s %q: want DEV=RATE, e.g. /dev/sda=10M", spec.flag, kv)}
+			}
+			var v uint64
+			var err error
+			if spec.size {
+				v, err = parseSize(rate)
+			} else {
+				v, err = strconv.ParseUint(rate, 10, 64)
+			}
+			if err != nil || v == 0 {
+				return nil, &exitCodeError{code: exitUsage, msg: fmt.Sprintf("run: %s %q: the rate must be a positive number", spec.flag, kv)}
+			}
+			m, ok := devs[dev]
+			if !ok {
+				m = &jobworkerv1.IOMax{Device: dev}
+				devs[dev] = m
+				order = append(order, dev)
+			}
+			spec.set(m, v)
+		}
+	}
+	for _, d := range order {
+		l.IoMax = append(l.IoMax, devs[d])
+	}
+	req := &jobworkerv1.StartJobRequest{Command: argv[0], Args: argv[1:], Env: c.Env, WorkingDir: c.Workdir, Limits: l}
+	if c.Timeout > 0 {
+		req.Timeout = durationpb.New(c.Timeout)
+	}
+	return req, nil
+}
+
+// Run starts a job and, unless detached, streams its output and exits with
+// its exit code. Interrupting it stops the job.
+func (c *runCmd) Run(e *env) error {
+	req, err := c.request()
+	if err != nil {
+		return err
+	}
+	api, err := c.connect()
+	if err != nil {
+		return err
+	}
+	defer api.Close()
+	resp, err := api.StartJob(e.ctx, req)
+	if err != nil {
+		return startError(c.rpcError("start job", withFlagNames(err)), err)
+	}
+	j := resp.GetJob()
+	if c.Detach {
+		if c.JSON {
+			return printJSON(e.stdout, j)
+		}
+		_, err := fmt.Fprintln(e.stdout, j.GetId())
+		return err
+	}
+	if !c.JSON {
+		fmt.Fprintf(e.stderr, "job %s %s\n", j.GetId(), stateName(j.GetState()))
+	}
+	next, ferr := streamOutput(e.ctx, api, j.GetId(), 0, true, e.stdout, e.stderr, c.JSON)
+	if e.ctx.Err() != nil {
+		return c.stopInterrupted(e, api, j.GetId(), next)
+	}
+	if ferr != nil {
+		return c.rpcError("stream output of job "+j.GetId(), ferr)
+	}
+	last, err := client.FinalStatus(e.ctx, api, j.GetId())
+	if err != nil {
+		return c.rpcError("status of job "+j.GetId(), err)
+	}
+	return jobExit(e, last, c.JSON)
+}
+
+// stopInterrupted ends an interrupted run: it stops the job with its grace,
+// however long that is, goes on printing what the job writes meanwhile from
+// offset next on (a job that handles SIGTERM may have last words), and
+// exits with the job's status. A second interrupt kills the job at once (a
+// stop with no grace); if the server does not answer that within a minute,
+// run gives up waiting and says the job may still run.
+func (c *runCmd) stopInterrupted(e *env, api jobworkerv1.JobWorkerServiceClient, id string, next int64) error {
+	wait, giveUp := context.WithCancel(context.Background())
+	defer giveUp()
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	if !c.JSON {
+		fmt.Fprintf(e.stderr, "jobworker: stopping job %s (interrupt again to kill it at once)\n", id)
+	}
+	go func() {
+		select {
+		case <-again:
+			ctx, cancel := context.WithTimeout(wait, time.Minute)
+			defer cancel()
+			if _, err := api.StopJob(ctx, &jobworkerv1.StopJobRequest{Id: id, Grace: durationpb.New(0)}); err != nil {
+				giveUp()
+			}
+		case <-wait.Done():
+		}
+	}()
+	type result struct {
+		job *jobworkerv1.Job
+		err error
+	}
+	// The output follows the job while it stops; once the job has
+	// stopped, the rest of it gets outputAfterStop (a server gone
+	// meanwhile would keep the stream reconnecting for ever).
+	afterStop := c.outputAfterStop
+	if afterStop == 0 {
+		afterStop = time.Minute
+	}
+	output, endOutput := context.WithCancelCause(wait)
+	defer endOutput(nil)
+	stopped := make(chan result, 1)
+	go func() {
+		r, err := api.StopJob(wait, &jobworkerv1.StopJobRequest{Id: id})
+		stopped <- result{r.GetJob(), err}
+		if err != nil {
+			giveUp() // ends the output too
+			return
+		}
+		t := time.NewTimer(afterStop)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			endOutput(fmt.Errorf("not received within %v of the job's end", afterStop))
+		case <-output.Done():
+		}
+	}()
+	if _, err := streamOutput(output, api, id, next, true, e.stdout, e.stderr, c.JSON); err != nil && wait.Err() == nil {
+		if cause := context.Cause(output); cause != nil {
+			err = cause
+		}
+		fmt.Fprintf(e.stderr, "jobworker: the rest of the output of job %s: %v\n", id, err)
+	}
+	r := <-stopped
+	if r.err != nil {
+		return &exitCodeError{code: 130, msg: "interrupted; job " + id + " may still run: stop it with `jobworker stop " + id + "`"}
+	}
+	return jobExit(e, r.job, c.JSON)
+}
+
+// runFlagOf pairs the limit fields the server names in its answers (the
+// API's words) with the run flags that set them (the CLI's words).
+var runFlagOf = []struct{ field, flag string }{
+	{"cpu_weight", "--cpu-weight"},
+	{"cpus", "--cpus"},
+	{"memory_max_bytes", "--memory-limit"},
+	{"io_weight", "--io-weight"},
+	{"pids_max", "--pids-limit"},
+}
+
+// withFlagNames rewrites an InvalidArgument answer that begins with a limit
+// field's name to begin with the flag that sets it, so that the line says
+// what to change: "--memory-limit 10240 is below the minimum ...".
+func withFlagNames(err error) error {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.InvalidArgument {
+		return err
+	}
+	for _, f := range runFlagOf {
+		if rest, ok := strings.CutPrefix(st.Message(), f.field+" "); ok {
+			return status.Error(codes.InvalidArgument, f.flag+" "+rest)
+		}
+	}
+	return err
+}
+
+// startError picks the exit code of a StartJob failure: 127 for a command
+// that was not found, 126 for one that cannot be executed (as a shell
+// does), 1 otherwise.
+func startError(msg error, err error) error {
+	code := exitError
+	if status.Code(err) == codes.FailedPrecondition {
+		m := status.Convert(err).Message()
+		switch {
+		case strings.Contains(m, "not found"):
+			code = 127
+		case strings.Contains(m, "permission denied"), strings.Contains(m, "not executable"):
+			code = 126
+		}
+	}
+	return &exitCodeError{code: code, msg: msg.Error()}
+}
+
+// jobExit ends `run` with the job's exit code: its own, or 128+N for
+// signal N.
+func jobExit(e *env, j *jobworkerv1.Job, asJSON bool) error {
+	if j == nil {
+		return errors.New("the server sent no final status")
+	}
+	if asJSON {
+		printJSON(e.stdout, j)
+	}
+	code := exitError
+	switch {
+	case j.ExitCode != nil:
+		code = int(j.GetExitCode())
+	case j.Signal != nil:
+		code = 128 + int(j.GetSignal())
+	}
+	if !asJSON && j.GetState() != jobworkerv1.JobState_JOB_STATE_COMPLETED {
+		fmt.Fprintf(e.stderr, "job %s %s\n", j.GetId(), outcome(j))
+	}
+	if code == 0 {
+		return nil
+	}
+	return &exitCodeError{code: code}
+}
