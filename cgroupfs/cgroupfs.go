@@ -35,8 +35,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Controllers jobworker enables for its jobs.
-var Controllers = []string{"cpu", "io", "memory", "pids"}
+// AllControllers returns the controllers jobworker enables for its jobs
+// where the host offers them, sorted: a fresh slice the caller may change.
+func AllControllers() []string { return []string{"cpu", "io", "memory", "pids"} }
+
+// Controllers is AllControllers as a variable, kept while callers switch to
+// AllControllers; nothing in this package reads it.
+var Controllers = AllControllers()
 
 // FindMount returns the cgroup2 mount point from /proc/self/mountinfo:
 // /sys/fs/cgroup on a unified host, /sys/fs/cgroup/unified on a hybrid one,

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -305,5 +306,18 @@ func TestRemoveTree(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(tree, "user-b")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("user-b beside the busy cgroup: stat %v, want removed", err)
+	}
+}
+
+// TestAllControllers: the four controllers, sorted, in a slice of the
+// caller's own that changing does not change the next answer.
+func TestAllControllers(t *testing.T) {
+	got := AllControllers()
+	if want := []string{"cpu", "io", "memory", "pids"}; !slices.Equal(got, want) {
+		t.Fatalf("AllControllers() = %q, want %q", got, want)
+	}
+	got[0] = "changed"
+	if again := AllControllers(); again[0] != "cpu" {
+		t.Errorf("after the caller changed its slice, AllControllers() = %q", again)
 	}
 }

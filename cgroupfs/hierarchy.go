@@ -34,7 +34,7 @@ type Options struct {
 // Setup prepares the parent: it creates it if needed, moves the calling
 // process into <parent>/supervisor, and enables cpu, io, memory and pids for
 // the parent's children where the parent offers them. Controllers the parent
-// does not offer are left out; Controllers reports what is enabled.
+// does not offer are left out; Hierarchy.Controllers reports what is enabled.
 //
 // When the server was started in the root cgroup its parent is
 // /jobworker, a child of the cgroup it was started in; enabling the
@@ -104,7 +104,7 @@ func parentCgroup(mount, asked, own string) (rel string, fromRoot bool) {
 	return filepath.Clean("/" + rel), fromRoot
 }
 
-// enable turns on, for the children of dir, each of Controllers that dir
+// enable turns on, for the children of dir, each of AllControllers that dir
 // offers (cgroup.controllers), one at a time so that one refusal does not
 // hide the others.
 func (h *Hierarchy) enable(dir string) error {
@@ -116,7 +116,7 @@ func (h *Hierarchy) enable(dir string) error {
 	if err != nil {
 		return err
 	}
-	for _, c := range Controllers {
+	for _, c := range AllControllers() {
 		if !avail[c] || on[c] {
 			continue
 		}
@@ -134,7 +134,7 @@ func (h *Hierarchy) Parent() string { return h.parent }
 func (h *Hierarchy) Controllers() []string {
 	var cs []string
 	for c := range h.controllers {
-		if slices.Contains(Controllers, c) {
+		if slices.Contains(AllControllers(), c) {
 			cs = append(cs, c)
 		}
 	}
@@ -248,24 +248,6 @@ func (h *Hierarchy) Create(user, jobID string, limits Limits) (g *Group, err err
 	}
 	if err := g.apply(limits); err != nil {
 		return nil, err
-	}
-	return g, nil
-}
-
-// Open returns the Group of an existing job cgroup (after a restart), or
-// an error wrapping os.ErrNotExist when there is none.
-func (h *Hierarchy) Open(user, jobID string) (*Group, error) {
-	if !validJobDir(jobID) {
-		return nil, fmt.Errorf("invalid job ID %q for a cgroup name", jobID)
-	}
-	ud, err := UserDir(user)
-	if err != nil {
-		return nil, err
-	}
-	userPath := filepath.Join(h.parent, ud)
-	g := &Group{h: h, dir: filepath.Join(userPath, jobID), user: userPath}
-	if _, err := os.Stat(g.dir); err != nil {
-		return nil, fmt.Errorf("open job cgroup: %w", err)
 	}
 	return g, nil
 }

@@ -72,20 +72,6 @@ func (g *Group) Usage() (Usage, error) {
 	return u, nil
 }
 
-// OOMKills reads memory.events' oom_kill: how many processes of the group
-// the OOM killer killed. Zero where the memory controller is off.
-func (g *Group) OOMKills() (uint64, error) {
-	s, err := readFile(g.dir, "memory.events")
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	kv, err := parseFlatKeyed(s)
-	return kv["oom_kill"], err
-}
-
 // parseSingle parses a single-value file such as memory.current ("max" is
 // the largest value).
 func parseSingle(s string) (uint64, error) {
