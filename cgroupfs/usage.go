@@ -19,6 +19,21 @@ type Usage struct {
 	OOMKills                                 uint64
 }
 
+// Add adds v to u, field by field: the usage of several groups together.
+func (u *Usage) Add(v Usage) {
+	u.CPUUsageUsec += v.CPUUsageUsec
+	u.CPUUserUsec += v.CPUUserUsec
+	u.CPUSystemUsec += v.CPUSystemUsec
+	u.MemoryCurrent += v.MemoryCurrent
+	u.MemoryPeak += v.MemoryPeak
+	u.IOReadBytes += v.IOReadBytes
+	u.IOWriteBytes += v.IOWriteBytes
+	u.IOReadOps += v.IOReadOps
+	u.IOWriteOps += v.IOWriteOps
+	u.PidsCurrent += v.PidsCurrent
+	u.OOMKills += v.OOMKills
+}
+
 // Usage reads the group's usage.
 func (g *Group) Usage() (Usage, error) {
 	var u Usage
