@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -198,17 +199,39 @@ func readControllers(dir, file string) (map[string]bool, error) {
 	return m, nil
 }
 
-// AddProc moves pid into the cgroup dir (0: the caller). EINVAL can come
-// back when the target became populated by a zombie or the process is
-// exiting; a retry after the race settles succeeds (opencontainers/cgroups
-// WriteCgroupProc).
+// AddProc moves pid into the cgroup dir (0: the caller).
+//
+// The kernel answers EINVAL for a process that fork has not finished
+// making: until wake_up_new_task the task is TASK_NEW, and the cpu
+// controller's can_attach refuses to move it (cpu_cgroup_can_attach in
+// kernel/sched/core.c). That state lasts a moment, so AddProc tries again
+// after a short wait, as opencontainers/cgroups' WriteCgroupProc does; the
+// waits grow and are bounded (addProcTries), so that an EINVAL with another
+// cause is returned soon.
 func AddProc(dir string, pid int) error {
-	var err error
-	for range 5 {
-		err = writeFile(dir, "cgroup.procs", strconv.Itoa(pid))
-		if !errors.Is(err, unix.EINVAL) {
+	return retryEINVAL(func() error {
+		return writeFile(dir, "cgroup.procs", strconv.Itoa(pid))
+	}, time.Sleep)
+}
+
+// addProcTries bounds AddProc's tries; addProcFirstWait is the wait after
+// the first EINVAL, doubled after each later one (5, 10, 20, 40 ms: 75 ms
+// in all, about what WriteCgroupProc's 4 waits of 30 ms add up to).
+const (
+	addProcTries     = 5
+	addProcFirstWait = 5 * time.Millisecond
+)
+
+// retryEINVAL calls write until it returns anything but EINVAL, at most
+// addProcTries times, calling wait with a growing delay between tries.
+func retryEINVAL(write func() error, wait func(time.Duration)) error {
+	delay := addProcFirstWait
+	for try := 1; ; try++ {
+		err := write()
+		if !errors.Is(err, unix.EINVAL) || try == addProcTries {
 			return err
 		}
+		wait(delay)
+		delay *= 2
 	}
-	return err
 }
