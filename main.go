@@ -62,12 +62,12 @@ type exitCodeError struct {
 func (e *exitCodeError) Error() string { return e.msg }
 
 func main() {
-	// The shim starts with every job: skip building the CLI model for it.
-	if len(os.Args) == 2 && os.Args[1] == "init" && os.Getenv("JOBWORKER_SHIM") == "1" {
-		if err := shim.Main(); err != nil {
-			fmt.Fprintf(os.Stderr, "jobworker init: %v\n", err)
-			os.Exit(exitError)
-		}
+	// The job shim, before the CLI model is built since one starts with
+	// every job: shim.Main returns only in a process that is not a shim,
+	// or in one that has no error pipe to report on.
+	if err := shim.Main(); !errors.Is(err, shim.ErrNotShim) {
+		fmt.Fprintf(os.Stderr, "jobworker init: %v\n", err)
+		os.Exit(exitError)
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

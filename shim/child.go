@@ -8,20 +8,48 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
+	"runtime/debug"
+	"slices"
 	"syscall"
 
 	"github.com/jobworker/jobworker/cgroupfs"
 	"golang.org/x/sys/unix"
 )
 
-// Main is the shim: it reads the Spec from fd 3, prepares the process and
-// execs the job's command. It returns only if it was not started as a shim
-// (no spec pipe); on any other failure it reports on fd 4 and exits 127.
+// ErrNotShim is Main's answer in a process that Launcher.Start did not
+// start: `jobworker init` is not for direct use.
+var ErrNotShim = errors.New("init is the job shim that the server starts; it is not for direct use")
+
+// Main is the shim's one entry point. A program that can be the shim calls
+// it first thing in its main function, before it builds anything else,
+// since a shim starts with every job.
+//
+// In a process that Launcher.Start did not start, Main does nothing and
+// returns ErrNotShim. In a shim it reads the Spec from fd 3, prepares the
+// process and execs the job's command; if anything fails before the exec (a
+// panic included), it writes a *StartError to the error pipe (fd 4) and
+// exits 127. It returns only when there is no error pipe to report on.
 func Main() error {
-	if os.Getenv(markerEnv) != "1" {
-		return errors.New("init is the job shim that the server starts; it is not for direct use")
+	if !launched() {
+		return ErrNotShim
 	}
+	return run(startCommand)
+}
+
+// launched reports whether Launcher.Start started this process: the marker
+// in its environment and the one argument it is given.
+func launched() bool {
+	return os.Getenv(markerEnv) == "1" && slices.Equal(os.Args[1:], []string{shimArg})
+}
+
+// run is the shim once it knows it is one, with start as its last step:
+// it returns only when there is no error pipe; otherwise it execs or, in
+// its one deferred report, turns whatever stopped it (an error, a panic)
+// into a *StartError on the error pipe and exits 127. This is runc's
+// startInitialization (libcontainer/init_linux.go): a named error and a
+// deferred send, so that nothing before the exec can end the shim without
+// a report, which the server would read as a successful exec.
+func run(start func(Spec) error) (retErr error) {
 	runtime.LockOSThread()
 	for _, fd := range []int{specFD, errFD} {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
@@ -30,23 +58,33 @@ func Main() error {
 	}
 	// On success the exec closes the error pipe: EOF tells the server.
 	unix.CloseOnExec(errFD)
+	errPipe := os.NewFile(errFD, "errors")
+	defer func() {
+		if r := recover(); r != nil {
+			retErr = &StartError{Reason: ReasonInternal, Stage: "shim", Err: fmt.Errorf("panic before the exec: %v\n%s", r, debug.Stack())}
+		}
+		if retErr == nil {
+			retErr = &StartError{Reason: ReasonInternal, Stage: "shim", Err: errors.New("the shim's steps ended without an exec or an error")}
+		}
+		b, _ := json.Marshal(newReport(retErr))
+		errPipe.Write(b)
+		os.Exit(127)
+	}()
 	f := os.NewFile(specFD, "spec")
 	b, err := io.ReadAll(f)
 	f.Close()
 	if err != nil {
-		fail("read spec", err)
+		return &StartError{Reason: ReasonInternal, Stage: "read spec", Err: err}
 	}
-	spec, err := ParseSpec(b)
+	spec, err := parseSpec(b)
 	if err != nil {
-		fail("parse spec", err)
+		return &StartError{Reason: ReasonInternal, Stage: "parse spec", Err: err}
 	}
-	stage, err := prepareAndExec(spec)
-	fail(stage, err)
-	return nil
+	return start(spec)
 }
 
-// ParseSpec decodes and checks a spec.
-func ParseSpec(b []byte) (Spec, error) {
+// parseSpec decodes and checks a spec.
+func parseSpec(b []byte) (Spec, error) {
 	var s Spec
 	if err := json.Unmarshal(b, &s); err != nil {
 		return s, err
@@ -60,24 +98,30 @@ func ParseSpec(b []byte) (Spec, error) {
 	if s.Dir == "" {
 		s.Dir = "/"
 	}
+	if !filepath.IsAbs(s.Dir) {
+		return s, fmt.Errorf("working directory %q is not an absolute path", s.Dir)
+	}
 	return s, nil
 }
 
-// prepareAndExec does the shim's steps in order; it returns only on
-// failure, with the stage that failed.
-func prepareAndExec(s Spec) (string, error) {
+// startCommand does the shim's steps in order and execs the command; it
+// returns only on failure, a *StartError with the stage that failed.
+func startCommand(s Spec) error {
+	internal := func(stage string, err error) error {
+		return &StartError{Reason: ReasonInternal, Stage: stage, Err: err}
+	}
 	if s.Cgroup != "" {
 		if err := cgroupfs.AddProc(s.Cgroup, os.Getpid()); err != nil {
-			return "join cgroup", err
+			return &StartError{Reason: ReasonCgroup, Stage: "join cgroup", Err: err}
 		}
 	}
 	if s.Isolate {
 		if err := mountOwnProc(); err != nil {
-			return "isolate", err
+			return internal("isolate", err)
 		}
 	}
 	if _, err := unix.Setsid(); err != nil {
-		return "setsid", err
+		return internal("setsid", err)
 	}
 	if c := s.Credential; c != nil {
 		groups := make([]int, len(c.Groups))
@@ -85,31 +129,32 @@ func prepareAndExec(s Spec) (string, error) {
 			groups[i] = int(g)
 		}
 		if err := syscall.Setgroups(groups); err != nil {
-			return "setgroups", err
+			return internal("setgroups", err)
 		}
 		if err := syscall.Setgid(int(c.GID)); err != nil {
-			return "setgid", err
+			return internal("setgid", err)
 		}
 		if err := syscall.Setuid(int(c.UID)); err != nil {
-			return "setuid", err
+			return internal("setuid", err)
 		}
 	}
 	if err := unix.Chdir(s.Dir); err != nil {
-		return "chdir", fmt.Errorf("working directory %s: %w", s.Dir, err)
+		return &StartError{Reason: ReasonBadWorkdir, Stage: "chdir", Err: fmt.Errorf("working directory %s: %w", s.Dir, err)}
 	}
-	path, err := lookPath(s.Command, EnvValue(s.Env, "PATH"))
+	path, err := LookPath(s.Command, EnvValue(s.Env, "PATH"), s.Dir)
 	if err != nil {
-		return "lookup", err
+		return err
 	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return "no_new_privs", err
+		return internal("no_new_privs", err)
 	}
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return "close descriptors", err
+		return internal("close descriptors", err)
 	}
 	argv := append([]string{s.Command}, s.Args...)
 	err = unix.Exec(path, argv, s.Env)
-	return "exec", fmt.Errorf("%s: %w", path, err)
+	err = fmt.Errorf("%s: %w", path, err)
+	return &StartError{Reason: execReason(err), Stage: "exec", Err: err}
 }
 
 // mountOwnProc gives the shim's new mount namespace a /proc of its new PID
@@ -123,71 +168,4 @@ func mountOwnProc() error {
 		return fmt.Errorf("mount /proc: %w", err)
 	}
 	return nil
-}
-
-// lookPath finds the executable for cmd: a path when it holds a slash,
-// otherwise the first executable regular file of that name on path. It
-// checks with the caller's (the job user's) permissions.
-func lookPath(cmd, path string) (string, error) {
-	if strings.Contains(cmd, "/") {
-		return cmd, checkExecutable(cmd)
-	}
-	var firstErr error
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" {
-			dir = "."
-		}
-		p := filepath.Join(dir, cmd)
-		err := checkExecutable(p)
-		if err == nil {
-			return p, nil
-		}
-		if firstErr == nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) {
-			firstErr = err
-		}
-	}
-	if firstErr != nil {
-		return "", firstErr
-	}
-	return "", fmt.Errorf("%s not found on PATH %q: %w", cmd, path, unix.ENOENT)
-}
-
-func checkExecutable(p string) error {
-	var st unix.Stat_t
-	if err := unix.Stat(p, &st); err != nil {
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return fmt.Errorf("%s is a directory: %w", p, unix.EISDIR)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return fmt.Errorf("%s is not a regular file: %w", p, unix.EACCES)
-	}
-	if err := unix.Access(p, unix.X_OK); err != nil {
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	return nil
-}
-
-// EnvValue is the value of key in env (KEY=VALUE entries, as a Spec holds
-// them); the last setting wins, and a key that is not set is "".
-func EnvValue(env []string, key string) string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-// fail reports a failed stage on the error pipe and exits.
-func fail(stage string, err error) {
-	r := report{Stage: stage, Message: err.Error()}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		r.Errno = int(errno)
-	}
-	b, _ := json.Marshal(r)
-	os.NewFile(errFD, "errors").Write(b)
-	os.Exit(127)
 }

@@ -19,10 +19,8 @@ import (
 
 // TestMain makes the test binary the shim when the launcher starts it.
 func TestMain(m *testing.M) {
-	if os.Getenv("JOBWORKER_SHIM") == "1" {
-		if err := shim.Main(); err != nil {
-			os.Exit(126)
-		}
+	if err := shim.Main(); !errors.Is(err, shim.ErrNotShim) {
+		os.Exit(126)
 	}
 	os.Exit(m.Run())
 }
@@ -104,7 +102,7 @@ func run(t *testing.T, spec shim.Spec) (string, int, error) {
 func TestFirstActSeesItsCgroup(t *testing.T) {
 	_, g := setup(t, "cat-cgroup")
 	mount, _ := cgroupfs.FindMount()
-	out, code, err := run(t, shim.Spec{Command: "/bin/cat", Args: []string{"/proc/self/cgroup"}, Env: []string{"PATH=/bin"}, Cgroup: g.Dir(), Credential: nobody(t)})
+	out, code, err := run(t, shim.Spec{Command: "/bin/cat", Args: []string{"/proc/self/cgroup"}, Env: []string{"PATH=/bin"}, Cgroup: g.Dir(), Credential: nobody(t), Isolate: true})
 	if err != nil || code != 0 {
 		t.Fatalf("cat /proc/self/cgroup: %v, exit %d, %q", err, code, out)
 	}
@@ -128,7 +126,7 @@ func TestUnprivilegedJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stray.Close()
-	out, code, err := run(t, shim.Spec{Command: "sh", Args: []string{"-c", script}, Env: []string{"PATH=/bin"}, Cgroup: g.Dir(), Credential: nobody(t)})
+	out, code, err := run(t, shim.Spec{Command: "sh", Args: []string{"-c", script}, Env: []string{"PATH=/bin"}, Cgroup: g.Dir(), Credential: nobody(t), Isolate: true})
 	if err != nil || code != 0 {
 		t.Fatalf("job: %v, exit %d, %q", err, code, out)
 	}
@@ -152,22 +150,36 @@ func TestStartErrors(t *testing.T) {
 	if err := os.WriteFile(garbage, []byte("\x00\x01\x02 not a program"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// Root may execute it (root's own lookup, for a queued job, passes);
+	// the job's user may not.
+	rootOnly := filepath.Join(dir, "root-only")
+	if err := os.WriteFile(rootOnly, []byte("#!/bin/sh\necho hi\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "subdir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		command string
+		path    string
 		workdir string
 		reason  shim.Reason
 	}{
-		{"missing absolute path", "/no/such/program", "", shim.ReasonNotFound},
-		{"not on PATH", "no-such-program", "", shim.ReasonNotFound},
-		{"no execute permission", noExec, "", shim.ReasonPermissionDenied},
-		{"a directory", dir, "", shim.ReasonNotExecutable},
-		{"not a program", garbage, "", shim.ReasonNotExecutable},
-		{"missing working directory", "/bin/true", "/no/such/dir", shim.ReasonBadWorkdir},
+		{"missing absolute path", "/no/such/program", "/bin", "", shim.ReasonNotFound},
+		{"not on PATH", "no-such-program", "/bin", "", shim.ReasonNotFound},
+		{"no execute permission", noExec, "/bin", "", shim.ReasonPermissionDenied},
+		{"no execute permission, on PATH", "script", dir + ":/bin", "", shim.ReasonPermissionDenied},
+		{"only root may execute", rootOnly, "/bin", "", shim.ReasonPermissionDenied},
+		{"only root may execute, on PATH", "root-only", "/bin:" + dir, "", shim.ReasonPermissionDenied},
+		{"a directory", dir, "/bin", "", shim.ReasonNotExecutable},
+		{"a directory, on PATH", "subdir", dir, "", shim.ReasonNotExecutable},
+		{"not a program", garbage, "/bin", "", shim.ReasonNotExecutable},
+		{"missing working directory", "/bin/true", "/bin", "/no/such/dir", shim.ReasonBadWorkdir},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := run(t, shim.Spec{Command: tt.command, Env: []string{"PATH=/bin"}, Dir: tt.workdir, Cgroup: g.Dir(), Credential: nobody(t)})
+			_, _, err := run(t, shim.Spec{Command: tt.command, Env: []string{"PATH=" + tt.path}, Dir: tt.workdir, Cgroup: g.Dir(), Credential: nobody(t), Isolate: true})
 			var se *shim.StartError
 			if !errors.As(err, &se) || se.Reason != tt.reason {
 				t.Fatalf("Start(%s) = %v, want a StartError with reason %q", tt.command, err, tt.reason)
@@ -187,7 +199,7 @@ func TestStartErrors(t *testing.T) {
 // TestExitStatusPassesThrough: the shim is the job's process after exec.
 func TestExitStatusPassesThrough(t *testing.T) {
 	_, g := setup(t, "exit")
-	out, code, err := run(t, shim.Spec{Command: "sh", Args: []string{"-c", "printf 'a\\000b'; exit 3"}, Env: []string{"PATH=/bin"}, Cgroup: g.Dir(), Credential: nobody(t)})
+	out, code, err := run(t, shim.Spec{Command: "sh", Args: []string{"-c", "printf 'a\\000b'; exit 3"}, Env: []string{"PATH=/bin"}, Cgroup: g.Dir(), Credential: nobody(t), Isolate: true})
 	if err != nil || code != 3 || out != "a\x00b" {
 		t.Errorf("job = %q, exit %d, %v; want %q, exit 3", out, code, err, "a\x00b")
 	}
