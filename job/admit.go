@@ -1,7 +1,6 @@
 package job
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"github.com/jobworker/jobworker/cgroupfs"
 	"github.com/jobworker/jobworker/ringlog"
 	"github.com/jobworker/jobworker/shim"
-	"golang.org/x/sys/unix"
 )
 
 // MemoryHigh is the memory.high of a job with the hard limit memoryMax
@@ -128,7 +126,7 @@ func (m *Manager) Start(req Request) (Status, error) {
 	m.mu.Unlock()
 	// Queued: check now what can be checked without running it, so that a
 	// command that does not exist is still StartJob's error.
-	if err := precheck(j.st.Command, m.jobEnv(j)); err != nil {
+	if err := m.precheck(j); err != nil {
 		discard()
 		return Status{}, err
 	}
@@ -177,7 +175,8 @@ func (m *Manager) schedule() {
 		if err := m.launch(j); err != nil {
 			m.mu.Lock()
 			m.releaseLocked(j)
-			j.st.State, j.st.Reason, j.st.Message, j.st.Ended = StateFailed, ReasonExecFailed, err.Error(), time.Now()
+			j.st.State, j.st.Ended = StateFailed, time.Now()
+			j.st.Reason, j.st.Message = startFailed(err)
 			m.notifyLocked(j)
 			m.mu.Unlock()
 			j.log.Close()
@@ -187,41 +186,20 @@ func (m *Manager) schedule() {
 	}
 }
 
-// precheck resolves the command as the server can, for a queued job.
-func precheck(command string, env []string) error {
-	path := shim.EnvValue(env, "PATH")
-	var st unix.Stat_t
-	check := func(p string) error {
-		if err := unix.Stat(p, &st); err != nil {
-			return err
-		}
-		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			return unix.EISDIR
-		}
-		if st.Mode&0o111 == 0 {
-			return unix.EACCES
-		}
-		return nil
-	}
-	reason := func(err error) shim.Reason {
-		switch {
-		case errors.Is(err, unix.EACCES):
-			return shim.ReasonPermissionDenied
-		case errors.Is(err, unix.EISDIR):
-			return shim.ReasonNotExecutable
-		}
-		return shim.ReasonNotFound
-	}
-	if filepath.IsAbs(command) || filepath.Base(command) != command {
-		if err := check(command); err != nil {
-			return &shim.StartError{Reason: reason(err), Stage: "lookup", Err: fmt.Errorf("%s: %w", command, err)}
-		}
-		return nil
-	}
-	for _, d := range filepath.SplitList(path) {
-		if d != "" && check(filepath.Join(d, command)) == nil {
-			return nil
-		}
-	}
-	return &shim.StartError{Reason: shim.ReasonNotFound, Stage: "lookup", Err: fmt.Errorf("%s not found on PATH %q: %w", command, path, unix.ENOENT)}
+// precheck looks the command up as the server can (as root, in the job's
+// working directory and on its PATH) for a job it queues, so that a command
+// that cannot run is still Start's error. It is the shim's own lookup: the
+// answer is the shim's, except for what only the job's user is refused,
+// which the shim finds when the job starts.
+func (m *Manager) precheck(j *job) error {
+	_, err := shim.LookPath(j.st.Command, shim.EnvValue(m.jobEnv(j), "PATH"), m.workdir(j))
+	return err
+}
+
+// startFailed is the reason and message of a job that could not be started
+// (err from launch): FAILED exec_failed, whatever stopped it (a
+// *shim.StartError, whose own reason the message keeps, or its cgroup), the
+// one place where a start error becomes a job's failure.
+func startFailed(err error) (Reason, string) {
+	return ReasonExecFailed, err.Error()
 }

@@ -154,9 +154,20 @@ func open(t *testing.T, cfg Config) *Manager {
 	return m
 }
 
+// jobDone is the channel closed once job id has ended and been recorded.
+func jobDone(m *Manager, id string) (<-chan struct{}, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	j, ok := m.jobs[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return j.done, nil
+}
+
 func wait(t *testing.T, m *Manager, id string) Status {
 	t.Helper()
-	done, err := m.Done(id)
+	done, err := jobDone(m, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -583,7 +594,7 @@ func TestLoad(t *testing.T) {
 					errs <- err
 					continue
 				}
-				done, _ := m.Done(st.ID)
+				done, _ := jobDone(m, st.ID)
 				<-done
 				st, _ = m.Get(st.ID)
 				var want strings.Builder

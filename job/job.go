@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/shim"
 )
 
 // State is where a job is in its life.
@@ -29,10 +30,13 @@ func (s State) Ended() bool {
 	return s == StateCompleted || s == StateFailed || s == StateStopped
 }
 
-// Reason says why a job FAILED.
-type Reason string
+// Reason says why a job FAILED. It is the shim's reason type, the one of
+// jobworker: a job that could not be started fails with ReasonExecFailed,
+// and the shim's reason for it (not found, permission denied, ...) is in
+// the job's message (see startFailed).
+type Reason = shim.Reason
 
-// The reasons.
+// The reasons a job fails with.
 const (
 	ReasonNone            Reason = ""
 	ReasonExitCode        Reason = "exit_code"

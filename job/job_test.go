@@ -83,30 +83,77 @@ func TestNewID(t *testing.T) {
 	}
 }
 
+// TestPrecheck: a queued job's command is looked up by the shim's own
+// lookup, on the job's PATH and from its working directory, so the answer
+// is the one the shim gives when it starts (shim.TestLookPath has every
+// case): a file on PATH without execute permission is "permission denied"
+// for both, and relative PATH entries are taken from the job's directory.
 func TestPrecheck(t *testing.T) {
 	dir := t.TempDir()
-	noExec := filepath.Join(dir, "noexec")
-	os.WriteFile(noExec, []byte("x"), 0o644)
-	exe := filepath.Join(dir, "prog")
-	os.WriteFile(exe, []byte("x"), 0o755)
-	env := []string{"PATH=" + dir + ":/nonexistent"}
+	write := func(name string, mode os.FileMode) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	noExec := write("noexec", 0o644)
+	exe := write("prog", 0o755)
+	write("work/bin/rel", 0o755)
+	home := filepath.Join(dir, "home")
+	write("home/bin/inhome", 0o755)
+	m := &Manager{cfg: Config{RunAs: &shim.Credential{Home: home}}}
+	path := dir + ":/nonexistent"
 	tests := []struct {
 		cmd    string
+		path   string
+		dir    string
 		reason shim.Reason
 	}{
-		{exe, ""},
-		{"prog", ""},
-		{"missing", shim.ReasonNotFound},
-		{filepath.Join(dir, "missing"), shim.ReasonNotFound},
-		{noExec, shim.ReasonPermissionDenied},
-		{dir, shim.ReasonNotExecutable},
-		{"noexec", shim.ReasonNotFound},
+		{exe, path, "", ""},
+		{"prog", path, "", ""},
+		{"missing", path, "", shim.ReasonNotFound},
+		{filepath.Join(dir, "missing"), path, "", shim.ReasonNotFound},
+		{noExec, path, "", shim.ReasonPermissionDenied},
+		{dir, path, "", shim.ReasonNotExecutable},
+		{"noexec", path, "", shim.ReasonPermissionDenied},
+		{"rel", "bin", filepath.Join(dir, "work"), ""},
+		{"inhome", "bin", "", ""},
+		{"rel", "bin", "", shim.ReasonNotFound},
 	}
 	for _, tt := range tests {
-		err := precheck(tt.cmd, env)
+		j := &job{st: Status{ID: "id-1", Command: tt.cmd, Dir: tt.dir, Env: map[string]string{"PATH": tt.path}}}
+		err := m.precheck(j)
 		var se *shim.StartError
 		if tt.reason == "" && err != nil || tt.reason != "" && (!errors.As(err, &se) || se.Reason != tt.reason) {
-			t.Errorf("precheck(%s) = %v, want reason %q", tt.cmd, err, tt.reason)
+			t.Errorf("precheck(%s, PATH %s, dir %q) = %v, want reason %q", tt.cmd, tt.path, tt.dir, err, tt.reason)
+		}
+		_, lerr := shim.LookPath(tt.cmd, tt.path, m.workdir(j))
+		if fmt.Sprint(err) != fmt.Sprint(lerr) {
+			t.Errorf("precheck(%s) = %v, the shim's lookup says %v", tt.cmd, err, lerr)
+		}
+	}
+}
+
+// TestStartFailed: a job that could not be started fails exec_failed, with
+// the shim's reason in its message.
+func TestStartFailed(t *testing.T) {
+	tests := []error{
+		&shim.StartError{Reason: shim.ReasonNotFound, Stage: "lookup", Err: errors.New("x not found on PATH")},
+		&shim.StartError{Reason: shim.ReasonPermissionDenied, Stage: "exec", Err: syscall.EACCES},
+		errors.New("create cgroup: no space"),
+	}
+	for _, err := range tests {
+		reason, msg := startFailed(err)
+		if reason != ReasonExecFailed || msg != err.Error() {
+			t.Errorf("startFailed(%v) = %q, %q; want %q, %q", err, reason, msg, ReasonExecFailed, err.Error())
 		}
 	}
 }

@@ -43,6 +43,14 @@ func (m *Manager) home() string {
 	return "/"
 }
 
+// workdir is the job's working directory: the request's, or the home.
+func (m *Manager) workdir(j *job) string {
+	if j.st.Dir != "" {
+		return j.st.Dir
+	}
+	return m.home()
+}
+
 // launch creates the job's cgroup, starts its command through the shim and
 // hands it to a supervising goroutine.
 func (m *Manager) launch(j *job) error {
@@ -56,15 +64,11 @@ func (m *Manager) launch(j *job) error {
 		return err
 	}
 	growPipe(r)
-	dir := j.st.Dir
-	if dir == "" {
-		dir = m.home()
-	}
 	spec := shim.Spec{
 		Command:    j.st.Command,
 		Args:       j.st.Args,
 		Env:        m.jobEnv(j),
-		Dir:        dir,
+		Dir:        m.workdir(j),
 		Cgroup:     g.Dir(),
 		Credential: m.cfg.RunAs,
 		Isolate:    true,

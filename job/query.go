@@ -118,17 +118,6 @@ func (m *Manager) Output(id string) (*ringlog.Log, error) {
 	return j.log, nil
 }
 
-// Done returns a channel closed when the job has ended and been recorded.
-func (m *Manager) Done(id string) (<-chan struct{}, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	j, ok := m.jobs[id]
-	if !ok {
-		return nil, ErrNotFound
-	}
-	return j.done, nil
-}
-
 // Totals are server-wide figures.
 type Totals struct {
 	Running, Pending int
