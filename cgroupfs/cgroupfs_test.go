@@ -226,6 +226,8 @@ func TestLimitsValidate(t *testing.T) {
 		{"memory below 1M", Limits{MemoryMax: 1<<20 - 1}, "below the minimum"},
 		{"high equal max", Limits{MemoryMax: 64 << 20, MemoryHigh: 64 << 20}, ""},
 		{"high over max", Limits{MemoryMax: 64 << 20, MemoryHigh: 64<<20 + 1}, "exceeds"},
+		{"high below 1M, a default's 0.9 of 1M", Limits{MemoryMax: 1 << 20, MemoryHigh: 943718}, ""},
+		{"pids 1", Limits{PidsMax: 1}, ""},
 		{"io weight max", Limits{IOWeight: 10000}, ""},
 		{"io weight over", Limits{IOWeight: 10001}, "io weight"},
 		{"io max by number", Limits{IOMax: []IOMax{{Device: "8:0", WriteBPS: 1}}}, ""},

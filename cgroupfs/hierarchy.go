@@ -201,8 +201,9 @@ type Group struct {
 func (g *Group) Dir() string { return g.dir }
 
 // Create makes the cgroup of a job at <parent>/user-<name>/<job-id>, with
-// the user level if it is new, and applies limits. On any error it removes
-// what it made.
+// the user level if it is new, and applies limits after validating them
+// (which looks up only devices no earlier Validate of them resolved). On
+// any error it removes what it made.
 func (h *Hierarchy) Create(user, jobID string, limits Limits) (g *Group, err error) {
 	if !validJobDir(jobID) {
 		return nil, fmt.Errorf("invalid job ID %q for a cgroup name", jobID)

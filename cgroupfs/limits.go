@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,6 +30,12 @@ type IOMax struct {
 	WriteBPS  uint64
 	ReadIOPS  uint64
 	WriteIOPS uint64
+
+	// resolved is the "MAJ:MIN" of resolvedFrom, which Validate found;
+	// apply writes it, so that a device is looked up once however often
+	// its limits are validated. A copy of the Limits keeps it; JSON does
+	// not.
+	resolved, resolvedFrom string
 }
 
 // Bounds of the limits.
@@ -48,29 +55,105 @@ const (
 	MinMemory = 1 << 20
 )
 
-// Validate checks every limit's range and says which is wrong.
-func (l Limits) Validate() error {
-	if l.CPUWeight > MaxCPUWeight {
-		return fmt.Errorf("cpu weight %d is out of range 1-%d", l.CPUWeight, MaxCPUWeight)
+// The Check functions are the one place of each limit's range. Validate
+// calls them for the limits that are set (non-zero); a caller that tells
+// an explicit zero from an unset limit (an API request) calls them for
+// each limit it was given, zeros included. name is what the error calls
+// the limit, at its start: "cpu_weight 0 is out of range 1-10000".
+
+// CheckCPUWeight checks a cpu.weight: 1-MaxCPUWeight.
+func CheckCPUWeight(name string, w uint32) error {
+	if w < 1 || w > MaxCPUWeight {
+		return fmt.Errorf("%s %d is out of range 1-%d", name, w, MaxCPUWeight)
 	}
-	if l.CPUs != 0 && (math.IsNaN(l.CPUs) || l.CPUs < MinCPUs || l.CPUs > MaxCPUs) {
-		return fmt.Errorf("CPU cap %v is out of range %v-%d CPUs", l.CPUs, MinCPUs, MaxCPUs)
+	return nil
+}
+
+// CheckCPUs checks a CPU cap in CPUs: MinCPUs-MaxCPUs.
+func CheckCPUs(name string, cpus float64) error {
+	if math.IsNaN(cpus) || cpus < MinCPUs || cpus > MaxCPUs {
+		return fmt.Errorf("%s %v is out of range %v-%d", name, cpus, MinCPUs, MaxCPUs)
 	}
-	if l.MemoryMax != 0 && l.MemoryMax < MinMemory {
-		return fmt.Errorf("memory limit %d bytes is below the minimum of %d (1 MiB)", l.MemoryMax, MinMemory)
+	return nil
+}
+
+// CheckMemory checks a memory limit (memory.max or memory.high) in bytes:
+// at least MinMemory.
+func CheckMemory(name string, bytes uint64) error {
+	if bytes < MinMemory {
+		return fmt.Errorf("%s %d is below the minimum of %d (1 MiB)", name, bytes, MinMemory)
 	}
-	if l.MemoryHigh != 0 && l.MemoryMax != 0 && l.MemoryHigh > l.MemoryMax {
-		return fmt.Errorf("memory high %d exceeds the memory limit %d", l.MemoryHigh, l.MemoryMax)
+	return nil
+}
+
+// CheckIOWeight checks an io weight on io.weight's scale: 1-MaxIOWeight.
+func CheckIOWeight(name string, w uint32) error {
+	if w < 1 || w > MaxIOWeight {
+		return fmt.Errorf("%s %d is out of range 1-%d", name, w, MaxIOWeight)
 	}
-	if l.IOWeight > MaxIOWeight {
-		return fmt.Errorf("io weight %d is out of range 1-%d", l.IOWeight, MaxIOWeight)
+	return nil
+}
+
+// CheckPids checks a pids.max: at least 1.
+func CheckPids(name string, n uint64) error {
+	if n < 1 {
+		return fmt.Errorf("%s %d: a job needs at least one process", name, n)
 	}
-	seen := map[string]bool{}
-	for _, m := range l.IOMax {
-		dev, err := ResolveDevice(m.Device)
-		if err != nil {
-			return err
+	return nil
+}
+
+// Validate checks every limit that is set and says which is wrong. It
+// resolves each IOMax device to its MAJ:MIN once and keeps the answer in l
+// (in a copy of l.IOMax of its own, so that other copies of the Limits
+// are not written to), so that validating the same limits again, and
+// applying them, looks up no device a second time.
+//
+// A memory high below MinMemory is taken: a server's default of a
+// fraction of a small memory limit can be.
+func (l *Limits) Validate() error { return l.validate(ResolveDevice) }
+
+// validate is Validate with the device lookup given.
+func (l *Limits) validate(resolve func(dev string) (string, error)) error {
+	checks := []struct {
+		set   bool
+		check func() error
+	}{
+		{l.CPUWeight != 0, func() error { return CheckCPUWeight("cpu weight", l.CPUWeight) }},
+		{l.CPUs != 0, func() error { return CheckCPUs("CPU cap", l.CPUs) }},
+		{l.MemoryMax != 0, func() error { return CheckMemory("memory limit", l.MemoryMax) }},
+		{l.MemoryHigh != 0 && l.MemoryMax != 0 && l.MemoryHigh > l.MemoryMax, func() error {
+			return fmt.Errorf("memory high %d exceeds the memory limit %d", l.MemoryHigh, l.MemoryMax)
+		}},
+		{l.IOWeight != 0, func() error { return CheckIOWeight("io weight", l.IOWeight) }},
+		{l.PidsMax != 0, func() error { return CheckPids("pids limit", l.PidsMax) }},
+	}
+	for _, c := range checks {
+		if c.set {
+			if err := c.check(); err != nil {
+				return err
+			}
 		}
+	}
+	return l.resolveDevices(resolve)
+}
+
+// resolveDevices resolves the IOMax devices not resolved yet and refuses
+// a device given twice.
+func (l *Limits) resolveDevices(resolve func(dev string) (string, error)) error {
+	cloned := false
+	seen := map[string]bool{}
+	for i, m := range l.IOMax {
+		if m.resolved == "" || m.resolvedFrom != m.Device {
+			dev, err := resolve(m.Device)
+			if err != nil {
+				return err
+			}
+			if !cloned {
+				l.IOMax, cloned = slices.Clone(l.IOMax), true
+			}
+			l.IOMax[i].resolved, l.IOMax[i].resolvedFrom = dev, m.Device
+		}
+		dev := l.IOMax[i].resolved
 		if seen[dev] {
 			return fmt.Errorf("io max: device %s is given twice", m.Device)
 		}
@@ -134,7 +217,8 @@ func ioMaxLine(dev string, m IOMax) string {
 // io.bfq.weight nor io.weight.
 var ErrNoIOWeight = errors.New("io weight needs io.bfq.weight (the BFQ scheduler on the device) or io.weight (blk-iocost), and this kernel offers neither")
 
-// apply writes the limits into the group's control files.
+// apply writes the limits, which Validate has accepted, into the group's
+// control files.
 func (g *Group) apply(l Limits) error {
 	if l.CPUWeight != 0 {
 		if err := writeFile(g.dir, "cpu.weight", strconv.FormatUint(uint64(l.CPUWeight), 10)); err != nil {
@@ -173,11 +257,7 @@ func (g *Group) apply(l Limits) error {
 		}
 	}
 	for _, m := range l.IOMax {
-		dev, err := ResolveDevice(m.Device)
-		if err != nil {
-			return err
-		}
-		if err := writeFile(g.dir, "io.max", ioMaxLine(dev, m)); err != nil {
+		if err := writeFile(g.dir, "io.max", ioMaxLine(m.resolved, m)); err != nil {
 			return err
 		}
 	}
