@@ -60,6 +60,9 @@ type Request struct {
 }
 
 // Status is a job as recorded: what was asked, what happened, what it used.
+// Its JSON encoding is not the record on disk, which has types of its own
+// (record.go) so that a field renamed here or in cgroupfs never changes the
+// file; it reads as a record without a version, which loads.
 type Status struct {
 	ID       string            `json:"id"`
 	Owner    string            `json:"owner"`

@@ -1,7 +1,6 @@
 package job
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -32,7 +31,7 @@ func (m *Manager) persist(j *job) error {
 // writeRecord writes st into dir's record. Without sync it only proves
 // that the record fits on the disk: a job is started only when that holds.
 func writeRecord(dir string, st Status, sync bool) error {
-	b, err := json.MarshalIndent(st, "", "  ")
+	b, err := encodeRecord(st)
 	if err != nil {
 		return err
 	}
@@ -68,13 +67,14 @@ func writeRecord(dir string, st Status, sync bool) error {
 	return d.Sync()
 }
 
+// readRecord reads dir's record, which must be of the job named by dir.
 func readRecord(dir string) (Status, error) {
-	var st Status
 	b, err := os.ReadFile(filepath.Join(dir, recordFile))
 	if err != nil {
-		return st, err
+		return Status{}, err
 	}
-	if err := json.Unmarshal(b, &st); err != nil {
+	st, err := decodeRecord(b)
+	if err != nil {
 		return st, fmt.Errorf("%s: %w", filepath.Join(dir, recordFile), err)
 	}
 	if !ValidID(st.ID) || st.ID != filepath.Base(dir) {
@@ -95,6 +95,10 @@ func (m *Manager) load() error {
 		}
 		dir := filepath.Join(m.jobsDir(), e.Name())
 		st, err := readRecord(dir)
+		if errors.Is(err, errNewerRecord) {
+			m.report(fmt.Errorf("load job %s: %w; keeping it on disk, not loaded", e.Name(), err))
+			continue
+		}
 		if err != nil {
 			// A job whose record never got written (the server died
 			// in StartJob) never existed for any client.
