@@ -32,7 +32,9 @@
 //
 // Each job has a directory <state>/jobs/<id>/ with job.json (rewritten
 // atomically: temporary file, fsync, rename, fsync of the directory, on
-// every state change) and output/ (the ringlog's segment files). Open loads
+// every state change) and output/ (the ringlog's segment files). The record
+// has types of its own and a format version (record.go); one of a newer
+// version than this package reads is left on disk, not loaded. Open loads
 // every record; jobs that were PENDING or RUNNING are marked FAILED with
 // server_restarted, and every cgroup left under the parent is killed and
 // removed, since no job of a fresh Manager runs yet. Retention removes
