@@ -267,14 +267,14 @@ func TestCloseWakesWaitingReaders(t *testing.T) {
 		errs := make(chan error, readers)
 		for range readers {
 			go func() {
-				_, err := l.ReadFollow(context.Background(), make([]byte, 8), 1)
+				_, _, err := l.NewReader(context.Background(), 1, false).ReadFollow(context.Background(), make([]byte, 8))
 				errs <- err
 			}()
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		cancelled := make(chan error, 1)
 		go func() {
-			_, err := l.ReadFollow(ctx, make([]byte, 8), 1)
+			_, _, err := l.NewReader(context.Background(), 1, false).ReadFollow(ctx, make([]byte, 8))
 			cancelled <- err
 		}()
 
