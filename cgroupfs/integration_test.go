@@ -1,6 +1,6 @@
 //go:build integration
 
-package cgroupfs
+package cgroupfs_test
 
 import (
 	"bufio"
@@ -19,33 +19,30 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobworker/jobworker/cgroupfs"
 	"github.com/jobworker/jobworker/internal/testchild"
 	"golang.org/x/sys/unix"
 )
 
-// TestMain lets the test binary be a job's process: JOBWORKER_TEST_CHILD
+// TestMain lets the test binary be a job's process: testchild.ModeEnv
 // names what it does.
 func TestMain(m *testing.M) {
-	switch os.Getenv("JOBWORKER_TEST_CHILD") {
-	case "":
-		os.Exit(m.Run())
-	case "alloc100m":
-		testchild.Alloc100M()
-	case "spin-cpu0":
-		// Spin on this thread only, pinned to CPU 0.
-		runtime.LockOSThread()
-		var set unix.CPUSet
-		set.Set(0)
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
-			os.Exit(2)
-		}
-		spin()
-	case "spin":
-		spin()
-	case "directwrite":
-		directWrite()
-	}
-	os.Exit(3)
+	testchild.Dispatch(map[string]func(){
+		"alloc100m": testchild.Alloc100M,
+		"spin-cpu0": func() {
+			// Spin on this thread only, pinned to CPU 0.
+			runtime.LockOSThread()
+			var set unix.CPUSet
+			set.Set(0)
+			if err := unix.SchedSetaffinity(0, &set); err != nil {
+				os.Exit(2)
+			}
+			spin()
+		},
+		"spin":        spin,
+		"directwrite": directWrite,
+	})
+	os.Exit(m.Run())
 }
 
 // directWrite writes 3 MiB with O_DIRECT, 64 KiB at a time, to the scratch
@@ -86,76 +83,38 @@ func spin() {
 // testHierarchy makes a fresh parent cgroup under the test's own, sets it
 // up (which moves the test process into <parent>/supervisor), and undoes it
 // all at cleanup.
-func testHierarchy(t *testing.T) *Hierarchy {
+func testHierarchy(t *testing.T) *cgroupfs.Hierarchy {
 	t.Helper()
-	mount, parent := tempCgroup(t)
-	h, err := Setup(Options{Mount: mount, Parent: parent})
+	mount, parent := testchild.TempCgroup(t)
+	h, err := cgroupfs.Setup(cgroupfs.Options{Mount: mount, Parent: parent})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return h
 }
 
-// tempCgroup makes a fresh cgroup under the test's own and, at cleanup,
-// moves the test back home and removes it with everything below.
-func tempCgroup(t *testing.T) (mount, dir string) {
-	t.Helper()
-	mount, err := FindMount()
-	if err != nil {
-		t.Fatal(err)
-	}
-	own, err := OwnCgroup()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err = os.MkdirTemp(filepath.Join(mount, own), "cgtest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { restore(t, filepath.Join(mount, own), dir) })
-	return mount, dir
-}
-
-// restore moves the test process back to its cgroup and removes dir and
-// everything below it, killing what runs there.
-func restore(t *testing.T, home, dir string) {
-	t.Helper()
-	if err := AddProc(home, os.Getpid()); err != nil {
-		t.Errorf("move back to %s: %v", home, err)
-	}
-	// cgroup.kill (or the freezer) reaches the whole subtree at once.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	g := &Group{dir: dir, user: dir, h: &Hierarchy{}}
-	if err := g.Kill(ctx); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("cleanup: %v", err)
-	}
-	if err := RemoveTree(dir); err != nil {
-		t.Errorf("cleanup: %v", err)
-	}
-}
-
 // startIn starts the test binary as child mode in g, as root.
-func startIn(t *testing.T, g *Group, mode string) *exec.Cmd {
+func startIn(t *testing.T, g *cgroupfs.Group, mode string) *exec.Cmd {
 	t.Helper()
 	return startWith(t, g, mode, nil)
 }
 
 // startWith is startIn with the child's stdout going to stdout.
-func startWith(t *testing.T, g *Group, mode string, stdout io.Writer) *exec.Cmd {
+func startWith(t *testing.T, g *cgroupfs.Group, mode string, stdout io.Writer) *exec.Cmd {
 	t.Helper()
 	fd, err := unix.Open(g.Dir(), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd := testchild.Command(mode)
 	if mode == "spin-cpu0" {
 		// Every thread of the child on CPU 0, so that the cgroups' whole
 		// weight competes there.
-		cmd = exec.Command("/bin/taskset", "1", os.Args[0], "-test.run=^$")
+		taskset := exec.Command("/bin/taskset", append([]string{"1"}, cmd.Args...)...)
+		taskset.Env = cmd.Env
+		cmd = taskset
 	}
-	cmd.Env = append(os.Environ(), "JOBWORKER_TEST_CHILD="+mode)
 	cmd.Stdout = stdout
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
@@ -176,19 +135,19 @@ func ctxT(t *testing.T) context.Context {
 }
 
 func TestSetupFromNonRootCgroup(t *testing.T) {
-	mount, base := tempCgroup(t)
+	mount, base := testchild.TempCgroup(t)
 	// The server starts in a non-root cgroup of its own.
-	if err := AddProc(base, os.Getpid()); err != nil {
+	if err := cgroupfs.AddProc(base, os.Getpid()); err != nil {
 		t.Fatal(err)
 	}
-	h, err := Setup(Options{Mount: mount})
+	h, err := cgroupfs.Setup(cgroupfs.Options{Mount: mount})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if h.Parent() != base {
 		t.Errorf("Parent() = %s, want the cgroup the server started in, %s", h.Parent(), base)
 	}
-	now, err := OwnCgroup()
+	now, err := cgroupfs.OwnCgroup()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,16 +158,16 @@ func TestSetupFromNonRootCgroup(t *testing.T) {
 		t.Errorf("Controllers() = %q, want all four", got)
 	}
 	// A second Setup from inside the supervisor finds the same parent.
-	h2, err := Setup(Options{Mount: mount})
+	h2, err := cgroupfs.Setup(cgroupfs.Options{Mount: mount})
 	if err != nil || h2.Parent() != base {
 		t.Errorf("second Setup: parent %v, %v; want %s", h2, err, base)
 	}
-	g, err := h.Create("alice", "job-1", Limits{CPUWeight: 200, MemoryMax: 64 << 20, MemoryHigh: 48 << 20, PidsMax: 50, CPUs: 1.5})
+	g, err := h.Create("alice", "job-1", cgroupfs.Limits{CPUWeight: 200, MemoryMax: 64 << 20, MemoryHigh: 48 << 20, PidsMax: 50, CPUs: 1.5})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for file, want := range map[string]string{"cpu.weight": "200", "memory.max": "67108864", "memory.high": "50331648", "pids.max": "50", "cpu.max": "150000 100000"} {
-		if got, _ := readFile(g.Dir(), file); strings.TrimSpace(got) != want {
+		if got, _ := cgroupfs.ReadFile(g.Dir(), file); strings.TrimSpace(got) != want {
 			t.Errorf("%s = %q, want %q", file, got, want)
 		}
 	}
@@ -225,7 +184,7 @@ func TestSetupFromNonRootCgroup(t *testing.T) {
 
 func TestMemoryMaxOOMKill(t *testing.T) {
 	h := testHierarchy(t)
-	g, err := h.Create("alice", "oom", Limits{MemoryMax: 32 << 20})
+	g, err := h.Create("alice", "oom", cgroupfs.Limits{MemoryMax: 32 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,38 +211,10 @@ func TestMemoryMaxOOMKill(t *testing.T) {
 	}
 }
 
-// waitFile waits until pred holds for the contents of dir/file, woken by
-// the kernel's file-modified events on it.
-func waitFile(t *testing.T, dir, file string, pred func(string) bool) {
-	t.Helper()
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := os.NewFile(uintptr(fd), "inotify")
-	defer f.Close()
-	if _, err := unix.InotifyAddWatch(fd, filepath.Join(dir, file), unix.IN_MODIFY); err != nil {
-		t.Fatal(err)
-	}
-	f.SetReadDeadline(time.Now().Add(60 * time.Second))
-	for {
-		s, err := readFile(dir, file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pred(s) {
-			return
-		}
-		if _, err := f.Read(make([]byte, 4096)); err != nil {
-			t.Fatalf("waiting on %s (now %q): %v", file, s, err)
-		}
-	}
-}
-
 func TestPidsMaxForkBomb(t *testing.T) {
 	h := testHierarchy(t)
 	const limit = 32
-	g, err := h.Create("alice", "bomb", Limits{PidsMax: limit})
+	g, err := h.Create("alice", "bomb", cgroupfs.Limits{PidsMax: limit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,8 +229,8 @@ func TestPidsMaxForkBomb(t *testing.T) {
 	}
 	unix.Close(fd)
 	// The bomb reaches the limit: pids.events counts the refused forks.
-	waitFile(t, g.Dir(), "pids.events", func(s string) bool {
-		kv, _ := parseFlatKeyed(s)
+	testchild.WaitFile(t, g.Dir(), "pids.events", func(s string) bool {
+		kv, _ := cgroupfs.ParseFlatKeyed(s)
 		return kv["max"] > 0
 	})
 	u, err := g.Usage()
@@ -325,7 +256,7 @@ func TestPidsMaxForkBomb(t *testing.T) {
 	}
 }
 
-func cpuUsage(t *testing.T, g *Group) time.Duration {
+func cpuUsage(t *testing.T, g *cgroupfs.Group) time.Duration {
 	t.Helper()
 	u, err := g.Usage()
 	if err != nil {
@@ -336,7 +267,7 @@ func cpuUsage(t *testing.T, g *Group) time.Duration {
 
 // measure returns each group's CPU time over a window of d, after both
 // have started using CPU.
-func measure(t *testing.T, d time.Duration, gs ...*Group) ([]time.Duration, time.Duration) {
+func measure(t *testing.T, d time.Duration, gs ...*cgroupfs.Group) ([]time.Duration, time.Duration) {
 	t.Helper()
 	// A group is populated at fork; its process uses CPU only once it has
 	// started up (exec, the runtime): wait until each one's usage grows.
@@ -368,11 +299,11 @@ func measure(t *testing.T, d time.Duration, gs ...*Group) ([]time.Duration, time
 
 func TestCPUWeightRatio(t *testing.T) {
 	h := testHierarchy(t)
-	light, err := h.Create("alice", "light", Limits{CPUWeight: 100})
+	light, err := h.Create("alice", "light", cgroupfs.Limits{CPUWeight: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
-	heavy, err := h.Create("alice", "heavy", Limits{CPUWeight: 300})
+	heavy, err := h.Create("alice", "heavy", cgroupfs.Limits{CPUWeight: 300})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +319,7 @@ func TestCPUWeightRatio(t *testing.T) {
 
 func TestCPUMaxCap(t *testing.T) {
 	h := testHierarchy(t)
-	g, err := h.Create("alice", "capped", Limits{CPUs: 0.5})
+	g, err := h.Create("alice", "capped", cgroupfs.Limits{CPUs: 0.5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,15 +350,15 @@ func TestIOMaxWriteBPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := testHierarchy(t)
-	free, err := h.Create("alice", "io-free", Limits{})
+	free, err := h.Create("alice", "io-free", cgroupfs.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	capped, err := h.Create("alice", "io", Limits{IOMax: []IOMax{{Device: dev, WriteBPS: 1 << 20}}})
+	capped, err := h.Create("alice", "io", cgroupfs.Limits{IOMax: []cgroupfs.IOMax{{Device: dev, WriteBPS: 1 << 20}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ioMax, err := readFile(capped.Dir(), "io.max")
+	ioMax, err := cgroupfs.ReadFile(capped.Dir(), "io.max")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +388,7 @@ func TestIOMaxWriteBPS(t *testing.T) {
 
 // timedWrite runs the directwrite child in g and returns how long its
 // writes took, as the child measured them.
-func timedWrite(t *testing.T, g *Group) time.Duration {
+func timedWrite(t *testing.T, g *cgroupfs.Group) time.Duration {
 	t.Helper()
 	var out strings.Builder
 	cmd := startWith(t, g, "directwrite", &out)
@@ -541,7 +472,7 @@ func sameFile(a, b string) (bool, error) {
 
 func TestKillWholeTree(t *testing.T) {
 	h := testHierarchy(t)
-	g, err := h.Create("alice", "tree", Limits{})
+	g, err := h.Create("alice", "tree", cgroupfs.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -564,7 +495,7 @@ func TestKillWholeTree(t *testing.T) {
 	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
 		t.Fatalf("job said %q, %v", line, err)
 	}
-	procs, err := readFile(g.Dir(), "cgroup.procs")
+	procs, err := cgroupfs.ReadFile(g.Dir(), "cgroup.procs")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -595,7 +526,7 @@ func TestKillWholeTree(t *testing.T) {
 // after it (ENOENT).
 func TestRemovedGroup(t *testing.T) {
 	h := testHierarchy(t)
-	g, err := h.Create("alice", "removed", Limits{})
+	g, err := h.Create("alice", "removed", cgroupfs.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -607,7 +538,7 @@ func TestRemovedGroup(t *testing.T) {
 	if err := g.Remove(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = readOpen(f)
+	_, err = cgroupfs.ReadOpen(f)
 	if !errors.Is(err, unix.ENODEV) || !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("read of a file opened before the removal = %v, want ENODEV that matches fs.ErrNotExist", err)
 	}
@@ -633,31 +564,31 @@ func alive(pid string) bool {
 // TestMissingController: under a parent that does not offer io, jobs are
 // still placed and killed, and an io limit is refused naming io.
 func TestMissingController(t *testing.T) {
-	mount, base := tempCgroup(t)
-	if err := writeFile(base, "cgroup.subtree_control", "+cpu +memory +pids"); err != nil {
+	mount, base := testchild.TempCgroup(t)
+	if err := cgroupfs.WriteFile(base, "cgroup.subtree_control", "+cpu +memory +pids"); err != nil {
 		t.Fatal(err)
 	}
-	h, err := Setup(Options{Mount: mount, Parent: filepath.Join(base, "p")})
+	h, err := cgroupfs.Setup(cgroupfs.Options{Mount: mount, Parent: filepath.Join(base, "p")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if h.Has("io") || !h.Has("memory") {
 		t.Fatalf("Controllers() = %v, want no io but memory", h.Controllers())
 	}
-	_, err = h.Create("alice", "io-job", Limits{IOWeight: 100})
-	var mce *MissingControllerError
+	_, err = h.Create("alice", "io-job", cgroupfs.Limits{IOWeight: 100})
+	var mce *cgroupfs.MissingControllerError
 	if !errors.As(err, &mce) || mce.Controller != "io" {
 		t.Fatalf("io weight without io: %v, want a MissingControllerError for io", err)
 	}
 	if _, err := os.Stat(filepath.Join(h.Parent(), "user-alice")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused Create left its user level behind: %v", err)
 	}
-	g, err := h.Create("alice", "plain", Limits{PidsMax: 10})
+	g, err := h.Create("alice", "plain", cgroupfs.Limits{PidsMax: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	startIn(t, g, "spin")
-	waitFile(t, g.Dir(), "cgroup.events", func(s string) bool { return strings.Contains(s, "populated 1") })
+	testchild.WaitFile(t, g.Dir(), "cgroup.events", func(s string) bool { return strings.Contains(s, "populated 1") })
 	if err := g.Kill(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -670,15 +601,15 @@ func TestMissingController(t *testing.T) {
 // (before 5.14): freeze, SIGKILL every process, thaw.
 func TestKillByFreezing(t *testing.T) {
 	h := testHierarchy(t)
-	g, err := h.Create("alice", "freeze", Limits{})
+	g, err := h.Create("alice", "freeze", cgroupfs.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := startIn(t, g, "spin")
 	b := startIn(t, g, "spin")
-	waitFile(t, g.Dir(), "cgroup.events", func(s string) bool { return strings.Contains(s, "populated 1") })
+	testchild.WaitFile(t, g.Dir(), "cgroup.events", func(s string) bool { return strings.Contains(s, "populated 1") })
 	ctx := ctxT(t)
-	if err := g.killFrozen(ctx); err != nil {
+	if err := g.KillFrozen(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.WaitEmpty(ctx); err != nil {
@@ -691,7 +622,7 @@ func TestKillByFreezing(t *testing.T) {
 			t.Errorf("spinner: %v, want killed by SIGKILL", err)
 		}
 	}
-	if frozen, _ := readFile(g.Dir(), "cgroup.freeze"); strings.TrimSpace(frozen) != "0" {
+	if frozen, _ := cgroupfs.ReadFile(g.Dir(), "cgroup.freeze"); strings.TrimSpace(frozen) != "0" {
 		t.Errorf("cgroup.freeze = %q after the kill, want it thawed", frozen)
 	}
 }
@@ -700,11 +631,11 @@ func TestKillByFreezing(t *testing.T) {
 // available (the test VM loads it).
 func TestIOWeight(t *testing.T) {
 	h := testHierarchy(t)
-	g, err := h.Create("alice", "ioweight", Limits{IOWeight: 10000})
+	g, err := h.Create("alice", "ioweight", cgroupfs.Limits{IOWeight: 10000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := readFile(g.Dir(), "io.bfq.weight")
+	got, err := cgroupfs.ReadFile(g.Dir(), "io.bfq.weight")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -720,7 +651,7 @@ func TestIOWeight(t *testing.T) {
 func TestKillRacesRemove(t *testing.T) {
 	h := testHierarchy(t)
 	for i := range 200 {
-		g, err := h.Create("alice", fmt.Sprintf("race-%d", i), Limits{})
+		g, err := h.Create("alice", fmt.Sprintf("race-%d", i), cgroupfs.Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}

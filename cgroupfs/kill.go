@@ -68,6 +68,8 @@ func (g *Group) killFrozen(ctx context.Context) error {
 }
 
 // Populated reports whether any process is in the group or below it.
+// Nothing in the server asks; shim's tests do, until they use
+// testchild.Populated, and then it goes.
 func (g *Group) Populated() (bool, error) {
 	s, err := readFile(g.dir, "cgroup.events")
 	if err != nil {
