@@ -246,3 +246,73 @@ func TestReadChunkDropped(t *testing.T) {
 		t.Errorf("Read after the drop: %d bytes, %v; want the %d kept", len(got), err, l.Size()-start)
 	}
 }
+
+// TestFollowRecipe follows a log the way a streaming handler does: wait
+// holding no buffer, take a buffer, read what is there into one chunk,
+// count a drop into the next chunk. A reader that starts before the oldest
+// kept byte and one that the disk cap overtakes between chunks both see,
+// chunk after chunk, that the offsets and drops add up to every byte
+// written, and the stream ends at the log's close.
+func TestFollowRecipe(t *testing.T) {
+	const seg = 4096
+	l := newLog(t, Options{RingSize: 1024, DiskCap: 2 * seg, SegmentSize: seg})
+	mustWrite(t, l, pattern(0, 3*seg)) // offset 0 is dropped already
+	if l.Start() == 0 {
+		t.Fatal("nothing dropped")
+	}
+	type sent struct {
+		off, dropped int64
+		n            int
+	}
+	var got []sent
+	ctx := context.Background()
+	r := l.NewReader(ctx, 0, false)
+	defer r.Close()
+	var dropped int64
+	for {
+		if err := r.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 3000)
+		n, off, err := r.ReadChunk(ctx, buf)
+		var de *DroppedError
+		if errors.As(err, &de) {
+			dropped += de.Dropped()
+			continue
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			continue
+		}
+		if !bytes.Equal(buf[:n], pattern(off, int64(n))) {
+			t.Fatalf("chunk at %d holds other bytes than were written there", off)
+		}
+		got = append(got, sent{off, dropped, n})
+		dropped = 0
+		switch len(got) {
+		case 1:
+			mustWrite(t, l, pattern(l.Size(), 3*seg)) // overtakes the reader
+		case 2:
+			mustWrite(t, l, pattern(l.Size(), 10))
+			l.Close()
+		}
+	}
+	var next int64
+	for _, c := range got {
+		if c.off != next+c.dropped {
+			t.Fatalf("chunk at %d after %d dropped, want it at %d + %d (chunks %+v)", c.off, c.dropped, next, c.dropped, got)
+		}
+		next = c.off + int64(c.n)
+	}
+	if next != l.Size() {
+		t.Errorf("the chunks end at %d, want at the log's end %d (chunks %+v)", next, l.Size(), got)
+	}
+	if len(got) < 3 || got[0].dropped == 0 || got[1].dropped == 0 {
+		t.Errorf("chunks %+v, want a drop before the first (it started before the oldest kept byte) and the second (overtaken)", got)
+	}
+}
