@@ -151,7 +151,7 @@ func TestHostileRequests(t *testing.T) {
 		{"io device path traversal", start(user, limits(&jobworkerv1.Limits{IoMax: []*jobworkerv1.IOMax{{Device: "/dev/../etc/passwd", ReadBps: 1}}})), codes.InvalidArgument, "not a block device"},
 		{"io device garbage", start(user, limits(&jobworkerv1.Limits{IoMax: []*jobworkerv1.IOMax{{Device: "8:0\nmax", ReadBps: 1}}})), codes.InvalidArgument, "want a block device path or MAJ:MIN"},
 		{"negative timeout", start(user, &jobworkerv1.StartJobRequest{Command: "true", Timeout: durationpb.New(-time.Second)}), codes.InvalidArgument, "invalid job request: negative timeout -1s"},
-		{"timeout past what a duration holds", start(user, &jobworkerv1.StartJobRequest{Command: "true", Timeout: &durationpb.Duration{Seconds: math.MaxInt64}}), codes.InvalidArgument, "timeout: proto: duration (seconds:9223372036854775807) exceeds +10000 years"},
+		{"timeout past what a duration holds", start(user, &jobworkerv1.StartJobRequest{Command: "true", Timeout: &durationpb.Duration{Seconds: math.MaxInt64}}), codes.InvalidArgument, "timeout of 9223372036854775807 s and 0 ns is not a duration (at most 10000 years, seconds and nanoseconds of one sign)"},
 		{"invalid UTF-8 in the command", func(ctx context.Context) error {
 			return s.rawCall(ctx, "user", "/jobworker.v1.JobWorkerService/StartJob", protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "/bin/\xff\xfe"))
 		}, codes.InvalidArgument, "command is not valid UTF-8"},

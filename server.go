@@ -171,7 +171,7 @@ func (c *serveCmd) Run(e *env) error {
 		return fmt.Errorf("lock the cgroup parent %s: %w", h.Parent(), err)
 	}
 	defer parentLock.Close()
-	for _, ctl := range cgroupfs.Controllers {
+	for _, ctl := range cgroupfs.AllControllers() {
 		if !h.Has(ctl) {
 			log.Warn("cgroup controller missing: limits that need it are refused, and its defaults are not applied", "controller", ctl, "parent", h.Parent(),
 				"fix", "boot with cgroup v2 unified (systemd.unified_cgroup_hierarchy=1) and delegate the controller to the server's cgroup")

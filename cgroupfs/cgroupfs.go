@@ -40,10 +40,6 @@ import (
 // where the host offers them, sorted: a fresh slice the caller may change.
 func AllControllers() []string { return []string{"cpu", "io", "memory", "pids"} }
 
-// Controllers is AllControllers as a variable, kept while callers switch to
-// AllControllers; nothing in this package reads it.
-var Controllers = AllControllers()
-
 // FindMount returns the cgroup2 mount point from /proc/self/mountinfo:
 // /sys/fs/cgroup on a unified host, /sys/fs/cgroup/unified on a hybrid one,
 // or wherever else it is mounted.

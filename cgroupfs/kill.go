@@ -67,18 +67,6 @@ func (g *Group) killFrozen(ctx context.Context) error {
 	})
 }
 
-// Populated reports whether any process is in the group or below it.
-// Nothing in the server asks; shim's tests do, until they use
-// testchild.Populated, and then it goes.
-func (g *Group) Populated() (bool, error) {
-	s, err := readFile(g.dir, "cgroup.events")
-	if err != nil {
-		return false, err
-	}
-	kv, err := parseFlatKeyed(s)
-	return kv["populated"] != 0, err
-}
-
 // WaitEmpty waits until no process is left in the group: "populated 0" in
 // cgroup.events. It is woken by the file-modified event the kernel sends on
 // every change of that file (cgroup-v2.rst, "cgroup.events"), not by polling.

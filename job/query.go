@@ -143,17 +143,7 @@ func (m *Manager) Totals() Totals {
 		if err != nil {
 			continue
 		}
-		t.Usage.CPUUsageUsec += u.CPUUsageUsec
-		t.Usage.CPUUserUsec += u.CPUUserUsec
-		t.Usage.CPUSystemUsec += u.CPUSystemUsec
-		t.Usage.MemoryCurrent += u.MemoryCurrent
-		t.Usage.MemoryPeak += u.MemoryPeak
-		t.Usage.IOReadBytes += u.IOReadBytes
-		t.Usage.IOWriteBytes += u.IOWriteBytes
-		t.Usage.IOReadOps += u.IOReadOps
-		t.Usage.IOWriteOps += u.IOWriteOps
-		t.Usage.PidsCurrent += u.PidsCurrent
-		t.Usage.OOMKills += u.OOMKills
+		t.Usage.Add(u)
 	}
 	return t
 }

@@ -352,13 +352,6 @@ func (l *Log) Start() int64 {
 	return l.start
 }
 
-// Closed reports whether Close has been called.
-func (l *Log) Closed() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.closed
-}
-
 // Resolve turns an offset as a client gives it into an absolute one: a
 // negative offset counts back from the current end, like tail -c, and one
 // that reaches back past the oldest kept byte starts there.

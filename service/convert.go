@@ -1,9 +1,7 @@
 package service
 
 import (
-	"errors"
 	"fmt"
-	"math"
 
 	"github.com/jobworker/jobworker/cgroupfs"
 	"github.com/jobworker/jobworker/job"
@@ -15,39 +13,40 @@ import (
 // Conversions between the API's messages and the job library's types.
 
 // limitsFromProto checks and converts requested limits; unset fields stay
-// zero (the server's defaults), explicit zeros are refused.
+// zero (the server's defaults), explicit zeros are refused. The ranges are
+// cgroupfs's, named by the API's fields.
 func limitsFromProto(l *jobworkerv1.Limits) (cgroupfs.Limits, error) {
 	var out cgroupfs.Limits
 	if l == nil {
 		return out, nil
 	}
 	if l.CpuWeight != nil {
-		if *l.CpuWeight < 1 || *l.CpuWeight > cgroupfs.MaxCPUWeight {
-			return out, fmt.Errorf("cpu_weight %d is out of range 1-%d", *l.CpuWeight, cgroupfs.MaxCPUWeight)
+		if err := cgroupfs.CheckCPUWeight("cpu_weight", *l.CpuWeight); err != nil {
+			return out, err
 		}
 		out.CPUWeight = *l.CpuWeight
 	}
 	if l.Cpus != nil && *l.Cpus != 0 {
-		if math.IsNaN(*l.Cpus) || *l.Cpus < cgroupfs.MinCPUs || *l.Cpus > cgroupfs.MaxCPUs {
-			return out, fmt.Errorf("cpus %v is out of range %v-%d", *l.Cpus, cgroupfs.MinCPUs, cgroupfs.MaxCPUs)
+		if err := cgroupfs.CheckCPUs("cpus", *l.Cpus); err != nil {
+			return out, err
 		}
 		out.CPUs = *l.Cpus
 	}
 	if l.MemoryMaxBytes != nil {
-		if *l.MemoryMaxBytes < cgroupfs.MinMemory {
-			return out, fmt.Errorf("memory_max_bytes %d is below the minimum of %d (1 MiB)", *l.MemoryMaxBytes, cgroupfs.MinMemory)
+		if err := cgroupfs.CheckMemory("memory_max_bytes", *l.MemoryMaxBytes); err != nil {
+			return out, err
 		}
 		out.MemoryMax = *l.MemoryMaxBytes
 	}
 	if l.MemoryHighBytes != nil {
-		if *l.MemoryHighBytes < cgroupfs.MinMemory {
-			return out, fmt.Errorf("memory_high_bytes %d is below the minimum of %d (1 MiB)", *l.MemoryHighBytes, cgroupfs.MinMemory)
+		if err := cgroupfs.CheckMemory("memory_high_bytes", *l.MemoryHighBytes); err != nil {
+			return out, err
 		}
 		out.MemoryHigh = *l.MemoryHighBytes
 	}
 	if l.IoWeight != nil {
-		if *l.IoWeight < 1 || *l.IoWeight > cgroupfs.MaxIOWeight {
-			return out, fmt.Errorf("io_weight %d is out of range 1-%d", *l.IoWeight, cgroupfs.MaxIOWeight)
+		if err := cgroupfs.CheckIOWeight("io_weight", *l.IoWeight); err != nil {
+			return out, err
 		}
 		out.IOWeight = *l.IoWeight
 	}
@@ -58,12 +57,14 @@ func limitsFromProto(l *jobworkerv1.Limits) (cgroupfs.Limits, error) {
 		out.IOMax = append(out.IOMax, cgroupfs.IOMax{Device: m.GetDevice(), ReadBPS: m.GetReadBps(), WriteBPS: m.GetWriteBps(), ReadIOPS: m.GetReadIops(), WriteIOPS: m.GetWriteIops()})
 	}
 	if l.PidsMax != nil {
-		if *l.PidsMax < 1 {
-			return out, errors.New("pids_max 0: a job needs at least one process")
+		if err := cgroupfs.CheckPids("pids_max", *l.PidsMax); err != nil {
+			return out, err
 		}
 		out.PidsMax = *l.PidsMax
 	}
-	return out, out.Validate()
+	// Validate resolves the io.max devices once, into out.
+	err := out.Validate()
+	return out, err
 }
 
 var stateToProto = map[job.State]jobworkerv1.JobState{

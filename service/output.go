@@ -74,70 +74,54 @@ func (s *api) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.ServerS
 	if off > log.Size() {
 		return status.Errorf(codes.OutOfRange, "offset %d is past the end of the output (%d bytes)", off, log.Size())
 	}
-	var dropped int64
-	if start := log.Start(); off < start {
-		dropped, off = start-off, start
-	}
+	// An offset the disk cap has dropped comes back from the first read as
+	// a drop: the next chunk says how much was skipped.
 	r := log.NewReader(ctx, off, false)
-	defer func() { r.Close() }() // r is replaced when the disk cap overtakes it
+	defer r.Close()
 	s.out.open.Add(1)
 	defer s.out.open.Add(-1)
+	var dropped int64
 	for {
 		// A follower waiting for output holds no buffer: thousands of
 		// them wait at once. One whose send waits for flow control holds
-		// a chunk; chunks shrink as streams grow (outputStreams.pool), which bounds
-		// the memory in flight.
+		// a chunk; chunks shrink as streams grow (outputStreams.pool),
+		// which bounds the memory in flight.
+		if req.GetFollow() {
+			if err := r.Wait(ctx); err != nil {
+				return status.FromContextError(err).Err()
+			}
+		}
 		pool := s.out.pool()
 		bp := pool.Get().(*[]byte)
-		buf := *bp
-		// Coalesce what is there now into one chunk.
-		at := r.Offset()
-		n := 0
-		var err error
-		for n < len(buf) {
-			var k int
-			k, err = r.Read(buf[n:])
-			n += k
-			if err != nil || k == 0 {
-				break
-			}
-		}
-		// The disk cap overtook this reader: skip to what is kept, and say
-		// how much was skipped on the chunk after the gap.
-		var gap int64
+		// What is there now, coalesced into one chunk.
+		n, at, err := r.ReadChunk(ctx, *bp)
 		var de *ringlog.DroppedError
-		if errors.As(err, &de) {
-			gap = de.Start - r.Offset()
-			r.Close()
-			r = log.NewReader(ctx, de.Start, false)
-			err = nil
-		}
-		if err != nil && err != io.EOF {
+		switch {
+		case errors.As(err, &de):
+			pool.Put(bp)
+			dropped += de.Dropped()
+			continue
+		case err == io.EOF:
+			pool.Put(bp)
+			return nil
+		case ctx.Err() != nil:
+			pool.Put(bp)
+			return status.FromContextError(ctx.Err()).Err()
+		case err != nil:
 			pool.Put(bp)
 			return jobError(err)
-		}
-		if n > 0 {
-			err := ss.Send(&jobworkerv1.GetJobOutputResponse{Offset: at, Data: buf[:n], Dropped: dropped})
+		case n == 0:
 			pool.Put(bp)
-			if err != nil {
-				return err
+			if !req.GetFollow() {
+				return nil
 			}
-			dropped = gap
 			continue
 		}
+		err = ss.Send(&jobworkerv1.GetJobOutputResponse{Offset: at, Data: (*bp)[:n], Dropped: dropped})
 		pool.Put(bp)
-		if de != nil {
-			dropped += gap
-			continue
+		if err != nil {
+			return err
 		}
-		// Nothing more now: done, or wait for more.
-		if !req.GetFollow() || log.Closed() && r.Offset() >= log.Size() {
-			return nil
-		}
-		select {
-		case <-log.Wait(r.Offset()):
-		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
-		}
+		dropped = 0
 	}
 }

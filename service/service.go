@@ -192,7 +192,8 @@ func (s *api) StartJob(ctx context.Context, req *jobworkerv1.StartJobRequest) (*
 	var timeout time.Duration
 	if t := req.GetTimeout(); t != nil {
 		if err := t.CheckValid(); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "timeout: %v", err)
+			// In the service's own words: protobuf's vary on purpose.
+			return nil, status.Errorf(codes.InvalidArgument, "timeout of %d s and %d ns is not a duration (at most 10000 years, seconds and nanoseconds of one sign)", t.GetSeconds(), t.GetNanos())
 		}
 		timeout = t.AsDuration()
 	}

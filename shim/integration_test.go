@@ -184,8 +184,8 @@ func TestStartErrors(t *testing.T) {
 			if !errors.As(err, &se) || se.Reason != tt.reason {
 				t.Fatalf("Start(%s) = %v, want a StartError with reason %q", tt.command, err, tt.reason)
 			}
-			if populated, err := g.Populated(); err != nil || populated {
-				t.Errorf("after a failed start the cgroup is populated=%v (%v), want empty", populated, err)
+			if testchild.Populated(t, g.Dir()) {
+				t.Errorf("after a failed start the cgroup %s is populated, want empty", g.Dir())
 			}
 		})
 	}
