@@ -60,31 +60,30 @@ type Request struct {
 }
 
 // Status is a job as recorded: what was asked, what happened, what it used.
-// Its JSON encoding is not the record on disk, which has types of its own
-// (record.go) so that a field renamed here or in cgroupfs never changes the
-// file; it reads as a record without a version, which loads.
+// The record on disk has types of its own (record.go), so that a field
+// renamed here or in cgroupfs never changes the file.
 type Status struct {
-	ID       string            `json:"id"`
-	Owner    string            `json:"owner"`
-	Command  string            `json:"command"`
-	Args     []string          `json:"args,omitempty"`
-	Env      map[string]string `json:"env,omitempty"`
-	Dir      string            `json:"dir"`
-	Limits   cgroupfs.Limits   `json:"limits"`
-	Timeout  time.Duration     `json:"timeout,omitempty"`
-	State    State             `json:"state"`
-	Reason   Reason            `json:"reason,omitempty"`
-	ExitCode *int              `json:"exit_code,omitempty"`
-	Signal   *int              `json:"signal,omitempty"`
-	Message  string            `json:"message,omitempty"`
-	Created  time.Time         `json:"created"`
-	Started  time.Time         `json:"started,omitzero"`
-	Ended    time.Time         `json:"ended,omitzero"`
-	Usage    cgroupfs.Usage    `json:"usage"`
+	ID       string
+	Owner    string
+	Command  string
+	Args     []string
+	Env      map[string]string
+	Dir      string
+	Limits   cgroupfs.Limits
+	Timeout  time.Duration
+	State    State
+	Reason   Reason
+	ExitCode *int
+	Signal   *int
+	Message  string
+	Created  time.Time
+	Started  time.Time
+	Ended    time.Time
+	Usage    cgroupfs.Usage
 	// OutputSize and OutputStart are filled in by Get and List from the
 	// job's output log: the bytes written and the first still kept.
-	OutputSize  int64 `json:"output_size"`
-	OutputStart int64 `json:"output_start"`
+	OutputSize  int64
+	OutputStart int64
 }
 
 // Errors of the Manager. Validation errors wrap ErrInvalid.

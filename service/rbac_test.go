@@ -92,13 +92,14 @@ func rbacServe(t *testing.T, s *testcerts.Set) string {
 		if err := log.Close(); err != nil {
 			t.Fatal(err)
 		}
-		code := 0
-		st := job.Status{
-			ID: j.id, Owner: j.owner, Command: "/bin/echo", Args: []string{"output", "of", j.id}, Dir: "/",
-			State: job.StateCompleted, ExitCode: &code,
-			Created: created.Add(time.Duration(i) * time.Second), Started: created, Ended: created.Add(time.Minute),
+		// A record as the job library writes it (job/record.go).
+		rec := map[string]any{
+			"version": 1, "id": j.id, "owner": j.owner, "command": "/bin/echo", "args": []string{"output", "of", j.id}, "dir": "/",
+			"state": string(job.StateCompleted), "exit_code": 0,
+			"created": created.Add(time.Duration(i) * time.Second), "started": created, "ended": created.Add(time.Minute),
+			"limits": map[string]any{}, "usage": map[string]any{},
 		}
-		b, err := json.Marshal(st)
+		b, err := json.Marshal(rec)
 		if err != nil {
 			t.Fatal(err)
 		}
