@@ -6,7 +6,7 @@
 // # Identity and role
 //
 // A client is the Common Name of its verified certificate. Its role is a
-// non-critical X.509 extension with the OID RoleOID (1.3.9999.2026.1) whose
+// non-critical X.509 extension with the OID 1.3.9999.2026.1 (RoleOID) whose
 // value is a DER UTF8String: "admin", "user" or "reader". The arc 1.3.9999
 // is not assigned by any registry; the extension is only ever read from
 // certificates that chain to the server's own client CA, so it cannot clash
@@ -35,8 +35,9 @@ import (
 	"slices"
 )
 
-// RoleOID is the OID of the role extension: 1.3.9999.2026.1.
-var RoleOID = asn1.ObjectIdentifier{1, 3, 9999, 2026, 1}
+// RoleOID is the OID of the role extension: 1.3.9999.2026.1. It is a
+// fresh value each time, which a caller may change.
+func RoleOID() asn1.ObjectIdentifier { return asn1.ObjectIdentifier{1, 3, 9999, 2026, 1} }
 
 // Role is what a client may do.
 type Role string
@@ -106,7 +107,7 @@ func IdentityFromCertificate(c *x509.Certificate) (Identity, error) {
 
 func roleOf(c *x509.Certificate) (Role, error) {
 	for _, ext := range c.Extensions {
-		if !ext.Id.Equal(RoleOID) {
+		if !ext.Id.Equal(RoleOID()) {
 			continue
 		}
 		var s string
@@ -128,7 +129,7 @@ func roleExtension(r Role) (extension, error) {
 	if err != nil {
 		return extension{}, err
 	}
-	return extension{Id: RoleOID, Value: v}, nil
+	return extension{Id: RoleOID(), Value: v}, nil
 }
 
 type ctxKey struct{}
