@@ -33,13 +33,12 @@ func (c *completionCmd) Run(e *env, k *kong.Kong) error {
 // completionNode is one command path with what may follow it.
 type completionNode struct {
 	path  string // "" for the root, "certs client" for a nested command
-	node  *kong.Node
 	subs  []*kong.Node
 	flags []*kong.Flag
 }
 
 func visibleNodes(n *kong.Node, path string) []completionNode {
-	cn := completionNode{path: path, node: n}
+	cn := completionNode{path: path}
 	for _, f := range n.Flags {
 		if !f.Hidden {
 			cn.flags = append(cn.flags, f)

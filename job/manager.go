@@ -63,6 +63,8 @@ type Manager struct {
 
 	wg   sync.WaitGroup // every goroutine the Manager starts
 	quit chan struct{}  // closed by Close: ends the retention loop
+
+	copyBuffers *sync.Pool // see newCopyBuffers
 }
 
 // job is one job. Fields under "guarded by m.mu" are read and written with
@@ -99,7 +101,7 @@ func Open(cfg Config) (*Manager, error) {
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = 10 * time.Second
 	}
-	m := &Manager{cfg: cfg, jobs: map[string]*job{}, quit: make(chan struct{})}
+	m := &Manager{cfg: cfg, jobs: map[string]*job{}, quit: make(chan struct{}), copyBuffers: newCopyBuffers()}
 	if err := os.MkdirAll(m.jobsDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("job manager: %w", err)
 	}

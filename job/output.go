@@ -22,7 +22,7 @@ func (m *Manager) copyOutput(j *job, out *os.File) {
 		return
 	}
 	for {
-		n, err := readPooled(rc, func(b []byte) error {
+		n, err := readPooled(rc, m.copyBuffers, func(b []byte) error {
 			_, werr := j.log.Write(b)
 			return werr
 		})
@@ -65,10 +65,12 @@ func growPipe(p *os.File) {
 	})
 }
 
-// copyBuffers hold output on its way from a job's pipe to its log, only
-// while it is there: an idle job holds no buffer. One read takes what the
-// pipe holds, up to all of it.
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, outputPipeSize); return &b }}
+// newCopyBuffers is the pool of the buffers that hold output on its way
+// from a job's pipe to its log, only while it is there: an idle job holds
+// no buffer. One read takes what the pipe holds, up to all of it.
+func newCopyBuffers() *sync.Pool {
+	return &sync.Pool{New: func() any { b := make([]byte, outputPipeSize); return &b }}
+}
 
 type writeError struct{ err error }
 
@@ -76,12 +78,12 @@ func (e *writeError) Error() string { return e.err.Error() }
 
 // readPooled waits until the pipe is readable, then reads into a pooled
 // buffer and passes what it read to write. It returns 0 and nil at EOF.
-func readPooled(rc syscall.RawConn, write func([]byte) error) (int, error) {
+func readPooled(rc syscall.RawConn, buffers *sync.Pool, write func([]byte) error) (int, error) {
 	var n int
 	var rerr, werr error
 	err := rc.Read(func(fd uintptr) bool {
-		bp := copyBuffers.Get().(*[]byte)
-		defer copyBuffers.Put(bp)
+		bp := buffers.Get().(*[]byte)
+		defer buffers.Put(bp)
 		n, rerr = unix.Read(int(fd), *bp)
 		if rerr == unix.EAGAIN {
 			return false // not readable yet: wait in the poller
@@ -101,8 +103,6 @@ func readPooled(rc syscall.RawConn, write func([]byte) error) (int, error) {
 		return 0, err
 	case rerr != nil:
 		return 0, rerr
-	case n < 0:
-		return 0, nil
 	}
 	return n, nil
 }

@@ -87,9 +87,7 @@ func (m *Manager) classifyLocked(j *job, ps *os.ProcessState, werr error) {
 	case st.Signal != nil && *st.Signal == int(syscall.SIGKILL) && st.Usage.OOMKills > 0:
 		st.State, st.Reason = StateFailed, ReasonOOMKilled
 		st.Message = fmt.Sprintf("killed by the OOM killer at its memory limit of %d bytes", st.Limits.MemoryMax)
-	case st.Signal != nil:
-		st.State, st.Reason = StateFailed, ReasonSignal
-	default:
+	default: // a signal, or a wait that failed
 		st.State, st.Reason = StateFailed, ReasonSignal
 	}
 }
