@@ -5,9 +5,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
@@ -23,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/internal/testchild"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -36,22 +34,13 @@ import (
 // a cgroup v2 mount, but no controllers: the server runs as it does on a
 // host whose cgroup v2 has none (jobs get their cgroups, limits are off).
 
-// startHostServer starts a dev server under a cgroup parent of its own,
-// removed again when the test ends.
+// startHostServer starts a dev server under a cgroup parent of its own (a
+// testchild.TempCgroup, given relative to the mount), killed and removed
+// again when the test ends, after the server has stopped.
 func startHostServer(t *testing.T, extra ...string) *devServer {
 	t.Helper()
-	mount, err := cgroupfs.FindMount()
-	if err != nil {
-		t.Fatalf("a TestOnHost test needs a cgroup v2 mount: %v", err)
-	}
-	var b [4]byte
-	rand.Read(b[:])
-	parent := "/jobworker-test-" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		if err := cgroupfs.RemoveTree(filepath.Join(mount, parent)); err != nil {
-			t.Errorf("remove the test's cgroups: %v", err)
-		}
-	})
+	mount, dir := testchild.TempCgroup(t)
+	parent := strings.TrimPrefix(dir, mount)
 	return startDevServer(t, t.TempDir(), append([]string{"--cgroup-parent", parent, "--debug-listen", "127.0.0.1:0"}, extra...)...)
 }
 

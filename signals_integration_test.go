@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobworker/jobworker/internal/testchild"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -210,7 +211,7 @@ func TestE2EGracefulShutdown(t *testing.T) {
 // start and says so. The server runs in a mount namespace of its own where
 // /sys/fs/cgroup is unmounted; the test's own mounts are untouched.
 func TestE2ENoCgroup2Refused(t *testing.T) {
-	requireCgroup2(t)
+	testchild.RequireCgroup2(t, "memory")
 	const mount = "/sys/fs/cgroup"
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -24,18 +23,14 @@ import (
 	"github.com/jobworker/jobworker/shim"
 )
 
-// TestMain lets the test binary be a job (JOBWORKER_TEST_CHILD=alloc100m)
-// or a server that is killed mid-flight (JOBWORKER_TEST_CHILD=server).
+// TestMain lets the test binary be a job (mode alloc100m) or a server
+// that is killed mid-flight (mode server): testchild.ModeEnv names it.
 func TestMain(m *testing.M) {
-	switch os.Getenv("JOBWORKER_TEST_CHILD") {
-	case "":
-		os.Exit(m.Run())
-	case "alloc100m":
-		testchild.Alloc100M()
-	case "server":
-		os.Exit(childServer())
-	}
-	os.Exit(3)
+	testchild.Dispatch(map[string]func(){
+		"alloc100m": testchild.Alloc100M,
+		"server":    func() { os.Exit(childServer()) },
+	})
+	os.Exit(m.Run())
 }
 
 const counterScript = `i=0; while :; do echo "line $i"; i=$((i+1)); [ $((i % 50)) = 0 ] && sleep 0.05; done`
@@ -79,34 +74,13 @@ func newEnv(t *testing.T) *env {
 	if os.Getenv("JOBWORKER_BIN") == "" {
 		t.Fatal("JOBWORKER_BIN is not set: the integration stage runs the real binary as the shim")
 	}
-	mount, err := cgroupfs.FindMount()
-	if err != nil {
-		t.Fatal(err)
-	}
-	own, err := cgroupfs.OwnCgroup()
-	if err != nil {
-		t.Fatal(err)
-	}
-	home := filepath.Join(mount, own)
-	parent, err := os.MkdirTemp(home, "jobtest-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	mount, parent := testchild.TempCgroup(t)
+	// Every job cgroup must be gone once the test's Managers are closed:
+	// the Manager removes them. (This runs before TempCgroup's clean-up,
+	// which then kills and removes whatever is left.)
 	t.Cleanup(func() {
-		if err := cgroupfs.AddProc(home, 0); err != nil {
-			t.Errorf("move back: %v", err)
-		}
-		// Every job cgroup must be gone: the Manager removes them.
 		if users, _ := filepath.Glob(filepath.Join(parent, "user-*")); len(users) > 0 {
 			t.Errorf("cgroups left behind: %v", users)
-			h, _ := cgroupfs.Setup(cgroupfs.Options{Mount: mount, Parent: parent})
-			if h != nil {
-				h.Sweep(context.Background())
-			}
-			cgroupfs.AddProc(home, 0)
-		}
-		if err := cgroupfs.RemoveTree(parent); err != nil {
-			t.Errorf("remove test cgroup parent: %v", err)
 		}
 	})
 	h, err := cgroupfs.Setup(cgroupfs.Options{Mount: mount, Parent: parent})
@@ -249,7 +223,7 @@ func TestFinalStates(t *testing.T) {
 		// the signals it sends itself; a fault it cannot survive.
 		{"signal", Request{Command: "sh", Args: []string{"-c", "ulimit -s 64; f() { f; }; f"}}, StateFailed, ReasonSignal, nil, ptr(int(syscall.SIGSEGV)), ""},
 		{"self-signal spared", Request{Command: "sh", Args: []string{"-c", "kill -USR1 $$; echo spared"}}, StateCompleted, ReasonNone, ptr(0), nil, "spared\n"},
-		{"oom", Request{Command: self, Env: map[string]string{"JOBWORKER_TEST_CHILD": "alloc100m"}, Limits: cgroupfs.Limits{MemoryMax: 32 << 20}}, StateFailed, ReasonOOMKilled, nil, ptr(int(syscall.SIGKILL)), ""},
+		{"oom", Request{Command: self, Env: map[string]string{testchild.ModeEnv: "alloc100m"}, Limits: cgroupfs.Limits{MemoryMax: 32 << 20}}, StateFailed, ReasonOOMKilled, nil, ptr(int(syscall.SIGKILL)), ""},
 		{"timeout", Request{Command: "sleep", Args: []string{"1000"}, Timeout: 300 * time.Millisecond}, StateFailed, ReasonTimedOut, nil, ptr(int(syscall.SIGKILL)), ""},
 	}
 	for _, tt := range tests {
@@ -509,9 +483,8 @@ func TestRestart(t *testing.T) {
 	if err := cgroupfs.AddProc(filepath.Dir(e.parent), 0); err != nil {
 		t.Fatal(err)
 	}
-	self, _ := os.Executable()
-	child := exec.Command(self, "-test.run=^$")
-	child.Env = append(os.Environ(), "JOBWORKER_TEST_CHILD=server", "STATE="+e.state, "PARENT="+e.parent)
+	child := testchild.Command("server")
+	child.Env = append(child.Env, "STATE="+e.state, "PARENT="+e.parent)
 	child.Stderr = os.Stderr
 	out, err := child.StdoutPipe()
 	if err != nil {

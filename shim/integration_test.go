@@ -27,21 +27,11 @@ func TestMain(m *testing.M) {
 
 var launcher = shim.Launcher{Binary: os.Args[0]}
 
-// setup makes a job cgroup under a fresh parent, undone at cleanup.
+// setup makes a job cgroup under a fresh parent (a testchild.TempCgroup),
+// undone at cleanup: the job cgroup is killed and removed, then the parent.
 func setup(t *testing.T, jobID string) (*cgroupfs.Hierarchy, *cgroupfs.Group) {
 	t.Helper()
-	mount, err := cgroupfs.FindMount()
-	if err != nil {
-		t.Fatal(err)
-	}
-	own, err := cgroupfs.OwnCgroup()
-	if err != nil {
-		t.Fatal(err)
-	}
-	parent, err := os.MkdirTemp(filepath.Join(mount, own), "shimtest-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	mount, parent := testchild.TempCgroup(t)
 	h, err := cgroupfs.Setup(cgroupfs.Options{Mount: mount, Parent: parent})
 	if err != nil {
 		t.Fatal(err)
@@ -58,10 +48,6 @@ func setup(t *testing.T, jobID string) (*cgroupfs.Hierarchy, *cgroupfs.Group) {
 		}
 		if err := g.Remove(ctx); err != nil {
 			t.Error(err)
-		}
-		cgroupfs.AddProc(filepath.Join(mount, own), 0)
-		if err := cgroupfs.RemoveTree(parent); err != nil {
-			t.Errorf("remove test parent: %v", err)
 		}
 	})
 	return h, g

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -143,4 +144,69 @@ func waitFor(dir, file string, pred func(string) bool, timeout time.Duration) er
 			return fmt.Errorf("wait on %s (now %q): %w", path, b, err)
 		}
 	}
+}
+
+// RequireCgroup2 fails the test unless it runs as root on a host whose
+// cgroup v2 is mounted at /sys/fs/cgroup, with no v1 hierarchy beside it
+// (/proc/self/cgroup is a single "0::" line), and whose cgroup for the
+// test enables each of controllers for its children (its
+// cgroup.subtree_control), so that a TempCgroup has them. It never skips:
+// the integration stage runs only where all that holds.
+func RequireCgroup2(t testing.TB, controllers ...string) {
+	t.Helper()
+	if err := requireCgroup2(os.Geteuid(), "/sys/fs/cgroup", controllers); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// requireCgroup2 is RequireCgroup2's check for a process of user euid with
+// the cgroup2 mount expected at mount; it returns what fails.
+func requireCgroup2(euid int, mount string, controllers []string) error {
+	if euid != 0 {
+		return errors.New("integration tests run as root")
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(mount, &st); err != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
+		return fmt.Errorf("%s is not cgroup2 (statfs: %v)", mount, err)
+	}
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return err
+	}
+	own, err := soleCgroup2(string(b))
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(mount, own)
+	ctrl, err := os.ReadFile(filepath.Join(dir, "cgroup.subtree_control"))
+	if err != nil {
+		return err
+	}
+	if missing := missingControllers(string(ctrl), controllers); len(missing) > 0 {
+		return fmt.Errorf("%s/cgroup.subtree_control = %q: %s not enabled for children", dir, ctrl, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// soleCgroup2 is the cgroup of a /proc/PID/cgroup that is a single cgroup
+// v2 line, "0::/path".
+func soleCgroup2(procCgroup string) (string, error) {
+	own, ok := strings.CutPrefix(strings.TrimSpace(procCgroup), "0::")
+	if !ok || strings.Contains(own, "\n") || !strings.HasPrefix(own, "/") {
+		return "", fmt.Errorf("/proc/self/cgroup = %q, want a single cgroup v2 line", procCgroup)
+	}
+	return own, nil
+}
+
+// missingControllers lists those of want that subtreeControl (the contents
+// of a cgroup.subtree_control) does not enable.
+func missingControllers(subtreeControl string, want []string) []string {
+	on := strings.Fields(subtreeControl)
+	var missing []string
+	for _, c := range want {
+		if !slices.Contains(on, c) {
+			missing = append(missing, c)
+		}
+	}
+	return missing
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -70,5 +72,71 @@ func TestHasLine(t *testing.T) {
 		if got := hasLine(tt.s, tt.line); got != tt.want {
 			t.Errorf("hasLine(%q, %q) = %v, want %v", tt.s, tt.line, got, tt.want)
 		}
+	}
+}
+
+func TestSoleCgroup2(t *testing.T) {
+	tests := []struct {
+		procCgroup string
+		want       string // "" for an error
+	}{
+		{"0::/user.slice/session-1.scope\n", "/user.slice/session-1.scope"},
+		{"0::/\n", "/"},
+		{"0::/a b\n", "/a b"},
+		// A hybrid host: v1 hierarchies beside the v2 one.
+		{"1:cpu:/\n0::/\n", ""},
+		{"0::/\n1:cpu:/\n", ""},
+		{"1:name=systemd:/\n", ""},
+		{"0::relative\n", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		got, err := soleCgroup2(tt.procCgroup)
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("soleCgroup2(%q) = %q, want an error", tt.procCgroup, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("soleCgroup2(%q) = %q, %v; want %q", tt.procCgroup, got, err, tt.want)
+		}
+	}
+}
+
+func TestMissingControllers(t *testing.T) {
+	tests := []struct {
+		subtreeControl string
+		want           []string
+		missing        []string
+	}{
+		{"cpu io memory pids\n", []string{"memory"}, nil},
+		{"cpu io memory pids\n", []string{"pids", "cpu"}, nil},
+		{"cpu io memory pids\n", nil, nil},
+		{"\n", nil, nil},
+		{"\n", []string{"memory"}, []string{"memory"}},
+		{"cpu pids\n", []string{"memory", "cpu", "io"}, []string{"memory", "io"}},
+		// A whole name, not a part of one.
+		{"hugetlb\n", []string{"huge"}, []string{"huge"}},
+	}
+	for _, tt := range tests {
+		if got := missingControllers(tt.subtreeControl, tt.want); !slices.Equal(got, tt.missing) {
+			t.Errorf("missingControllers(%q, %q) = %q, want %q", tt.subtreeControl, tt.want, got, tt.missing)
+		}
+	}
+}
+
+// TestRequireCgroup2Refuses: the check refuses a process that is not root,
+// and a mount point that is not cgroup2, before it looks any further.
+func TestRequireCgroup2Refuses(t *testing.T) {
+	if err := requireCgroup2(1000, "/sys/fs/cgroup", nil); err == nil || !strings.Contains(err.Error(), "root") {
+		t.Errorf("as uid 1000: %v, want an error saying the tests run as root", err)
+	}
+	dir := t.TempDir()
+	if err := requireCgroup2(0, dir, nil); err == nil || !strings.Contains(err.Error(), "is not cgroup2") {
+		t.Errorf("with %s as the mount: %v, want an error saying it is not cgroup2", dir, err)
+	}
+	if err := requireCgroup2(0, filepath.Join(dir, "missing"), nil); err == nil || !strings.Contains(err.Error(), "is not cgroup2") {
+		t.Errorf("with a missing mount point: %v, want an error saying it is not cgroup2", err)
 	}
 }
