@@ -15,7 +15,8 @@ import (
 // the log is open, and 0 and io.EOF once it is closed. A read may return
 // fewer bytes than are available (it stops at the end of a segment file);
 // read again from off+n. Reading before the oldest kept byte returns a
-// *DroppedError; past the end, ErrPastEnd. A Reader is cheaper for many
+// *DroppedError, and so does reading in a gap of a damaged log (Missing
+// set); past the end, ErrPastEnd. A Reader is cheaper for many
 // reads (it keeps its segment file open), and follows the log.
 func (l *Log) ReadAt(p []byte, off int64) (int, error) {
 	return l.readAt(p, off, nil)
@@ -90,6 +91,10 @@ func (l *Log) readAtCtx(ctx context.Context, p []byte, off int64, cache *segFile
 	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base+l.segs[i].size > off })
 	seg := l.segs[i]
 	l.mu.Unlock()
+	if off < seg.base {
+		// In a gap Open found: the bytes up to the next segment are gone.
+		return 0, &DroppedError{Offset: off, Start: seg.base, Missing: true}
+	}
 	if limit := seg.base + seg.size - off; int64(len(p)) > limit {
 		p = p[:limit]
 	}

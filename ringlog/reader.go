@@ -12,7 +12,8 @@ import (
 // one that may calls ReadFollow. A Reader is for one goroutine at a time.
 //
 // A reader that the disk cap overtook gets a *DroppedError once, and then
-// reads on from the oldest byte kept.
+// reads on from the oldest byte kept; one that reaches a gap of a damaged
+// log (see Open) gets one with Missing set, and reads on after the gap.
 type Reader struct {
 	l      *Log
 	ctx    context.Context // Read's
@@ -42,8 +43,9 @@ func (r *Reader) Offset() int64 { return r.off }
 //
 // It returns bytes or an error, never both: an error met after some bytes
 // is returned by the next call. When the disk cap has dropped the bytes at
-// the reader's offset, the error is a *DroppedError and the reader moves to
-// its Start, where the next call reads on.
+// the reader's offset, or they are in a gap of a damaged log, the error is
+// a *DroppedError and the reader moves to its Start, where the next call
+// reads on.
 func (r *Reader) ReadChunk(ctx context.Context, p []byte) (n int, off int64, err error) {
 	off = r.off
 	for n < len(p) {

@@ -18,7 +18,13 @@
 // the log with it: Reader.Wait, Reader.ReadChunk and Reader.ReadFollow.
 //
 // Segment files are named by the offset of their first byte
-// (%020d.seg), so a log reopened after a restart has the same offsets.
+// (%020d.seg), so a log reopened after a restart has the same offsets. A
+// full segment is fsynced, with the directory that names it, before the log
+// moves to the next one, and the last one at Close: after a power cut the
+// output of a job that ended is all on disk, and that of a running job up
+// to its last full segment. Open serves what it finds: a segment missing or
+// cut short between two others is a gap that reads as a *DroppedError with
+// Missing set, and Open's *DamageError says what it found.
 //
 // Benchmarks are in BENCHMARKS.md at the top of the repository.
 package ringlog
@@ -50,10 +56,12 @@ var ErrClosed = errors.New("ringlog: log is closed")
 var ErrPastEnd = errors.New("ringlog: offset is past the end of the output")
 
 // DroppedError is returned by a read at an offset whose bytes the disk cap
-// has dropped. Start is the offset of the oldest byte still kept.
+// has dropped, or, with Missing, whose bytes are missing from a damaged
+// log's files (see Open). Start is the offset of the next byte available.
 type DroppedError struct {
-	Offset int64 // the offset asked for
-	Start  int64 // the first offset still available
+	Offset  int64 // the offset asked for
+	Start   int64 // the first offset available from Offset on
+	Missing bool  // the bytes are missing from disk (a gap Open found), not dropped by the cap
 }
 
 // Dropped is how many bytes were dropped from the offset asked for to the
@@ -61,8 +69,46 @@ type DroppedError struct {
 func (e *DroppedError) Dropped() int64 { return e.Start - e.Offset }
 
 func (e *DroppedError) Error() string {
+	if e.Missing {
+		return fmt.Sprintf("ringlog: output from offset %d to %d is missing from the log's files, which are damaged", e.Offset, e.Start)
+	}
 	return fmt.Sprintf("ringlog: output before offset %d was dropped by the disk cap (asked for offset %d)", e.Start, e.Offset)
 }
+
+// Gap is a range of offsets, [Start, End), whose bytes are missing from a
+// reopened log's files: a segment between two others is gone or shorter
+// than the next one's offset says.
+type Gap struct {
+	Start, End int64
+}
+
+// DamageError is what Open found wrong with a log's directory. The log Open
+// returns with it serves every byte that is still there.
+type DamageError struct {
+	Dir string
+	// Gaps are the missing ranges of offsets between the oldest and the
+	// newest byte kept, oldest first.
+	Gaps []Gap
+	// Problems are the files Open could not use, each with the reason: the
+	// directory itself (it is gone: fs.ErrNotExist), a segment it could not
+	// look at, a segment longer than the next one's offset allows.
+	Problems []error
+}
+
+func (e *DamageError) Error() string {
+	var parts []string
+	for _, g := range e.Gaps {
+		parts = append(parts, fmt.Sprintf("bytes %d to %d are missing", g.Start, g.End-1))
+	}
+	for _, p := range e.Problems {
+		parts = append(parts, p.Error())
+	}
+	return fmt.Sprintf("ringlog: log %s is damaged: %s", e.Dir, strings.Join(parts, "; "))
+}
+
+// Unwrap returns the Problems, so that errors.Is(err, fs.ErrNotExist)
+// says whether a file (the directory, say) was not there.
+func (e *DamageError) Unwrap() []error { return e.Problems }
 
 // Options configure a Log.
 type Options struct {
@@ -119,6 +165,9 @@ type Log struct {
 	closed   bool
 	wake     chan struct{} // closed at the next write or Close; nil when nobody waits
 	slots    chan struct{} // read slots; made at the first read
+
+	// fsync makes a file durable: (*os.File).Sync, or a test's recorder.
+	fsync func(*os.File) error
 }
 
 // Create makes a new, empty log in dir, creating dir if needed. It refuses a
@@ -127,65 +176,108 @@ func Create(dir string, opts Options) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("ringlog: create %s: %w", dir, err)
 	}
-	segs, err := listSegments(dir)
+	segs, problems, err := listSegments(dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ringlog: create %s: %w", dir, err)
 	}
-	if len(segs) > 0 {
+	if len(segs) > 0 || len(problems) > 0 {
 		return nil, fmt.Errorf("ringlog: create %s: directory already holds a log", dir)
 	}
-	return &Log{dir: dir, opts: opts.withDefaults()}, nil
+	return &Log{dir: dir, opts: opts.withDefaults(), fsync: (*os.File).Sync}, nil
 }
 
 // Open reopens the log in dir after a restart, closed to writes: every byte
 // still on disk reads at the offset it was written at.
+//
+// Open always returns a log. When the directory holds less than a whole
+// log, the error is a *DamageError saying what is missing, and the log
+// serves the rest: a segment missing or cut short between two others is a
+// gap, and a read in it returns a *DroppedError with Missing set whose
+// Start is the next byte there is (a Reader reads on from there); a
+// directory that is gone or cannot be listed is an empty log. Open cannot
+// tell a last segment cut short from a shorter output.
 func Open(dir string, opts Options) (*Log, error) {
-	segs, err := listSegments(dir)
+	l := &Log{dir: dir, opts: opts.withDefaults(), closed: true, fsync: (*os.File).Sync}
+	segs, problems, err := listSegments(dir)
 	if err != nil {
-		return nil, err
+		return l, &DamageError{Dir: dir, Problems: []error{fmt.Errorf("the directory cannot be read: %w", err)}}
 	}
-	l := &Log{dir: dir, opts: opts.withDefaults(), segs: segs, closed: true}
-	for i, s := range segs {
-		if i > 0 && segs[i-1].base+segs[i-1].size != s.base {
-			return nil, fmt.Errorf("ringlog: open %s: segments are not contiguous at offset %d", dir, s.base)
+	var gaps []Gap
+	for i := 1; i < len(segs); i++ {
+		prev, s := &segs[i-1], segs[i]
+		switch end := prev.base + prev.size; {
+		case end < s.base:
+			gaps = append(gaps, Gap{Start: end, End: s.base})
+		case end > s.base:
+			// Never written so: the next segment is the one whose name
+			// says where its bytes are; these of prev are not served.
+			problems = append(problems, fmt.Errorf("segment %s runs past offset %d, where the next begins: its bytes from there on are not served", filepath.Base(l.segmentPath(prev.base)), s.base))
+			prev.size = s.base - prev.base
 		}
 	}
+	l.segs = segs
 	if len(segs) > 0 {
 		l.start = segs[0].base
 		last := segs[len(segs)-1]
 		l.size = last.base + last.size
 	}
+	if len(gaps) > 0 || len(problems) > 0 {
+		return l, &DamageError{Dir: dir, Gaps: gaps, Problems: problems}
+	}
 	return l, nil
 }
 
-// listSegments reads the segments of dir, oldest first.
-func listSegments(dir string) ([]segment, error) {
+// listSegments reads the segments of dir, oldest first. A file with a
+// segment's name that cannot be looked at or is not a regular file is a
+// problem, left out of the segments. Other files are not the log's.
+func listSegments(dir string) (segs []segment, problems []error, err error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("ringlog: read %s: %w", dir, err)
+		return nil, nil, err
 	}
-	var segs []segment
 	for _, e := range entries {
-		name := e.Name()
-		if !strings.HasSuffix(name, segmentSuffix) {
-			continue
-		}
-		base, err := strconv.ParseInt(strings.TrimSuffix(name, segmentSuffix), 10, 64)
-		if err != nil || base < 0 {
+		base, ok := segmentBase(e.Name())
+		if !ok {
 			continue
 		}
 		info, err := e.Info()
+		if err == nil && !info.Mode().IsRegular() {
+			err = fmt.Errorf("not a regular file (%v)", info.Mode().Type())
+		}
 		if err != nil {
-			return nil, fmt.Errorf("ringlog: stat %s: %w", filepath.Join(dir, name), err)
+			problems = append(problems, fmt.Errorf("segment %s: %w", e.Name(), err))
+			continue
 		}
 		segs = append(segs, segment{base: base, size: info.Size()})
 	}
 	sort.Slice(segs, func(i, j int) bool { return segs[i].base < segs[j].base })
-	return segs, nil
+	return segs, problems, nil
+}
+
+// segmentBase is the offset a segment file's name gives, if name is
+// spelled as segmentPath spells it.
+func segmentBase(name string) (int64, bool) {
+	digits, ok := strings.CutSuffix(name, segmentSuffix)
+	if !ok || len(digits) != 20 {
+		return 0, false
+	}
+	base, err := strconv.ParseInt(digits, 10, 64)
+	return base, err == nil && base >= 0
 }
 
 func (l *Log) segmentPath(base int64) string {
 	return filepath.Join(l.dir, fmt.Sprintf("%020d%s", base, segmentSuffix))
+}
+
+// syncDir fsyncs the log's directory, which makes the names of its
+// segments durable.
+func (l *Log) syncDir() error {
+	d, err := os.Open(l.dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return l.fsync(d)
 }
 
 // Write appends p. It never waits for readers: it writes the bytes to the
@@ -234,18 +326,34 @@ func (l *Log) ensureSegment() error {
 	if l.cur != nil && !full {
 		return nil
 	}
+	old := l.cur
+	if old != nil {
+		// The full segment reaches the disk before the log moves on; a
+		// failure says its bytes may not have.
+		if err := l.fsync(old); err != nil {
+			return fmt.Errorf("ringlog: sync %s: %w", old.Name(), err)
+		}
+	}
 	f, err := os.OpenFile(l.segmentPath(base), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("ringlog: new segment at offset %d: %w", base, err)
 	}
-	if l.cur != nil {
-		// A close error loses nothing: every write already returned.
-		_ = l.cur.Close()
+	if old != nil {
+		// A close error loses nothing: every write already returned, and
+		// the file is synced.
+		_ = old.Close()
 	}
 	l.cur = f
 	l.mu.Lock()
 	l.segs = append(l.segs, segment{base: base})
 	l.mu.Unlock()
+	if old != nil {
+		// The names of the synced segment and of the new one. The first
+		// segment's name is synced at the next rotation or at Close.
+		if err := l.syncDir(); err != nil {
+			return fmt.Errorf("ringlog: sync %s: %w", l.dir, err)
+		}
+	}
 	return nil
 }
 
@@ -313,15 +421,25 @@ func (l *Log) dropOldest() {
 }
 
 // Close ends the log: Write returns ErrClosed from now on, and readers at
-// the end get io.EOF instead of waiting. It lets go of the ring, so that a
-// closed log kept for its readers holds no output in memory; they read it
-// from its files. Close may be called more than once.
+// the end get io.EOF instead of waiting. It fsyncs the open segment, then
+// the directory, so that all the output is on disk when Close returns nil.
+// It lets go of the ring, so that a closed log kept for its readers holds
+// no output in memory; they read it from its files. Close may be called
+// more than once.
 func (l *Log) Close() error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	var err error
 	if l.cur != nil {
-		err = l.cur.Close()
+		if serr := l.fsync(l.cur); serr != nil {
+			err = fmt.Errorf("ringlog: sync %s: %w", l.cur.Name(), serr)
+		}
+		if cerr := l.cur.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("ringlog: close %s: %w", l.cur.Name(), cerr)
+		}
+		if derr := l.syncDir(); derr != nil && err == nil {
+			err = fmt.Errorf("ringlog: sync %s: %w", l.dir, derr)
+		}
 		l.cur = nil
 	}
 	l.mu.Lock()

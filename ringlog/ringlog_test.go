@@ -452,18 +452,6 @@ func TestReopen(t *testing.T) {
 	}
 }
 
-func TestOpenRejectsGaps(t *testing.T) {
-	dir := t.TempDir()
-	for _, name := range []string{"00000000000000000000.seg", "00000000000000000010.seg"} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte("12345"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := Open(dir, Options{}); err == nil {
-		t.Fatal("Open of non-contiguous segments succeeded")
-	}
-}
-
 // TestIdleLogHeap: a created log that nobody wrote to or read holds at most
 // 4 KiB of heap (the ring is allocated as output arrives).
 func TestIdleLogHeap(t *testing.T) {
