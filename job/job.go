@@ -46,6 +46,9 @@ const (
 	ReasonExecFailed      Reason = "exec_failed"
 	ReasonServerRestarted Reason = "server_restarted"
 	ReasonOutputLost      Reason = "output_lost"
+	// ReasonDamaged: the job's record could not be read at Open, so how it
+	// ended is unknown (see Status.Damaged).
+	ReasonDamaged Reason = "damaged"
 )
 
 // Request asks for a job.
@@ -84,6 +87,10 @@ type Status struct {
 	// job's output log: the bytes written and the first still kept.
 	OutputSize  int64
 	OutputStart int64
+	// Damaged says what Open found damaged or missing of the job on disk
+	// (its record, its output) and what is still readable; empty for a
+	// sound job. It is not recorded: every Open finds it anew (damage.go).
+	Damaged string
 }
 
 // Errors of the Manager. Validation errors wrap ErrInvalid.

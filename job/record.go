@@ -117,12 +117,32 @@ func decodeRecord(b []byte) (Status, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return Status{}, err
 	}
+	if err := r.check(); err != nil {
+		return Status{}, err
+	}
+	return r.status(), nil
+}
+
+// check refuses a record that this package cannot take as it is: one of a
+// newer format (errNewerRecord), or with a version or a state that no
+// jobworker writes.
+func (r *record) check() error {
 	if r.Version > recordVersion {
-		return Status{}, fmt.Errorf("%w: version %d, this jobworker reads up to %d; a newer jobworker wrote it, run that one", errNewerRecord, r.Version, recordVersion)
+		return fmt.Errorf("%w: version %d, this jobworker reads up to %d; a newer jobworker wrote it, run that one", errNewerRecord, r.Version, recordVersion)
 	}
 	if r.Version < 0 {
-		return Status{}, fmt.Errorf("record format version %d is not valid", r.Version)
+		return fmt.Errorf("record format version %d is not valid", r.Version)
 	}
+	switch State(r.State) {
+	case StatePending, StateRunning, StateCompleted, StateFailed, StateStopped:
+	default:
+		return fmt.Errorf("record state %q is not a job state", r.State)
+	}
+	return nil
+}
+
+// status is the Status a record holds.
+func (r *record) status() Status {
 	l := r.Limits
 	st := Status{
 		ID: r.ID, Owner: r.Owner, Command: r.Command, Args: r.Args, Env: r.Env, Dir: r.Dir,
@@ -145,5 +165,5 @@ func decodeRecord(b []byte) (Status, error) {
 	for _, m := range l.IOMax {
 		st.Limits.IOMax = append(st.Limits.IOMax, cgroupfs.IOMax{Device: m.Device, ReadBPS: m.ReadBPS, WriteBPS: m.WriteBPS, ReadIOPS: m.ReadIOPS, WriteIOPS: m.WriteIOPS})
 	}
-	return st, nil
+	return st
 }

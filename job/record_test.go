@@ -44,8 +44,9 @@ func fullStatus() Status {
 }
 
 // notInRecord are the fields of Status that a record does not hold: Get
-// and List take them from the output log.
-var notInRecord = []string{"OutputSize", "OutputStart"}
+// and List take the output figures from the output log, and Open finds
+// Damaged anew each time.
+var notInRecord = []string{"OutputSize", "OutputStart", "Damaged"}
 
 // loadFixture reads testdata/name as the record of job id.
 func loadFixture(t *testing.T, name, id string) (Status, error) {

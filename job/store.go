@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -13,9 +14,12 @@ import (
 
 const recordFile = "job.json"
 
-// persist writes j's record atomically: a temporary file, fsync, rename
-// over the old record, fsync of the directory. Writes of one job are
-// ordered, and each writes the newest state.
+// syncFunc makes an open file or directory durable: (*os.File).Sync, or in
+// a test a recorder of what is synced in which order.
+type syncFunc func(*os.File) error
+
+// persist writes j's record durably (see writeRecordSync). Writes of one
+// job are ordered, and each writes the newest state.
 func (m *Manager) persist(j *job) error {
 	j.persistMu.Lock()
 	defer j.persistMu.Unlock()
@@ -28,9 +32,25 @@ func (m *Manager) persist(j *job) error {
 	return nil
 }
 
-// writeRecord writes st into dir's record. Without sync it only proves
-// that the record fits on the disk: a job is started only when that holds.
+// writeRecord writes st into dir's record. With sync the record is on disk
+// when it returns (writeRecordSync). Without sync it only proves that the
+// record fits on the disk: a job is started only when that holds.
 func writeRecord(dir string, st Status, sync bool) error {
+	var s syncFunc
+	if sync {
+		s = (*os.File).Sync
+	}
+	return writeRecordSync(dir, st, s)
+}
+
+// writeRecordSync writes st into dir's record atomically: a temporary file,
+// synced, renamed over the old record; then the job's directory is synced,
+// which makes the new name durable, and its parent (the jobs directory),
+// which makes the name of the job's directory durable: Start made it, and
+// its first synced record is when it must last. Each sync follows the
+// change it makes durable, so that a crash at any point leaves the old
+// record or the new one, whole. A nil sync syncs nothing.
+func writeRecordSync(dir string, st Status, sync syncFunc) error {
 	b, err := encodeRecord(st)
 	if err != nil {
 		return err
@@ -44,10 +64,10 @@ func writeRecord(dir string, st Status, sync bool) error {
 		f.Close()
 		return err
 	}
-	if sync {
-		if err := f.Sync(); err != nil {
+	if sync != nil {
+		if err := sync(f); err != nil {
 			f.Close()
-			return err
+			return fmt.Errorf("sync %s: %w", tmp, err)
 		}
 	}
 	if err := f.Close(); err != nil {
@@ -56,34 +76,56 @@ func writeRecord(dir string, st Status, sync bool) error {
 	if err := os.Rename(tmp, filepath.Join(dir, recordFile)); err != nil {
 		return err
 	}
-	if !sync {
+	if sync == nil {
 		return nil
 	}
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := syncDir(d, sync); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncDir syncs the directory dir: the names in it.
+func syncDir(dir string, sync syncFunc) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	return d.Sync()
+	if err := sync(d); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
 }
 
-// readRecord reads dir's record, which must be of the job named by dir.
+// readRecord reads dir's record, which must be of the job named by dir. An
+// error of reading the file is returned as the os package gives it; a
+// record of a newer format wraps errNewerRecord; a record read in full that
+// is not a record of this job is a *damagedError (see recordAction).
 func readRecord(dir string) (Status, error) {
-	b, err := os.ReadFile(filepath.Join(dir, recordFile))
+	path := filepath.Join(dir, recordFile)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return Status{}, err
 	}
 	st, err := decodeRecord(b)
+	if errors.Is(err, errNewerRecord) {
+		return st, fmt.Errorf("%s: %w", path, err)
+	}
 	if err != nil {
-		return st, fmt.Errorf("%s: %w", filepath.Join(dir, recordFile), err)
+		return st, &damagedError{path: path, err: err, data: b}
 	}
 	if !ValidID(st.ID) || st.ID != filepath.Base(dir) {
-		return st, fmt.Errorf("%s: record of job %q in the directory of %s", filepath.Join(dir, recordFile), st.ID, filepath.Base(dir))
+		return st, &damagedError{path: path, err: fmt.Errorf("record of job %q in the directory of %s", st.ID, filepath.Base(dir)), data: b}
 	}
 	return st, nil
 }
 
-// load reads every record; a job that was not finished is failed now.
+// load reads every job directory: a job that was not finished is failed
+// now; one that is damaged is listed as such (loadJob). Only a jobs
+// directory that cannot be listed makes it fail: no job's damage does.
 func (m *Manager) load() error {
 	entries, err := os.ReadDir(m.jobsDir())
 	if err != nil {
@@ -93,36 +135,69 @@ func (m *Manager) load() error {
 		if !e.IsDir() || !ValidID(e.Name()) {
 			continue
 		}
-		dir := filepath.Join(m.jobsDir(), e.Name())
-		st, err := readRecord(dir)
-		if errors.Is(err, errNewerRecord) {
-			m.report(fmt.Errorf("load job %s: %w; keeping it on disk, not loaded", e.Name(), err))
-			continue
+		if j := m.loadJob(filepath.Join(m.jobsDir(), e.Name())); j != nil {
+			m.jobs[j.st.ID] = j
 		}
-		if err != nil {
-			// A job whose record never got written (the server died
-			// in StartJob) never existed for any client.
-			m.report(fmt.Errorf("load job %s: %w; removing it", e.Name(), err))
-			os.RemoveAll(dir)
-			continue
-		}
-		log, err := ringlog.Open(filepath.Join(dir, "output"), m.logOptions())
-		if err != nil {
-			return fmt.Errorf("job manager: open output of job %s: %w", st.ID, err)
-		}
-		j := &job{dir: dir, log: log, st: st, changed: make(chan struct{}), done: make(chan struct{})}
-		close(j.done)
-		if !st.State.Ended() {
-			j.st.State, j.st.Reason = StateFailed, ReasonServerRestarted
-			j.st.Message = "the server stopped while the job was " + string(st.State) + "; it was killed when the server started again"
-			j.st.Ended = time.Now()
-			if err := m.persist(j); err != nil {
-				return err
-			}
-		}
-		m.jobs[st.ID] = j
 	}
 	return nil
+}
+
+// loadJob reads the job in dir: the job to list, or nil when the job is
+// left on disk unloaded, or removed (recordAction says which). Whatever it
+// finds damaged it reports, and the job's Damaged says.
+func (m *Manager) loadJob(dir string) *job {
+	id := filepath.Base(dir)
+	st, rerr := readRecord(dir)
+	action := recordAction(rerr)
+	switch action {
+	case loadNewer:
+		m.report(fmt.Errorf("load job %s: %w; keeping it on disk, not loaded", id, rerr))
+		return nil
+	case loadKeep:
+		m.report(fmt.Errorf("load job %s: %w; keeping it on disk, not loaded: the next start tries again", id, rerr))
+		return nil
+	}
+	log, lerr := ringlog.Open(filepath.Join(dir, "output"), m.logOptions())
+	var damage, causes []string
+	switch action {
+	case loadNoRecord:
+		if noOutput(log, lerr) {
+			// The server died in StartJob before the job's first record:
+			// the job never existed for any client, and left nothing.
+			m.report(fmt.Errorf("load job %s: %w, and it has no output: a start that did not finish; removing it", id, rerr))
+			os.RemoveAll(dir)
+			return nil
+		}
+		st = unknownJob(dir, nil)
+		damage = append(damage, "its record is missing: who owns it, what it ran and how it ended are unknown")
+		causes = append(causes, rerr.Error())
+	case loadDamaged:
+		var de *damagedError
+		errors.As(rerr, &de)
+		st = unknownJob(dir, de)
+		damage = append(damage, de.describe(st.Owner != ""))
+		causes = append(causes, rerr.Error())
+	}
+	if lerr != nil {
+		damage = append(damage, outputDamage(log, lerr))
+		causes = append(causes, lerr.Error())
+	}
+	j := &job{dir: dir, log: log, st: st, changed: make(chan struct{}), done: make(chan struct{})}
+	close(j.done)
+	if !st.State.Ended() {
+		j.st.State, j.st.Reason = StateFailed, ReasonServerRestarted
+		j.st.Message = "the server stopped while the job was " + string(st.State) + "; it was killed when the server started again"
+		j.st.Ended = time.Now()
+		if err := m.persist(j); err != nil {
+			damage = append(damage, "its final state could not be recorded at start-up: the record on disk still says "+string(st.State))
+			causes = append(causes, err.Error())
+		}
+	}
+	if len(damage) > 0 {
+		j.st.Damaged = strings.Join(damage, "; ")
+		m.report(fmt.Errorf("load job %s: listed as damaged: %s", id, strings.Join(causes, "; ")))
+	}
+	return j
 }
 
 // storageError marks an error of the state directory that is a lack of

@@ -92,6 +92,7 @@ var reasonToProto = map[job.Reason]jobworkerv1.FailureReason{
 	job.ReasonExecFailed:      jobworkerv1.FailureReason_FAILURE_REASON_EXEC_FAILED,
 	job.ReasonServerRestarted: jobworkerv1.FailureReason_FAILURE_REASON_SERVER_RESTARTED,
 	job.ReasonOutputLost:      jobworkerv1.FailureReason_FAILURE_REASON_OUTPUT_LOST,
+	job.ReasonDamaged:         jobworkerv1.FailureReason_FAILURE_REASON_DAMAGED,
 }
 
 func jobToProto(st job.Status) *jobworkerv1.Job {
@@ -110,6 +111,7 @@ func jobToProto(st job.Status) *jobworkerv1.Job {
 		Usage:       usageToProto(st.Usage),
 		OutputSize:  st.OutputSize,
 		OutputStart: st.OutputStart,
+		Damaged:     st.Damaged,
 	}
 	if st.Timeout > 0 {
 		j.Timeout = durationpb.New(st.Timeout)

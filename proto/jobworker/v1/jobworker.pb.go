@@ -118,6 +118,11 @@ const (
 	// example, the state directory's disk is full), so the job was killed
 	// rather than lose output silently.
 	FailureReason_FAILURE_REASON_OUTPUT_LOST FailureReason = 7
+	// FAILURE_REASON_DAMAGED: the server found the job's record on disk
+	// damaged or missing when it started (a torn write after a power cut, say),
+	// so how the job ended is unknown; Job.damaged says what is wrong, and the
+	// job's other fields hold what could still be read of the record.
+	FailureReason_FAILURE_REASON_DAMAGED FailureReason = 8
 )
 
 // Enum value maps for FailureReason.
@@ -131,6 +136,7 @@ var (
 		5: "FAILURE_REASON_EXEC_FAILED",
 		6: "FAILURE_REASON_SERVER_RESTARTED",
 		7: "FAILURE_REASON_OUTPUT_LOST",
+		8: "FAILURE_REASON_DAMAGED",
 	}
 	FailureReason_value = map[string]int32{
 		"FAILURE_REASON_UNSPECIFIED":      0,
@@ -141,6 +147,7 @@ var (
 		"FAILURE_REASON_EXEC_FAILED":      5,
 		"FAILURE_REASON_SERVER_RESTARTED": 6,
 		"FAILURE_REASON_OUTPUT_LOST":      7,
+		"FAILURE_REASON_DAMAGED":          8,
 	}
 )
 
@@ -506,6 +513,8 @@ type Job struct {
 	// id is the job's UUID.
 	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// owner is the user who started it (the Common Name of its certificate).
+	// It is empty for a damaged job whose record does not say (see damaged):
+	// such a job is visible to admin and reader only, never to a user.
 	Owner string `protobuf:"bytes,2,opt,name=owner" json:"owner,omitempty"`
 	// command is the program: an absolute path, or a name looked up on PATH.
 	Command string `protobuf:"bytes,3,opt,name=command" json:"command,omitempty"`
@@ -543,7 +552,16 @@ type Job struct {
 	OutputSize int64 `protobuf:"varint,18,opt,name=output_size,json=outputSize" json:"output_size,omitempty"`
 	// output_start is the offset of the oldest output byte still kept; above
 	// zero once the per-job disk cap has dropped older output.
-	OutputStart   int64 `protobuf:"varint,19,opt,name=output_start,json=outputStart" json:"output_start,omitempty"`
+	OutputStart int64 `protobuf:"varint,19,opt,name=output_start,json=outputStart" json:"output_start,omitempty"`
+	// damaged is empty for a sound job. Otherwise it says, in words, what the
+	// server found damaged or missing of the job on disk when it started, and
+	// what is still readable: e.g. "output bytes 4096 to 8191 are missing;
+	// output bytes 0 to 12287 are readable but for the missing ones". A job
+	// whose record could not be read is FAILED with FAILURE_REASON_DAMAGED; a
+	// job whose record is sound keeps its recorded state, and only its output
+	// (or the recording of its final state) is damaged. Reading missing output
+	// skips it like output dropped by the disk cap (GetJobOutputResponse.dropped).
+	Damaged       string `protobuf:"bytes,20,opt,name=damaged" json:"damaged,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -709,6 +727,13 @@ func (x *Job) GetOutputStart() int64 {
 		return x.OutputStart
 	}
 	return 0
+}
+
+func (x *Job) GetDamaged() string {
+	if x != nil {
+		return x.Damaged
+	}
+	return ""
 }
 
 // StartJobRequest asks for a new job.
@@ -1142,9 +1167,10 @@ type GetJobOutputResponse struct {
 	// data are the output bytes, exactly as the job wrote them.
 	Data []byte `protobuf:"bytes,2,opt,name=data" json:"data,omitempty"`
 	// dropped is the number of bytes just before offset that are no longer
-	// kept because of the per-job disk cap: the first chunk carries those
-	// between the offset asked for and the oldest kept byte, and a chunk of a
-	// follower that the cap overtook carries the gap it skipped.
+	// kept because of the per-job disk cap, or that are missing from a damaged
+	// job's output (see Job.damaged): the first chunk carries those between the
+	// offset asked for and the oldest kept byte, and a chunk of a follower that
+	// the cap overtook, or that met missing output, carries the gap it skipped.
 	Dropped       int64 `protobuf:"varint,3,opt,name=dropped" json:"dropped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1484,7 +1510,7 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"ioWriteOps\x12!\n" +
 	"\fpids_current\x18\n" +
 	" \x01(\x04R\vpidsCurrent\x12\x1b\n" +
-	"\toom_kills\x18\v \x01(\x04R\boomKills\"\xa1\x06\n" +
+	"\toom_kills\x18\v \x01(\x04R\boomKills\"\xbb\x06\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x18\n" +
@@ -1509,7 +1535,8 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x05usage\x18\x11 \x01(\v2\x13.jobworker.v1.UsageR\x05usage\x12\x1f\n" +
 	"\voutput_size\x18\x12 \x01(\x03R\n" +
 	"outputSize\x12!\n" +
-	"\foutput_start\x18\x13 \x01(\x03R\voutputStart\x1a6\n" +
+	"\foutput_start\x18\x13 \x01(\x03R\voutputStart\x12\x18\n" +
+	"\adamaged\x18\x14 \x01(\tR\adamaged\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb5\x02\n" +
@@ -1567,7 +1594,7 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n" +
 	"\x13JOB_STATE_COMPLETED\x10\x03\x12\x14\n" +
 	"\x10JOB_STATE_FAILED\x10\x04\x12\x15\n" +
-	"\x11JOB_STATE_STOPPED\x10\x05*\x8a\x02\n" +
+	"\x11JOB_STATE_STOPPED\x10\x05*\xa6\x02\n" +
 	"\rFailureReason\x12\x1e\n" +
 	"\x1aFAILURE_REASON_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18FAILURE_REASON_EXIT_CODE\x10\x01\x12\x19\n" +
@@ -1576,7 +1603,8 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x18FAILURE_REASON_TIMED_OUT\x10\x04\x12\x1e\n" +
 	"\x1aFAILURE_REASON_EXEC_FAILED\x10\x05\x12#\n" +
 	"\x1fFAILURE_REASON_SERVER_RESTARTED\x10\x06\x12\x1e\n" +
-	"\x1aFAILURE_REASON_OUTPUT_LOST\x10\a2\x82\x04\n" +
+	"\x1aFAILURE_REASON_OUTPUT_LOST\x10\a\x12\x1a\n" +
+	"\x16FAILURE_REASON_DAMAGED\x10\b2\x82\x04\n" +
 	"\x10JobWorkerService\x12I\n" +
 	"\bStartJob\x12\x1d.jobworker.v1.StartJobRequest\x1a\x1e.jobworker.v1.StartJobResponse\x12F\n" +
 	"\aStopJob\x12\x1c.jobworker.v1.StopJobRequest\x1a\x1d.jobworker.v1.StopJobResponse\x12W\n" +
