@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 
@@ -34,8 +35,8 @@ func reasonName(r jobworkerv1.FailureReason) string {
 	return strings.ToLower(strings.TrimPrefix(r.String(), "FAILURE_REASON_"))
 }
 
-// outcome is a job's state in a few words: "completed", "failed: exit code
-// 3", "stopped (signal 9)".
+// outcome is a job's state in a few words: "completed", "failed (exit code
+// 3)", "stopped (signal 9)", "completed (damaged)".
 func outcome(j *jobworkerv1.Job) string {
 	s := stateName(j.GetState())
 	var detail []string
@@ -43,6 +44,10 @@ func outcome(j *jobworkerv1.Job) string {
 	case jobworkerv1.FailureReason_FAILURE_REASON_UNSPECIFIED, jobworkerv1.FailureReason_FAILURE_REASON_EXIT_CODE, jobworkerv1.FailureReason_FAILURE_REASON_SIGNAL:
 	default:
 		detail = append(detail, reasonName(j.GetReason()))
+	}
+	if j.GetDamaged() != "" && j.GetReason() != jobworkerv1.FailureReason_FAILURE_REASON_DAMAGED {
+		// The state is the record's; what is damaged is the output.
+		detail = append(detail, "damaged")
 	}
 	if j.ExitCode != nil {
 		detail = append(detail, fmt.Sprintf("exit code %d", j.GetExitCode()))
@@ -56,24 +61,66 @@ func outcome(j *jobworkerv1.Job) string {
 	return s
 }
 
+// printable reports whether s is valid UTF-8 of printable characters and
+// spaces only (strconv.IsPrint): nothing in it can move a terminal's
+// cursor, change its colours or title, ring its bell, or pass for a space
+// or a line break it is not.
+func printable(s string) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || !strconv.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// safe is s for human output: as it is when printable, quoted as Go
+// quotes strings otherwise, so that no control byte (below 0x20, 0x7f, C1),
+// invalid UTF-8 or invisible character of a job's command, arguments,
+// message or owner reaches the terminal raw, and the text still reads back
+// to the same bytes (strconv.Unquote). Every string that comes from the
+// server goes through it (or commandLine) before it is printed.
+func safe(s string) string {
+	if printable(s) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// commandLine is the job's command and arguments, separated by spaces; an
+// argument that is empty, holds a space, a quote or a shell metacharacter
+// of quoting, or is not printable (see safe) is quoted as Go quotes
+// strings, so that the line splits back into the same arguments.
 func commandLine(j *jobworkerv1.Job) string {
 	parts := append([]string{j.GetCommand()}, j.GetArgs()...)
 	for i, p := range parts {
-		if p == "" || strings.ContainsAny(p, " \t\n'\"\\$") {
+		if p == "" || strings.ContainsAny(p, " \t\n'\"\\$") || !printable(p) {
 			parts[i] = strconv.Quote(p)
 		}
 	}
 	return strings.Join(parts, " ")
 }
 
+// ownerName is the job's owner for human output: "(unknown)" for a damaged
+// job whose record does not say.
+func ownerName(j *jobworkerv1.Job) string {
+	if j.GetOwner() == "" {
+		return "(unknown)"
+	}
+	return safe(j.GetOwner())
+}
+
 func printJob(w io.Writer, j *jobworkerv1.Job) {
 	row := func(k, v string) { fmt.Fprintf(w, "%-9s %s\n", k, v) }
-	row("ID", j.GetId())
+	row("ID", safe(j.GetId()))
 	row("State", outcome(j))
 	if j.GetMessage() != "" {
-		row("Message", j.GetMessage())
+		row("Message", safe(j.GetMessage()))
 	}
-	row("Owner", j.GetOwner())
+	if j.GetDamaged() != "" {
+		row("Damaged", safe(j.GetDamaged()))
+	}
+	row("Owner", ownerName(j))
 	row("Command", commandLine(j))
 	times := "created " + j.GetCreateTime().AsTime().Local().Format(time.DateTime)
 	if j.StartTime != nil {
@@ -103,6 +150,9 @@ func usec(n uint64) time.Duration {
 }
 
 func limitsLine(l *jobworkerv1.Limits) string {
+	if l == nil {
+		return "none"
+	}
 	var parts []string
 	if l.CpuWeight != nil {
 		parts = append(parts, fmt.Sprintf("cpu weight %d", l.GetCpuWeight()))
@@ -121,7 +171,7 @@ func limitsLine(l *jobworkerv1.Limits) string {
 		parts = append(parts, fmt.Sprintf("io weight %d", l.GetIoWeight()))
 	}
 	for _, m := range l.GetIoMax() {
-		parts = append(parts, fmt.Sprintf("io %s rbps %d wbps %d riops %d wiops %d", m.GetDevice(), m.GetReadBps(), m.GetWriteBps(), m.GetReadIops(), m.GetWriteIops()))
+		parts = append(parts, fmt.Sprintf("io %s rbps %d wbps %d riops %d wiops %d", safe(m.GetDevice()), m.GetReadBps(), m.GetWriteBps(), m.GetReadIops(), m.GetWriteIops()))
 	}
 	if l.PidsMax != nil {
 		parts = append(parts, fmt.Sprintf("pids %d", l.GetPidsMax()))
@@ -140,21 +190,26 @@ func printJobTable(w io.Writer, jobs []*jobworkerv1.Job) error {
 	for _, j := range jobs {
 		cmd := commandLine(j)
 		if len(cmd) > 60 {
-			cmd = cmd[:57] + "..."
+			// Cut between characters: half of one is invalid UTF-8.
+			cut := 57
+			for cut > 0 && !utf8.RuneStart(cmd[cut]) {
+				cut--
+			}
+			cmd = cmd[:cut] + "..."
 		}
-		fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-19s  %s\n", j.GetId(), outcome(j), j.GetOwner(), j.GetCreateTime().AsTime().Local().Format(time.DateTime), cmd)
+		fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-19s  %s\n", safe(j.GetId()), outcome(j), ownerName(j), j.GetCreateTime().AsTime().Local().Format(time.DateTime), cmd)
 	}
 	return nil
 }
 
 func printServerStatus(w io.Writer, r *jobworkerv1.GetServerStatusResponse) error {
 	row := func(k, v string) { fmt.Fprintf(w, "%-11s %s\n", k, v) }
-	row("Version", r.GetVersion())
+	row("Version", safe(r.GetVersion()))
 	row("Jobs", fmt.Sprintf("%d running (at most %d), %d pending", r.GetJobsRunning(), r.GetMaxRunning(), r.GetJobsPending()))
 	row("Memory", fmt.Sprintf("%s reserved of %s capacity", formatSize(r.GetMemoryReservedBytes()), formatSize(r.GetMemoryCapacityBytes())))
 	u := r.GetUsage()
 	row("Usage", fmt.Sprintf("cpu %v, memory %s, io read %s wrote %s, pids %d, OOM kills %d", usec(u.GetCpuUsageUsec()), formatSize(u.GetMemoryCurrentBytes()), formatSize(u.GetIoReadBytes()), formatSize(u.GetIoWriteBytes()), u.GetPidsCurrent(), u.GetOomKills()))
-	ctl := strings.Join(r.GetCgroupControllers(), " ")
+	ctl := safe(strings.Join(r.GetCgroupControllers(), " "))
 	if ctl == "" {
 		ctl = "none (jobs get their cgroups, without limits)"
 	}
