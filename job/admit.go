@@ -102,6 +102,11 @@ func (m *Manager) Start(req Request) (Status, error) {
 	}
 	if len(m.queue) == 0 && m.fitsLocked(j) {
 		m.reserveLocked(j)
+		// Counted as starting until launch has handed it to its
+		// supervisor (or failed): Close waits for that before it looks
+		// for the jobs to stop, so it finds this one.
+		m.starting.Add(1)
+		defer m.starting.Done()
 		st := j.st
 		m.mu.Unlock()
 		// A job whose record cannot be stored (the state directory is
@@ -171,8 +176,10 @@ func (m *Manager) schedule() {
 		j := m.queue[0]
 		m.queue = m.queue[1:]
 		m.reserveLocked(j)
+		m.starting.Add(1) // as in Start
 		m.mu.Unlock()
-		if err := m.launch(j); err != nil {
+		err := m.launch(j)
+		if err != nil {
 			m.mu.Lock()
 			m.releaseLocked(j)
 			j.st.State, j.st.Ended = StateFailed, time.Now()
@@ -183,6 +190,7 @@ func (m *Manager) schedule() {
 			m.report(m.persist(j))
 			close(j.done)
 		}
+		m.starting.Done()
 	}
 }
 

@@ -61,8 +61,12 @@ type Manager struct {
 	reserved uint64
 	closing  bool
 
-	wg   sync.WaitGroup // every goroutine the Manager starts
-	quit chan struct{}  // closed by Close: ends the retention loop
+	// starting counts the jobs between admission and launch's hand-over
+	// to their supervisor; it is added to only with mu held and closing
+	// false, so Close can wait for it to drain (see Close).
+	starting sync.WaitGroup
+	wg       sync.WaitGroup // every goroutine the Manager starts
+	quit     chan struct{}  // closed by Close: ends the retention loop
 
 	copyBuffers *sync.Pool // see newCopyBuffers
 }
@@ -147,6 +151,26 @@ func (m *Manager) Close(ctx context.Context) error {
 		return nil
 	}
 	m.closing = true
+	m.mu.Unlock()
+	close(m.quit)
+	// No job starts once closing is set (Start and schedule check it with
+	// mu held before they count a job as starting), but one already past
+	// that check may still be launching: not yet in m.jobs, its
+	// supervisor not yet added to m.wg. Wait for those launches to end,
+	// so that every job that runs is seen below, and m.wg.Wait starts
+	// only once nothing can call m.wg.Add for a new job. (launch also
+	// stops a job it finds closing set for.)
+	launched := make(chan struct{})
+	go func() {
+		m.starting.Wait()
+		close(launched)
+	}()
+	select {
+	case <-launched:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	m.mu.Lock()
 	var ids []string
 	for id, j := range m.jobs {
 		if !j.st.State.Ended() {
@@ -154,7 +178,6 @@ func (m *Manager) Close(ctx context.Context) error {
 		}
 	}
 	m.mu.Unlock()
-	close(m.quit)
 	var wg sync.WaitGroup
 	errs := make([]error, len(ids))
 	for i, id := range ids {
