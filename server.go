@@ -90,6 +90,17 @@ func lockStateDir(dir string) (*os.File, error) {
 
 // Run starts the server and serves until SIGTERM or SIGINT.
 func (c *serveCmd) Run(e *env) error {
+	// SIGHUP, whose default action ends the process, is caught before
+	// anything else: start-up can take a while (reading the certificate
+	// files, the cgroup sweep of job.Open), and a reload asked meanwhile
+	// (logrotate, an impatient `systemctl reload`) must not kill the
+	// server. One that comes before the certificates are loaded waits in
+	// the channel and is applied once they are: it then re-reads them.
+	// SIGTERM and SIGINT are caught by run (main.go) before Run is called.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	if os.Geteuid() != 0 {
 		return errors.New("the server must run as root (it creates cgroups and starts jobs as other users): run it with sudo")
@@ -158,6 +169,15 @@ func (c *serveCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	go func() {
+		for range hup {
+			if err := tlsState.Reload(); err != nil {
+				log.Error("reload on SIGHUP refused; the certificates in use stay", "error", err)
+			} else {
+				log.Info("reloaded the server certificate, key and client CA")
+			}
+		}
+	}()
 
 	h, err := cgroupfs.Setup(cgroupfs.Options{Parent: c.CgroupParent})
 	if err != nil {
@@ -195,19 +215,6 @@ func (c *serveCmd) Run(e *env) error {
 		Jobs: m, Cgroups: h, TLS: tlsState.Config(), Log: log, Version: versionString(),
 		DefaultMemory: uint64(c.DefaultMemoryLimit), DefaultPids: c.DefaultPidsLimit, MaxStreams: c.MaxStreams,
 	})
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for range hup {
-			if err := tlsState.Reload(); err != nil {
-				log.Error("reload on SIGHUP refused; the certificates in use stay", "error", err)
-			} else {
-				log.Info("reloaded the server certificate, key and client CA")
-			}
-		}
-	}()
 
 	if c.DebugListen != "" {
 		dbg, err := serveDebug(c.DebugListen)
