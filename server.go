@@ -88,6 +88,28 @@ func lockStateDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// errRootAlias refuses a --run-as user other than "root" whose uid is 0.
+var errRootAlias = errors.New("its uid is 0, so jobs would run as root: ask for that as --run-as root, or name an unprivileged user")
+
+// runAsCredential is the credential jobs run as for --run-as name, found
+// with lookup (shim.LookupUser). It is nil, root, for the name "root"
+// only: any other name that resolves to uid 0 (an alias such as toor in
+// /etc/passwd, or the number 0) is refused with errRootAlias, so that
+// running jobs as root is always spelled out.
+func runAsCredential(name string, lookup func(string) (*shim.Credential, error)) (*shim.Credential, error) {
+	if name == "root" {
+		return nil, nil
+	}
+	cred, err := lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("--run-as: %w", err)
+	}
+	if cred.UID == 0 {
+		return nil, fmt.Errorf("--run-as %s: %w", name, errRootAlias)
+	}
+	return cred, nil
+}
+
 // Run starts the server and serves until SIGTERM or SIGINT.
 func (c *serveCmd) Run(e *env) error {
 	// SIGHUP, whose default action ends the process, is caught before
@@ -107,15 +129,12 @@ func (c *serveCmd) Run(e *env) error {
 	}
 	// What can be checked without touching the host is checked first, so
 	// that a wrong flag changes nothing.
-	var cred *shim.Credential
-	if c.RunAs == "root" || c.RunAs == "0" {
+	cred, err := runAsCredential(c.RunAs, shim.LookupUser)
+	if err != nil {
+		return err
+	}
+	if cred == nil {
 		log.Warn("jobs run as root, as --run-as asks")
-	} else {
-		var err error
-		cred, err = shim.LookupUser(c.RunAs)
-		if err != nil {
-			return fmt.Errorf("--run-as: %w", err)
-		}
 	}
 	capacity := uint64(c.MemoryCapacity)
 	if capacity == 0 {
