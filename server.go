@@ -110,6 +110,93 @@ func runAsCredential(name string, lookup func(string) (*shim.Credential, error))
 	return cred, nil
 }
 
+// Why checkTrusted refuses a path; an *untrustedError wraps one.
+var (
+	errSymlink      = errors.New("is a symbolic link")
+	errNotDir       = errors.New("is not a directory")
+	errNotFile      = errors.New("is not a regular file")
+	errNotRootOwned = errors.New("is not owned by root")
+	errOthersWrite  = errors.New("is writable by group or others")
+)
+
+// untrustedError is a path the server refuses to take anything from: what
+// it is (the state directory, a file of the development PKI), why, and
+// what to do.
+type untrustedError struct {
+	what, path string
+	why        error  // one of the errors above
+	detail     string // what was found: the link's target, the owner, the mode
+	fix        string
+}
+
+func (e *untrustedError) Error() string {
+	msg := fmt.Sprintf("%s %s %v", e.what, e.path, e.why)
+	if e.detail != "" {
+		msg += " (" + e.detail + ")"
+	}
+	return msg + ": " + e.fix
+}
+
+func (e *untrustedError) Unwrap() error { return e.why }
+
+// checkTrusted refuses path unless it is a real directory (dir) or regular
+// file (!dir), owned by root and not writable by group or others: whoever
+// else could write there could plant the CA and the certificates the
+// server trusts, or swap the directory for a link to one of root's (which
+// the server would then chmod). The path is opened with O_PATH|O_NOFOLLOW
+// and the checks are of what was opened, so a symbolic link is seen as
+// one and never followed. fix says what to do when it is refused.
+func checkTrusted(what, path string, dir bool, fix string) error {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	refuse := func(why error, detail string) error {
+		return &untrustedError{what: what, path: path, why: why, detail: detail, fix: fix}
+	}
+	mode := os.FileMode(st.Mode & 0o7777)
+	switch typ := st.Mode & unix.S_IFMT; {
+	case typ == unix.S_IFLNK:
+		target, _ := os.Readlink(path)
+		return refuse(errSymlink, "to "+target)
+	case dir && typ != unix.S_IFDIR:
+		return refuse(errNotDir, "")
+	case !dir && typ != unix.S_IFREG:
+		return refuse(errNotFile, "")
+	case st.Uid != 0:
+		return refuse(errNotRootOwned, fmt.Sprintf("owner uid %d", st.Uid))
+	case mode&0o022 != 0:
+		return refuse(errOthersWrite, fmt.Sprintf("mode %#o", mode.Perm()))
+	}
+	return nil
+}
+
+// stateDirFix is what to do about a state directory checkTrusted refuses.
+const stateDirFix = "the server keeps its jobs and trusts its certificates there; give --state-dir a directory of root's that only root may write, " +
+	"such as the default /var/lib/jobworker or one made with `install -d -m 0700 DIR` where no other user can have made it first"
+
+// prepareStateDir makes the state directory dir, with any missing parents,
+// mode 0700 and owned by root (the server's euid) when it does not exist,
+// then checks it with checkTrusted: an existing directory is used only if
+// it is a real directory of root's that group and others cannot write.
+func prepareStateDir(dir string) error {
+	// MkdirAll follows a link in dir's place when it points to a
+	// directory, and fails (EEXIST) when it points nowhere; it creates
+	// nothing through it either way. When something is in dir's place,
+	// checkTrusted says what is wrong with it.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		if _, lerr := os.Lstat(dir); lerr != nil {
+			return fmt.Errorf("create the state directory %s: %w", dir, err)
+		}
+	}
+	return checkTrusted("state directory", dir, true, stateDirFix)
+}
+
 // Run starts the server and serves until SIGTERM or SIGINT.
 func (c *serveCmd) Run(e *env) error {
 	// SIGHUP, whose default action ends the process, is caught before
@@ -147,8 +234,8 @@ func (c *serveCmd) Run(e *env) error {
 	if uint64(c.DefaultMemoryLimit) > capacity {
 		return fmt.Errorf("--default-memory-limit %s is larger than the memory capacity %s", c.DefaultMemoryLimit, byteSize(capacity))
 	}
-	if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
+	if err := prepareStateDir(c.StateDir); err != nil {
+		return err
 	}
 	// One server per state directory and per cgroup parent: a second one
 	// would take the first one's running jobs for leftovers of a crash, and
@@ -163,7 +250,7 @@ func (c *serveCmd) Run(e *env) error {
 		dir := filepath.Join(c.StateDir, "dev")
 		made, err := ensureDevPKI(dir)
 		if err != nil {
-			return fmt.Errorf("make the development PKI in %s: %w", dir, err)
+			return err
 		}
 		if made {
 			log.Info("made a development PKI", "dir", dir)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/jobworker/jobworker/cgroupfs"
 	"github.com/jobworker/jobworker/ringlog"
 	"github.com/jobworker/jobworker/shim"
+	"golang.org/x/sys/unix"
 )
 
 // Config is a Manager's settings.
@@ -106,10 +108,23 @@ func Open(cfg Config) (*Manager, error) {
 		cfg.StopGrace = 10 * time.Second
 	}
 	m := &Manager{cfg: cfg, jobs: map[string]*job{}, quit: make(chan struct{}), copyBuffers: newCopyBuffers()}
-	if err := os.MkdirAll(m.jobsDir(), 0o700); err != nil {
+	// The state directory is made private through a descriptor opened
+	// with O_NOFOLLOW, before anything is made in it: a symbolic link in
+	// its place fails (ELOOP) rather than having its target (/etc, say)
+	// made 0700 and filled.
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("job manager: %w", err)
 	}
-	if err := os.Chmod(cfg.StateDir, 0o700); err != nil {
+	dir, err := os.OpenFile(cfg.StateDir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, fmt.Errorf("job manager: open the state directory: %w", err)
+	}
+	err = dir.Chmod(0o700)
+	dir.Close()
+	if err != nil {
+		return nil, fmt.Errorf("job manager: %w", err)
+	}
+	if err := os.MkdirAll(m.jobsDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("job manager: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
