@@ -369,6 +369,25 @@ func TestStop(t *testing.T) {
 	}
 }
 
+// TestOOMInWrapper: a job whose shell wrapper's child is OOM-killed and
+// which then exits with the child's status (137) is FAILED oom_killed: the
+// cgroup's oom_kill count decides, not PID 1's exit.
+func TestOOMInWrapper(t *testing.T) {
+	e := newEnv(t)
+	m := open(t, e.config(t))
+	st, err := m.Start(Request{Owner: "alice", Command: "sh",
+		Args:   []string{"-c", `awk "BEGIN{s=\"x\"; while(1) s=s s}"; exit $?`},
+		Limits: cgroupfs.Limits{MemoryMax: 32 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = wait(t, m, st.ID)
+	if st.State != StateFailed || st.Reason != ReasonOOMKilled || intp(st.ExitCode) != "137" || st.Usage.OOMKills == 0 {
+		t.Errorf("wrapper of an OOM-killed child: %s/%s exit %s signal %s, oom_kills %d (%s); want failed/oom_killed, exit 137, oom_kills > 0",
+			st.State, st.Reason, intp(st.ExitCode), intp(st.Signal), st.Usage.OOMKills, st.Message)
+	}
+}
+
 func TestQueueing(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.config(t)

@@ -80,13 +80,15 @@ func (m *Manager) classifyLocked(j *job, ps *os.ProcessState, werr error) {
 	case j.lostErr != nil:
 		st.State, st.Reason = StateFailed, ReasonOutputLost
 		st.Message = fmt.Sprintf("%v: %v; the job was killed so that no output is silently lost", ErrOutputLost, j.lostErr)
+	case st.Usage.OOMKills > 0:
+		// Whichever process of the job the OOM killer chose, and whatever
+		// PID 1 then did: a wrapper's `sh -c 'app; exit $?'` exits 137.
+		st.State, st.Reason = StateFailed, ReasonOOMKilled
+		st.Message = fmt.Sprintf("the OOM killer killed %d of the job's processes at its memory limit of %d bytes", st.Usage.OOMKills, st.Limits.MemoryMax)
 	case st.ExitCode != nil && *st.ExitCode == 0:
 		st.State, st.Reason = StateCompleted, ReasonNone
 	case st.ExitCode != nil:
 		st.State, st.Reason = StateFailed, ReasonExitCode
-	case st.Signal != nil && *st.Signal == int(syscall.SIGKILL) && st.Usage.OOMKills > 0:
-		st.State, st.Reason = StateFailed, ReasonOOMKilled
-		st.Message = fmt.Sprintf("killed by the OOM killer at its memory limit of %d bytes", st.Limits.MemoryMax)
 	default: // a signal, or a wait that failed
 		st.State, st.Reason = StateFailed, ReasonSignal
 	}
