@@ -18,25 +18,28 @@ import (
 // SIGTERM already (a second stop, or a stop after its timeout) is not sent
 // it again, which would run its handler twice: the shorter of the graces
 // applies.
+//
+// A job whose process has ended (supervise took j.proc to reap it) is sent
+// no signal; its supervisor kills whatever is left of it, and the kill
+// timer is only a backstop.
 func (m *Manager) terminate(j *job, grace time.Duration) {
 	m.mu.Lock()
-	p, g, done, sent := j.proc, j.group, j.done, j.termSent
-	j.termSent = true
-	m.mu.Unlock()
-	if !sent {
-		// The shim made the job's process a session and group leader.
-		if err := unix.Kill(-p.Pid, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
-			m.report(fmt.Errorf("stop job %s: SIGTERM: %w", j.st.ID, err))
-		}
-		// The job's process is PID 1 of its own PID namespace, and the
-		// kernel delivers a signal to such a process only if it handles
-		// it (pid_namespaces(7)). One that neither handles nor ignores
-		// SIGTERM would have died of it anywhere else: it is killed now
-		// rather than after a grace it cannot use.
-		if !handlesSignal(p.Pid, unix.SIGTERM) {
+	if j.st.State != StateRunning {
+		m.mu.Unlock()
+		return
+	}
+	var err error
+	if !j.termSent && j.proc != nil {
+		j.termSent = true
+		var cut bool
+		cut, err = m.sigtermLocked(j)
+		if cut {
 			grace = 0
 		}
 	}
+	g, done := j.group, j.done
+	m.mu.Unlock()
+	m.report(err)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -56,6 +59,28 @@ func (m *Manager) terminate(j *job, grace time.Duration) {
 			}
 		}
 	}()
+}
+
+// sigtermLocked sends SIGTERM to the job's process group and reports
+// whether the grace is to be cut short. The job's process is PID 1 of its
+// own PID namespace, and the kernel delivers a signal to such a process
+// only if it handles it (pid_namespaces(7)). One that neither handles nor
+// ignores SIGTERM would have died of it anywhere else: it is killed now
+// rather than after a grace it cannot use.
+//
+// Called with m.mu held and j.proc set, which is what makes the pid safe
+// to use. supervise waits for the process to end without reaping it, then
+// clears j.proc under m.mu, and reaps it only after that (reap). So here
+// the process is alive or a zombie, and its pid cannot have been given to
+// another process; neither can its process group id, which is the same
+// number (the shim made the process a session and group leader). The
+// signal and the look at /proc/PID/status reach the job and nothing else.
+func (m *Manager) sigtermLocked(j *job) (cut bool, err error) {
+	pid := j.proc.Pid
+	if err := unix.Kill(-pid, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
+		return false, fmt.Errorf("stop job %s: SIGTERM: %w", j.st.ID, err)
+	}
+	return !handlesSignal(pid, unix.SIGTERM), nil
 }
 
 // handlesSignal reports whether process pid catches or ignores sig, from

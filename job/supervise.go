@@ -2,10 +2,13 @@ package job
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // supervise follows a running job to its end: output into the log, the
@@ -21,7 +24,7 @@ func (m *Manager) supervise(j *job, out *os.File) {
 	if j.st.Timeout > 0 {
 		timer = time.AfterFunc(j.st.Timeout, func() { m.expire(j) })
 	}
-	ps, werr := j.proc.Wait()
+	ps, werr := m.reap(j)
 	// The job ended when its process did; what follows is the server's
 	// cleanup, which a busy server may take longer over.
 	exited := time.Now()
@@ -51,6 +54,58 @@ func (m *Manager) supervise(j *job, out *os.File) {
 	m.prune()
 	close(j.done)
 	m.schedule()
+}
+
+// reap waits for the job's process to end and reaps it, in an order that
+// keeps terminate's signals from reaching any other process. It first
+// waits without reaping (waitExited): the process stays a zombie, which
+// keeps its pid, and its process group id, from being reused. Then it
+// clears j.proc under m.mu, the lock terminate signals under, and only
+// then reaps. So terminate, which signals only with j.proc set, signals a
+// process that is alive or a zombie, never a pid that is free.
+func (m *Manager) reap(j *job) (*os.ProcessState, error) {
+	m.mu.Lock()
+	p := j.proc
+	m.mu.Unlock()
+	if err := waitExited(p); err != nil {
+		// Not seen to happen: waitid fails only for a process that is
+		// not a child. The job can no longer be signalled, but a stop
+		// still kills its cgroup at the end of the grace.
+		m.report(fmt.Errorf("job %s: wait for its end: %w", j.st.ID, err))
+	}
+	m.mu.Lock()
+	j.proc = nil
+	m.mu.Unlock()
+	return p.Wait()
+}
+
+// waitExited waits until p has ended without reaping it (waitid(2) with
+// WNOWAIT), on the pidfd that os.StartProcess took when it started p
+// (CLONE_PIDFD). Where the kernel has no pidfds, it waits on the pid,
+// which is as safe while p is an unreaped child.
+func waitExited(p *os.Process) error {
+	var err error
+	herr := p.WithHandle(func(pidfd uintptr) {
+		err = waitNoReap(unix.P_PIDFD, int(pidfd))
+	})
+	if errors.Is(herr, os.ErrNoHandle) {
+		return waitNoReap(unix.P_PID, p.Pid)
+	}
+	if herr != nil {
+		return herr
+	}
+	return err
+}
+
+// waitNoReap is waitid(idType, id, WEXITED|WNOWAIT), retried on EINTR.
+func waitNoReap(idType, id int) error {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(idType, id, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
 }
 
 // classifyLocked sets the final state from how the process ended. Called

@@ -45,6 +45,10 @@ type Launcher struct {
 // output, and returns the process once the command has been exec'd. The
 // caller must Wait for it. If the command could not be started the shim has
 // been reaped and the error is a *StartError.
+//
+// The process holds a pidfd from its start where the kernel has them
+// (Linux 5.4+): os.StartProcess clones it with CLONE_PIDFD, Wait and Signal
+// use the pidfd, and WithHandle lends it, for a wait that does not reap.
 func (l Launcher) Start(spec Spec, stdout, stderr *os.File) (*os.Process, error) {
 	bin := l.Binary
 	if bin == "" {
