@@ -355,8 +355,8 @@ func TestStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State != StateStopped || time.Since(start) >= grace {
-		t.Errorf("plain sleep: %s after %v; want stopped before the %v grace", st.State, time.Since(start), grace)
+	if elapsed := time.Since(start); st.State != StateStopped || elapsed > 10*time.Second {
+		t.Errorf("plain sleep: %s after %v; want stopped at once, not after the %v grace", st.State, elapsed, grace)
 	}
 
 	// Stopping an ended job reports its final state.
@@ -367,6 +367,44 @@ func TestStop(t *testing.T) {
 	if _, err := m.Stop(ctx, "00000000-0000-4000-8000-000000000000", nil); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Stop of an unknown job = %v, want ErrNotFound", err)
 	}
+}
+
+// TestStopGraceForWrapper: a wrapper shell whose PID 1 neither handles
+// nor ignores SIGTERM, but whose child traps it, gets the whole grace: the
+// child's handler cleans up, the wrapper's next command runs, and the job
+// ends by itself, STOPPED with exit code 0.
+func TestStopGraceForWrapper(t *testing.T) {
+	e := newEnv(t)
+	m := open(t, e.config(t))
+	script := `sh -c "trap \"echo TERM; sleep 2; echo cleaned; exit 0\" TERM; echo ready; while :; do sleep 1; done"; echo after`
+	st, err := m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", script}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, m, st.ID, "ready\n")
+	grace := 10 * time.Second
+	st, err = m.Stop(context.Background(), st.ID, &grace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The inner shell may also report its sleep "Terminated".
+	out := output(t, m, st.ID)
+	if st.State != StateStopped || intp(st.ExitCode) != "0" || !inOrder(out, "ready\n", "TERM\n", "cleaned\n", "after\n") {
+		t.Errorf("wrapper stopped with a %v grace: %s exit %s signal %s, output %q; want stopped, exit 0, and ready, TERM, cleaned, after in that order",
+			grace, st.State, intp(st.ExitCode), intp(st.Signal), out)
+	}
+}
+
+// inOrder reports whether s holds each of parts, one after the other.
+func inOrder(s string, parts ...string) bool {
+	for _, p := range parts {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return true
 }
 
 // TestOOMInWrapper: a job whose shell wrapper's child is OOM-killed and

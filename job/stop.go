@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,11 +64,14 @@ func (m *Manager) terminate(j *job, grace time.Duration) {
 }
 
 // sigtermLocked sends SIGTERM to the job's process group and reports
-// whether the grace is to be cut short. The job's process is PID 1 of its
-// own PID namespace, and the kernel delivers a signal to such a process
-// only if it handles it (pid_namespaces(7)). One that neither handles nor
-// ignores SIGTERM would have died of it anywhere else: it is killed now
-// rather than after a grace it cannot use.
+// whether the grace is to be cut short: when the job's cgroup is empty
+// right after, or its only process is the job's PID 1 and that neither
+// handles nor ignores SIGTERM. Such a process would have died of the
+// signal anywhere else, but as PID 1 of its own PID namespace the kernel
+// delivers it only the signals it handles (pid_namespaces(7)): it cannot
+// use a grace. Any other process of the job keeps it, so that a wrapper
+// such as `sh -c 'app; cleanup'` (a PID 1 without a handler) gives app the
+// time to finish and cleanup the time to run.
 //
 // Called with m.mu held and j.proc set, which is what makes the pid safe
 // to use. supervise waits for the process to end without reaping it, then
@@ -80,7 +85,42 @@ func (m *Manager) sigtermLocked(j *job) (cut bool, err error) {
 	if err := unix.Kill(-pid, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
 		return false, fmt.Errorf("stop job %s: SIGTERM: %w", j.st.ID, err)
 	}
-	return !handlesSignal(pid, unix.SIGTERM), nil
+	procs, err := cgroupProcs(j.group.Dir())
+	if err != nil {
+		return false, fmt.Errorf("stop job %s: count its processes: %w", j.st.ID, err)
+	}
+	switch {
+	case len(procs) == 0:
+		return true, nil
+	case len(procs) == 1 && procs[0] == pid:
+		return !handlesSignal(pid, unix.SIGTERM), nil
+	}
+	return false, nil
+}
+
+// cgroupProcs lists the processes in cgroup dir and its descendants, from
+// their cgroup.procs. A process that has exited is not listed, even while
+// it is a zombie.
+func cgroupProcs(dir string) ([]int, error) {
+	var pids []int
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(filepath.Join(path, "cgroup.procs"))
+		if err != nil {
+			return err
+		}
+		for _, f := range strings.Fields(string(b)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil {
+				return fmt.Errorf("%s/cgroup.procs: %w", path, err)
+			}
+			pids = append(pids, pid)
+		}
+		return nil
+	})
+	return pids, err
 }
 
 // handlesSignal reports whether process pid catches or ignores sig, from
