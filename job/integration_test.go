@@ -407,6 +407,37 @@ func inOrder(s string, parts ...string) bool {
 	return true
 }
 
+// TestStopKeepsOneTimer: stops that return at once (their context is
+// cancelled) while the job runs on leave no goroutine behind each, however
+// many there are; a last stop without a grace still kills the job.
+func TestStopKeepsOneTimer(t *testing.T) {
+	e := newEnv(t)
+	m := open(t, e.config(t))
+	st, err := m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", `trap "" TERM; echo ready; while :; do sleep 1; done`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, m, st.ID, "ready\n")
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	hour := time.Hour
+	before := runtime.NumGoroutine()
+	for i := range 500 {
+		got, err := m.Stop(cancelled, st.ID, &hour)
+		if !errors.Is(err, context.Canceled) || got.State != StateRunning {
+			t.Fatalf("stop %d with a cancelled context: %s, %v; want running, context.Canceled", i, got.State, err)
+		}
+	}
+	if after := runtime.NumGoroutine(); after > before+5 {
+		t.Errorf("goroutines: %d before 500 stops with a 1h grace, %d after; want at most a few more", before, after)
+	}
+	zero := time.Duration(0)
+	got, err := m.Stop(context.Background(), st.ID, &zero)
+	if err != nil || got.State != StateStopped || intp(got.Signal) != fmt.Sprint(int(syscall.SIGKILL)) {
+		t.Errorf("last stop without a grace: %s signal %s, %v; want stopped by SIGKILL", got.State, intp(got.Signal), err)
+	}
+}
+
 // TestOOMInWrapper: a job whose shell wrapper's child is OOM-killed and
 // which then exits with the child's status (137) is FAILED oom_killed: the
 // cgroup's oom_kill count decides, not PID 1's exit.

@@ -16,51 +16,31 @@ import (
 )
 
 // terminate sends SIGTERM to the job's process group and, if the job has
-// not ended after grace, kills its whole cgroup. A job that was sent
-// SIGTERM already (a second stop, or a stop after its timeout) is not sent
-// it again, which would run its handler twice: the shorter of the graces
-// applies.
+// not ended after grace, kills its whole cgroup. A job is sent SIGTERM once
+// (a second stop, or a stop after its timeout, would run its handler
+// twice) and has one kill timer: a later stop with an earlier deadline
+// moves it forward, never adds another, so stops that do not wait for the
+// end (their context is cancelled) cost nothing that outlives them.
 //
 // A job whose process has ended (supervise took j.proc to reap it) is sent
 // no signal; its supervisor kills whatever is left of it, and the kill
 // timer is only a backstop.
 func (m *Manager) terminate(j *job, grace time.Duration) {
 	m.mu.Lock()
-	if j.st.State != StateRunning {
-		m.mu.Unlock()
-		return
-	}
 	var err error
-	if !j.termSent && j.proc != nil {
-		j.termSent = true
-		var cut bool
-		cut, err = m.sigtermLocked(j)
-		if cut {
-			grace = 0
-		}
-	}
-	g, done := j.group, j.done
-	m.mu.Unlock()
-	m.report(err)
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := g.Kill(ctx); err != nil && !errors.Is(err, os.ErrNotExist) {
-				select {
-				case <-done: // removed because it ended meanwhile
-				default:
-					m.report(err)
-				}
+	if j.st.State == StateRunning {
+		if !j.termSent && j.proc != nil {
+			j.termSent = true
+			var cut bool
+			cut, err = m.sigtermLocked(j)
+			if cut {
+				grace = 0
 			}
 		}
-	}()
+		m.armKillLocked(j, grace)
+	}
+	m.mu.Unlock()
+	m.report(err)
 }
 
 // sigtermLocked sends SIGTERM to the job's process group and reports
@@ -153,7 +133,8 @@ func handlesSignal(pid int, sig unix.Signal) bool {
 // Stop stops a job: a pending one leaves the queue; a running one gets
 // SIGTERM, then after grace (nil: the default) its cgroup is killed. Stop
 // waits for the job to end (or ctx) and returns its final status. A job
-// that already ended is not an error: its status is returned.
+// that already ended is not an error: its status is returned. A stop whose
+// ctx ends first still stands: the job is killed at the end of its grace.
 func (m *Manager) Stop(ctx context.Context, id string, grace *time.Duration) (Status, error) {
 	g := m.cfg.StopGrace
 	if grace != nil && *grace >= 0 {

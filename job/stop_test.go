@@ -21,7 +21,8 @@ import (
 
 // TestStopAfterReapSignalsNothing: a stop that comes after supervise
 // reaped the job's process, but before the job's end is recorded (the
-// window a stop racing the job's end falls into), sends no signal. A signal then would go to the leader's pid
+// window a stop racing the job's end falls into), sends no signal, while
+// the kill timer still stands. A signal then would go to the leader's pid
 // as a process group id, which the kernel may give to another process once
 // the group is empty. Here a process is kept in the group to see it: the
 // group's leader exits and is reaped, its other member is stopped with
@@ -55,8 +56,9 @@ func TestStopAfterReapSignalsNothing(t *testing.T) {
 
 	m := &Manager{jobs: map[string]*job{}, cfg: Config{OnError: func(err error) { t.Errorf("manager: %v", err) }}}
 	j := &job{st: Status{ID: "reaped", State: StateRunning}, proc: leader.Process, done: make(chan struct{})}
-	// Ends the goroutine of the stop's kill timer.
-	t.Cleanup(func() { close(j.done) })
+	// Nothing else uses j by the time this runs (and a failed test may
+	// have left m.mu locked).
+	t.Cleanup(func() { dropKillTimerLocked(j) })
 	stdin.Close()
 	ps, err := m.reap(j)
 	if err != nil || !ps.Exited() {
@@ -66,6 +68,9 @@ func TestStopAfterReapSignalsNothing(t *testing.T) {
 
 	if pending := pendingSignals(t, member.Process.Pid); pending&sigBit(unix.SIGTERM) != 0 {
 		t.Errorf("a stop after the reap sent SIGTERM to the leader's process group (pending %#x)", pending)
+	}
+	if _, ok := killTimers.Load(j); !ok {
+		t.Error("a stop after the reap armed no kill timer; want the stop to stand")
 	}
 	// The probe sees a SIGTERM that is sent.
 	if err := unix.Kill(member.Process.Pid, unix.SIGTERM); err != nil {

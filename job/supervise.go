@@ -47,6 +47,7 @@ func (m *Manager) supervise(j *job, out *os.File) {
 	j.st.Usage = usage
 	j.st.Ended = exited
 	m.classifyLocked(j, ps, werr)
+	dropKillTimerLocked(j)
 	m.releaseLocked(j)
 	m.notifyLocked(j)
 	m.mu.Unlock()
