@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"sync"
 	"time"
 )
 
@@ -15,23 +14,18 @@ type killTimer struct {
 	at time.Time // when t fires
 }
 
-// killTimers holds the killTimer of each job being stopped, by *job, from
-// its first stop until its supervisor records its end. It stands in for a
-// field of job, which is where it belongs.
-var killTimers sync.Map
-
 // armKillLocked makes j's cgroup be killed grace from now, or earlier if
 // an earlier stop asked for that: the job's one timer is started, or moved
 // forward, never added to. Called with m.mu held while j runs.
 func (m *Manager) armKillLocked(j *job, grace time.Duration) {
 	at := time.Now().Add(grace)
-	v, ok := killTimers.Load(j)
-	if !ok {
-		killTimers.Store(j, &killTimer{t: time.AfterFunc(grace, func() { m.killGroup(j) }), at: at})
+	k := j.kill
+	if k == nil {
+		j.kill = &killTimer{t: time.AfterFunc(grace, func() { m.killGroup(j) }), at: at}
 		return
 	}
 	// Stop reports false once the timer has fired: the kill is under way.
-	if k := v.(*killTimer); at.Before(k.at) && k.t.Stop() {
+	if at.Before(k.at) && k.t.Stop() {
 		k.t.Reset(grace)
 		k.at = at
 	}
@@ -40,8 +34,9 @@ func (m *Manager) armKillLocked(j *job, grace time.Duration) {
 // dropKillTimerLocked stops and forgets j's kill timer, if it has one:
 // j has ended. Called with m.mu held, as j's end is recorded.
 func dropKillTimerLocked(j *job) {
-	if v, ok := killTimers.LoadAndDelete(j); ok {
-		v.(*killTimer).t.Stop()
+	if j.kill != nil {
+		j.kill.t.Stop()
+		j.kill = nil
 	}
 }
 

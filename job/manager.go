@@ -85,7 +85,8 @@ type job struct {
 	// guarded by m.mu
 	st       Status
 	group    *cgroupfs.Group
-	proc     *os.Process
+	proc     *os.Process // nil once supervise takes it to reap (see reap)
+	kill     *killTimer  // the stop's kill timer, from the first stop to the end
 	reserved uint64
 	changed  chan struct{} // closed and replaced at every change
 	stopReq  bool

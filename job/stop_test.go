@@ -69,7 +69,7 @@ func TestStopAfterReapSignalsNothing(t *testing.T) {
 	if pending := pendingSignals(t, member.Process.Pid); pending&sigBit(unix.SIGTERM) != 0 {
 		t.Errorf("a stop after the reap sent SIGTERM to the leader's process group (pending %#x)", pending)
 	}
-	if _, ok := killTimers.Load(j); !ok {
+	if j.kill == nil {
 		t.Error("a stop after the reap armed no kill timer; want the stop to stand")
 	}
 	// The probe sees a SIGTERM that is sent.
