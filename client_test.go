@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestServerStatusControllers: the server's controllers are listed, and a
@@ -145,3 +147,58 @@ func TestStopInterruptedEnds(t *testing.T) {
 		}
 	}
 }
+
+// flakyStarter answers StartJob with the errors in fails, one per call,
+// then with a job; it keeps every request it got.
+type flakyStarter struct {
+	jobworkerv1.JobWorkerServiceClient
+	fails []error
+	got   []*jobworkerv1.StartJobRequest
+}
+
+func (f *flakyStarter) StartJob(ctx context.Context, req *jobworkerv1.StartJobRequest, _ ...grpc.CallOption) (*jobworkerv1.StartJobResponse, error) {
+	f.got = append(f.got, proto.Clone(req).(*jobworkerv1.StartJobRequest))
+	if len(f.got) <= len(f.fails) {
+		return nil, f.fails[len(f.got)-1]
+	}
+	return &jobworkerv1.StartJobResponse{Job: &jobworkerv1.Job{Id: "j"}}, nil
+}
+
+// TestStartJobRetries: run sends a request ID with its StartJob and, when
+// the connection failed, sends the same request again (so that the server
+// returns the first job if it had started one), a bounded number of times;
+// an answer from the server is never retried.
+func TestStartJobRetries(t *testing.T) {
+	unavailable := status.Error(codes.Unavailable, "connection reset")
+	tests := []struct {
+		name  string
+		fails []error
+		tries int
+		calls int
+		code  codes.Code
+	}{
+		{"answered at once", nil, 5, 1, codes.OK},
+		{"the connection failed twice", []error{unavailable, unavailable}, 5, 3, codes.OK},
+		{"the connection always fails", []error{unavailable, unavailable, unavailable}, 3, 3, codes.Unavailable},
+		{"the server refused", []error{status.Error(codes.InvalidArgument, "no")}, 5, 1, codes.InvalidArgument},
+	}
+	for _, tt := range tests {
+		f := &flakyStarter{fails: tt.fails}
+		req := &jobworkerv1.StartJobRequest{Command: "true", RequestId: newRequestID()}
+		var notes strings.Builder
+		_, err := startJob(context.Background(), f, req, tt.tries, &notes)
+		if status.Code(err) != tt.code || len(f.got) != tt.calls {
+			t.Errorf("%s: %v after %d calls, want %v after %d", tt.name, err, len(f.got), tt.code, tt.calls)
+		}
+		for i, r := range f.got {
+			if r.GetRequestId() != req.GetRequestId() {
+				t.Errorf("%s: call %d carried request ID %q, want %q", tt.name, i+1, r.GetRequestId(), req.GetRequestId())
+			}
+		}
+	}
+	if id := newRequestID(); !uuidV4.MatchString(id) || id == newRequestID() {
+		t.Errorf("newRequestID() = %q: want a fresh lower-case version 4 UUID each time", id)
+	}
+}
+
+var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)

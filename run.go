@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -122,7 +124,8 @@ func (c *runCmd) Run(e *env) error {
 		return err
 	}
 	defer api.Close()
-	resp, err := api.StartJob(e.ctx, req)
+	req.RequestId = newRequestID()
+	resp, err := startJob(e.ctx, api, req, startRetries, e.stderr)
 	if err != nil {
 		return startError(c.rpcError("start job", withFlagNames(err)), err)
 	}
@@ -285,4 +288,41 @@ func jobExit(e *env, j *jobworkerv1.Job, asJSON bool) error {
 		return nil
 	}
 	return &exitCodeError{code: code}
+}
+
+// startRetries is how many times run tries a StartJob whose connection
+// failed, waiting 200 ms, then twice as long each time (3 s in all).
+const startRetries = 5
+
+// startJob sends req, and sends it again when the connection failed
+// (Unavailable), up to tries times: the request ID makes a retry of a start
+// whose answer was lost return the first job, never a second one.
+func startJob(ctx context.Context, api jobworkerv1.JobWorkerServiceClient, req *jobworkerv1.StartJobRequest, tries int, notes io.Writer) (*jobworkerv1.StartJobResponse, error) {
+	wait := 200 * time.Millisecond
+	for try := 1; ; try++ {
+		resp, err := api.StartJob(ctx, req)
+		if status.Code(err) != codes.Unavailable || try == tries || ctx.Err() != nil {
+			return resp, err
+		}
+		if try == 1 {
+			fmt.Fprintf(notes, "jobworker: the start got no answer (%s); trying again with the same request ID\n", status.Convert(err).Message())
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		wait *= 2
+	}
+}
+
+// newRequestID is a random (version 4) UUID for a StartJob request.
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -57,11 +57,59 @@ func (m *Manager) fitsLocked(j *job) bool {
 // Start admits a job. A job that fits starts now: an error starting its
 // command (a *shim.StartError) is returned and no job is left behind. One
 // that does not fit yet is queued PENDING. One that can never fit is
-// refused with ErrNeverFits.
+// refused with ErrNeverFits. A request with the RequestID of a retained
+// job of the same owner returns that job instead; one that arrives while
+// the first is being admitted waits for its outcome.
 func (m *Manager) Start(req Request) (Status, error) {
 	if err := req.Validate(); err != nil {
 		return Status{}, err
 	}
+	if req.RequestID == "" {
+		return m.start(req)
+	}
+	key := requestKey(req.Owner, req.RequestID)
+	for {
+		m.mu.Lock()
+		r, ok := m.requests[key]
+		if !ok {
+			r = &request{done: make(chan struct{})}
+			m.requests[key] = r
+			m.mu.Unlock()
+			st, err := m.start(req)
+			m.mu.Lock()
+			if err != nil {
+				delete(m.requests, key) // nothing was admitted: a retry starts anew
+			} else {
+				r.id = st.ID
+			}
+			close(r.done)
+			m.mu.Unlock()
+			return st, err
+		}
+		m.mu.Unlock()
+		<-r.done
+		if r.id == "" {
+			continue // the first attempt failed and left no job
+		}
+		if st, err := m.Get(r.id); err == nil {
+			return st, nil
+		}
+		// Retention removed the job (and its key) meanwhile: start anew.
+	}
+}
+
+// request is a StartJob request ID in use: done is closed once its job
+// was admitted (id) or refused (id "").
+type request struct {
+	done chan struct{}
+	id   string
+}
+
+// requestKey is the key of an owner's request ID in Manager.requests.
+func requestKey(owner, id string) string { return owner + "\x00" + id }
+
+// start is Start without the request ID's bookkeeping.
+func (m *Manager) start(req Request) (Status, error) {
 	limits := m.applyDefaults(req.Limits)
 	if err := limits.Validate(); err != nil {
 		return Status{}, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -85,6 +133,7 @@ func (m *Manager) Start(req Request) (Status, error) {
 		st: Status{
 			ID: id, Owner: req.Owner, Command: req.Command, Args: req.Args, Env: req.Env,
 			Dir: req.Dir, Limits: limits, Timeout: req.Timeout, State: StatePending, Created: time.Now(),
+			RequestID: req.RequestID,
 		},
 		changed: make(chan struct{}),
 		done:    make(chan struct{}),

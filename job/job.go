@@ -60,29 +60,34 @@ type Request struct {
 	Dir     string          // absolute; empty: the run-as user's home, or /
 	Limits  cgroupfs.Limits // zero fields take the Manager's defaults
 	Timeout time.Duration   // 0: none
+	// RequestID, when set, makes the start idempotent: another Start of
+	// the same owner with the same RequestID returns this job while it is
+	// retained (a lower-case UUID, like a job ID).
+	RequestID string
 }
 
 // Status is a job as recorded: what was asked, what happened, what it used.
 // The record on disk has types of its own (record.go), so that a field
 // renamed here or in cgroupfs never changes the file.
 type Status struct {
-	ID       string
-	Owner    string
-	Command  string
-	Args     []string
-	Env      map[string]string
-	Dir      string
-	Limits   cgroupfs.Limits
-	Timeout  time.Duration
-	State    State
-	Reason   Reason
-	ExitCode *int
-	Signal   *int
-	Message  string
-	Created  time.Time
-	Started  time.Time
-	Ended    time.Time
-	Usage    cgroupfs.Usage
+	ID        string
+	RequestID string // the request ID it was started with, if any
+	Owner     string
+	Command   string
+	Args      []string
+	Env       map[string]string
+	Dir       string
+	Limits    cgroupfs.Limits
+	Timeout   time.Duration
+	State     State
+	Reason    Reason
+	ExitCode  *int
+	Signal    *int
+	Message   string
+	Created   time.Time
+	Started   time.Time
+	Ended     time.Time
+	Usage     cgroupfs.Usage
 	// OutputSize and OutputStart are filled in by Get and List from the
 	// job's output log: the bytes written and the first still kept.
 	OutputSize  int64
@@ -135,6 +140,9 @@ func validEnvName(k string) bool {
 // be UTF-8: a job's record is JSON, which would replace any other bytes, so
 // the record would no longer say what ran.
 func (r *Request) Validate() error {
+	if r.RequestID != "" && !ValidID(r.RequestID) {
+		return invalid("request ID %q: want a lower-case UUID like 6f9619ff-8b86-4011-b42d-00c04fc964ff", truncateID(r.RequestID))
+	}
 	if r.Command == "" {
 		return invalid("empty command")
 	}
@@ -236,4 +244,12 @@ func ValidID(id string) bool {
 		}
 	}
 	return true
+}
+
+// truncateID cuts a malformed ID to at most 64 bytes for a message.
+func truncateID(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }

@@ -53,6 +53,10 @@ func TestValidate(t *testing.T) {
 		{"dir not UTF-8", func(r *Request) { r.Dir = "/tmp/\xfe" }, "working directory is not valid UTF-8"},
 		{"negative timeout", func(r *Request) { r.Timeout = -time.Second }, "negative timeout"},
 		{"bad limit", func(r *Request) { r.Limits.CPUWeight = 20000 }, "cpu weight"},
+		{"request ID a UUID", func(r *Request) { r.RequestID = "0f8fad5b-d9cb-469f-a165-70867728950e" }, ""},
+		{"request ID upper case", func(r *Request) { r.RequestID = "0F8FAD5B-D9CB-469F-A165-70867728950E" }, "request ID"},
+		{"request ID not a UUID", func(r *Request) { r.RequestID = "retry-1" }, `request ID "retry-1": want a lower-case UUID`},
+		{"request ID long", func(r *Request) { r.RequestID = strings.Repeat("a", 1000) }, "...\": want"},
 	}
 	for _, tt := range tests {
 		r := ok

@@ -58,7 +58,8 @@ type Manager struct {
 
 	mu       sync.Mutex
 	jobs     map[string]*job
-	queue    []*job // PENDING, oldest first
+	requests map[string]*request // by requestKey, for the retained jobs
+	queue    []*job              // PENDING, oldest first
 	running  int
 	reserved uint64
 	closing  bool
@@ -108,7 +109,7 @@ func Open(cfg Config) (*Manager, error) {
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = 10 * time.Second
 	}
-	m := &Manager{cfg: cfg, jobs: map[string]*job{}, quit: make(chan struct{}), copyBuffers: newCopyBuffers()}
+	m := &Manager{cfg: cfg, jobs: map[string]*job{}, requests: map[string]*request{}, quit: make(chan struct{}), copyBuffers: newCopyBuffers()}
 	// The state directory is made private through a descriptor opened
 	// with O_NOFOLLOW, before anything is made in it: a symbolic link in
 	// its place fails (ELOOP) rather than having its target (/etc, say)

@@ -25,24 +25,27 @@ var errNewerRecord = errors.New("the job record's format is newer than this jobw
 // records had (the limits and usage with Go's field names), so that every
 // record ever written loads.
 type record struct {
-	Version  int               `json:"version"`
-	ID       string            `json:"id"`
-	Owner    string            `json:"owner"`
-	Command  string            `json:"command"`
-	Args     []string          `json:"args,omitempty"`
-	Env      map[string]string `json:"env,omitempty"`
-	Dir      string            `json:"dir"`
-	Limits   recordLimits      `json:"limits"`
-	Timeout  int64             `json:"timeout,omitempty"` // nanoseconds
-	State    string            `json:"state"`
-	Reason   string            `json:"reason,omitempty"`
-	ExitCode *int              `json:"exit_code,omitempty"`
-	Signal   *int              `json:"signal,omitempty"`
-	Message  string            `json:"message,omitempty"`
-	Created  time.Time         `json:"created"`
-	Started  time.Time         `json:"started,omitzero"`
-	Ended    time.Time         `json:"ended,omitzero"`
-	Usage    recordUsage       `json:"usage"`
+	Version int               `json:"version"`
+	ID      string            `json:"id"`
+	Owner   string            `json:"owner"`
+	Command string            `json:"command"`
+	Args    []string          `json:"args,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+	Dir     string            `json:"dir"`
+	Limits  recordLimits      `json:"limits"`
+	Timeout int64             `json:"timeout,omitempty"` // nanoseconds
+	// RequestID is the StartJob request ID, if any (new in version 1
+	// records written since; older ones have none).
+	RequestID string      `json:"request_id,omitempty"`
+	State     string      `json:"state"`
+	Reason    string      `json:"reason,omitempty"`
+	ExitCode  *int        `json:"exit_code,omitempty"`
+	Signal    *int        `json:"signal,omitempty"`
+	Message   string      `json:"message,omitempty"`
+	Created   time.Time   `json:"created"`
+	Started   time.Time   `json:"started,omitzero"`
+	Ended     time.Time   `json:"ended,omitzero"`
+	Usage     recordUsage `json:"usage"`
 }
 
 // recordLimits are a job's limits on disk (cgroupfs.Limits).
@@ -91,8 +94,8 @@ func encodeRecord(st Status) ([]byte, error) {
 			CPUWeight: l.CPUWeight, CPUs: l.CPUs, MemoryMax: l.MemoryMax, MemoryHigh: l.MemoryHigh,
 			IOWeight: l.IOWeight, PidsMax: l.PidsMax,
 		},
-		Timeout: int64(st.Timeout),
-		State:   string(st.State), Reason: string(st.Reason),
+		Timeout: int64(st.Timeout), RequestID: st.RequestID,
+		State: string(st.State), Reason: string(st.Reason),
 		ExitCode: st.ExitCode, Signal: st.Signal, Message: st.Message,
 		Created: st.Created, Started: st.Started, Ended: st.Ended,
 		Usage: recordUsage{
@@ -150,8 +153,8 @@ func (r *record) status() Status {
 			CPUWeight: l.CPUWeight, CPUs: l.CPUs, MemoryMax: l.MemoryMax, MemoryHigh: l.MemoryHigh,
 			IOWeight: l.IOWeight, PidsMax: l.PidsMax,
 		},
-		Timeout: time.Duration(r.Timeout),
-		State:   State(r.State), Reason: Reason(r.Reason),
+		Timeout: time.Duration(r.Timeout), RequestID: r.RequestID,
+		State: State(r.State), Reason: Reason(r.Reason),
 		ExitCode: r.ExitCode, Signal: r.Signal, Message: r.Message,
 		Created: r.Created, Started: r.Started, Ended: r.Ended,
 		Usage: cgroupfs.Usage{

@@ -41,6 +41,9 @@ func (m *Manager) prune() {
 		if (m.cfg.RetainCount > 0 && i >= m.cfg.RetainCount) || (m.cfg.Retain > 0 && j.st.Ended.Before(cutoff)) {
 			drop = append(drop, j)
 			delete(m.jobs, j.st.ID)
+			if j.st.RequestID != "" {
+				delete(m.requests, requestKey(j.st.Owner, j.st.RequestID))
+			}
 		}
 	}
 	m.mu.Unlock()

@@ -137,6 +137,11 @@ func (m *Manager) load() error {
 		}
 		if j := m.loadJob(filepath.Join(m.jobsDir(), e.Name())); j != nil {
 			m.jobs[j.st.ID] = j
+			if j.st.RequestID != "" {
+				done := make(chan struct{})
+				close(done)
+				m.requests[requestKey(j.st.Owner, j.st.RequestID)] = &request{done: done, id: j.st.ID}
+			}
 		}
 	}
 	return nil

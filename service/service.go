@@ -205,6 +205,8 @@ func (s *api) StartJob(ctx context.Context, req *jobworkerv1.StartJobRequest) (*
 		Dir:     req.GetWorkingDir(),
 		Limits:  limits,
 		Timeout: timeout,
+		// Another user's request ID is another key: Owner is part of it.
+		RequestID: req.GetRequestId(),
 	})
 	if err != nil {
 		return nil, jobError(err)

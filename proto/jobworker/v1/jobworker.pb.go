@@ -755,7 +755,13 @@ type StartJobRequest struct {
 	Limits *Limits `protobuf:"bytes,5,opt,name=limits" json:"limits,omitempty"`
 	// timeout kills the job (FAILED, TIMED_OUT) when it runs longer; unset or
 	// zero means no timeout.
-	Timeout       *durationpb.Duration `protobuf:"bytes,6,opt,name=timeout" json:"timeout,omitempty"`
+	Timeout *durationpb.Duration `protobuf:"bytes,6,opt,name=timeout" json:"timeout,omitempty"`
+	// request_id, when set, is a UUID the client chose for this request (lower
+	// case, like a job ID). The same user sending the same request_id again,
+	// while the first job is retained, gets the first job back instead of a
+	// second one, so that a client may retry a StartJob whose answer it lost.
+	// Another user's request_id never matches.
+	RequestId     string `protobuf:"bytes,7,opt,name=request_id,json=requestId" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -830,6 +836,13 @@ func (x *StartJobRequest) GetTimeout() *durationpb.Duration {
 		return x.Timeout
 	}
 	return nil
+}
+
+func (x *StartJobRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // StartJobResponse is the new job.
@@ -1539,7 +1552,7 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\adamaged\x18\x14 \x01(\tR\adamaged\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb5\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd4\x02\n" +
 	"\x0fStartJobRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\tR\acommand\x12\x12\n" +
 	"\x04args\x18\x02 \x03(\tR\x04args\x128\n" +
@@ -1547,7 +1560,9 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\vworking_dir\x18\x04 \x01(\tR\n" +
 	"workingDir\x12,\n" +
 	"\x06limits\x18\x05 \x01(\v2\x14.jobworker.v1.LimitsR\x06limits\x123\n" +
-	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x1a6\n" +
+	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\a \x01(\tR\trequestId\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"7\n" +
