@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jobworker/jobworker/internal/testchild"
 	"github.com/jobworker/jobworker/job"
 	"github.com/jobworker/jobworker/shim"
 )
@@ -285,7 +286,7 @@ func TestOpenNoFollow(t *testing.T) {
 	if err := os.Symlink(target, dir); err != nil {
 		t.Fatal(err)
 	}
-	m, err := job.Open(job.Config{StateDir: dir, Cgroups: fakeHierarchy(t)})
+	m, err := job.Open(job.Config{StateDir: dir, Cgroups: testchild.FakeHierarchy(t)})
 	if err == nil {
 		m.Close(context.Background())
 		t.Errorf("job.Open(%s), a link to %s: no error", dir, target)

@@ -8,31 +8,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/internal/testchild"
 	"github.com/jobworker/jobworker/job"
 )
-
-// fakeHierarchy is the real cgroupfs.Setup over a directory standing in for
-// a cgroup2 mount with no controllers: enough for a job manager that starts
-// no job, without root or cgroups.
-func fakeHierarchy(t *testing.T) *cgroupfs.Hierarchy {
-	t.Helper()
-	mount := t.TempDir()
-	parent := filepath.Join(mount, "jobworker")
-	if err := os.MkdirAll(filepath.Join(parent, "supervisor"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"cgroup.controllers", "cgroup.subtree_control", "supervisor/cgroup.procs"} {
-		if err := os.WriteFile(filepath.Join(parent, f), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, err := cgroupfs.Setup(cgroupfs.Options{Mount: mount, Parent: "/jobworker"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
 
 // TestStateDirMode: README's "--state-dir (mode 0700)". The job manager
 // serve opens on it leaves it, and its jobs/ directory, 0700: one it
@@ -48,7 +26,7 @@ func TestStateDirMode(t *testing.T) {
 		{"existing 0711", 0o711},
 		{"existing 0700", 0o700},
 	}
-	h := fakeHierarchy(t)
+	h := testchild.FakeHierarchy(t)
 	for _, tt := range tests {
 		dir := filepath.Join(t.TempDir(), "state")
 		if tt.mode != 0 {

@@ -17,38 +17,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/internal/testchild"
 	"github.com/jobworker/jobworker/ringlog"
 )
-
-// testHierarchy is cgroupfs.Setup over a directory standing in for a
-// cgroup2 mount with no controllers: Open sweeps it and finds nothing, and
-// no job is started, so the tests need neither root nor cgroups.
-func testHierarchy(t *testing.T) *cgroupfs.Hierarchy {
-	t.Helper()
-	mount := t.TempDir()
-	parent := filepath.Join(mount, "jobworker")
-	if err := os.MkdirAll(filepath.Join(parent, "supervisor"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"cgroup.controllers", "cgroup.subtree_control", "supervisor/cgroup.procs"} {
-		if err := os.WriteFile(filepath.Join(parent, f), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, err := cgroupfs.Setup(cgroupfs.Options{Mount: mount, Parent: "/jobworker"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
 
 // openState opens a Manager on state and returns it with what it
 // reported; it is closed when the test ends.
 func openState(t *testing.T, state string) (*Manager, *[]error) {
 	t.Helper()
 	reported := new([]error)
-	m, err := Open(Config{StateDir: state, Cgroups: testHierarchy(t), OnError: func(err error) { *reported = append(*reported, err) }})
+	m, err := Open(Config{StateDir: state, Cgroups: testchild.FakeHierarchy(t), OnError: func(err error) { *reported = append(*reported, err) }})
 	if err != nil {
 		t.Fatalf("Open with damaged jobs = %v, want it to start", err)
 	}

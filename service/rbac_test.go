@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/jobworker/jobworker/auth"
-	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/internal/testchild"
 	"github.com/jobworker/jobworker/job"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"github.com/jobworker/jobworker/ringlog"
@@ -63,20 +63,7 @@ func rbacOutput(id string) string { return "output of " + id + "\n" }
 // so none is needed, and the test needs neither root nor cgroups.
 func rbacServe(t *testing.T, s *testcerts.Set) string {
 	t.Helper()
-	mount := t.TempDir()
-	parent := filepath.Join(mount, "jobworker")
-	if err := os.MkdirAll(filepath.Join(parent, "supervisor"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"cgroup.controllers", "cgroup.subtree_control", "supervisor/cgroup.procs"} {
-		if err := os.WriteFile(filepath.Join(parent, f), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, err := cgroupfs.Setup(cgroupfs.Options{Mount: mount, Parent: "/jobworker"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := testchild.FakeHierarchy(t)
 
 	state := t.TempDir()
 	created := time.Now().Add(-time.Hour)

@@ -210,3 +210,25 @@ func missingControllers(subtreeControl string, want []string) []string {
 	}
 	return missing
 }
+
+// FakeHierarchy is the real cgroupfs.Setup over a temporary directory
+// standing in for a cgroup2 mount with no controllers: enough for a job
+// manager that starts no job, with neither root nor cgroups.
+func FakeHierarchy(t testing.TB) *cgroupfs.Hierarchy {
+	t.Helper()
+	mount := t.TempDir()
+	parent := filepath.Join(mount, "jobworker")
+	if err := os.MkdirAll(filepath.Join(parent, "supervisor"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"cgroup.controllers", "cgroup.subtree_control", "supervisor/cgroup.procs"} {
+		if err := os.WriteFile(filepath.Join(parent, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := cgroupfs.Setup(cgroupfs.Options{Mount: mount, Parent: "/jobworker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
