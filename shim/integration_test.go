@@ -5,7 +5,6 @@ package shim_test
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,25 +61,11 @@ func nobody(t *testing.T) *shim.Credential {
 	return c
 }
 
-// run starts spec and returns its output and exit code.
+// run starts spec with the test's launcher and returns its output and
+// exit code.
 func run(t *testing.T, spec shim.Spec) (string, int, error) {
 	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	p, err := launcher.Start(spec, w, w)
-	w.Close()
-	if err != nil {
-		return "", -1, err
-	}
-	out, _ := io.ReadAll(r)
-	st, err := p.Wait()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out), st.ExitCode(), nil
+	return start(t, launcher, spec)
 }
 
 // TestFirstActSeesItsCgroup: the command's first instruction already runs

@@ -4,7 +4,6 @@ package shim_test
 
 import (
 	"errors"
-	"io"
 	"os"
 	"strings"
 	"syscall"
@@ -21,28 +20,6 @@ func TestMain(m *testing.M) {
 		os.Exit(126)
 	}
 	os.Exit(m.Run())
-}
-
-// start runs spec through l and returns its output and exit code, or the
-// start error.
-func start(t *testing.T, l shim.Launcher, spec shim.Spec) (string, int, error) {
-	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	p, err := l.Start(spec, w, w)
-	w.Close()
-	if err != nil {
-		return "", -1, err
-	}
-	out, _ := io.ReadAll(r)
-	st, err := p.Wait()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out), st.ExitCode(), nil
 }
 
 // TestPanicBeforeExecIsAStartError: a shim that panics before the exec
