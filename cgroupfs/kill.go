@@ -46,7 +46,26 @@ func (g *Group) killFrozen(ctx context.Context) error {
 	if err := g.waitEvent(ctx, "frozen", "1"); err != nil {
 		return err
 	}
-	return filepath.WalkDir(g.dir, func(path string, d os.DirEntry, err error) error {
+	pids, err := g.Procs()
+	if err != nil {
+		return err
+	}
+	for _, pid := range pids {
+		if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("kill %d: %w", pid, err)
+		}
+	}
+	return nil
+}
+
+// Procs lists the processes in the group and below it, from each cgroup's
+// cgroup.procs. A process that has exited is not listed, even while it is
+// a zombie.
+func (g *Group) Procs() ([]int, error) { return procsUnder(g.dir) }
+
+func procsUnder(dir string) ([]int, error) {
+	var pids []int
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return err
 		}
@@ -57,14 +76,13 @@ func (g *Group) killFrozen(ctx context.Context) error {
 		for _, f := range strings.Fields(s) {
 			pid, err := strconv.Atoi(f)
 			if err != nil {
-				continue
+				return fmt.Errorf("%s/cgroup.procs: %w", path, err)
 			}
-			if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
-				return fmt.Errorf("kill %d: %w", pid, err)
-			}
+			pids = append(pids, pid)
 		}
 		return nil
 	})
+	return pids, err
 }
 
 // WaitEmpty waits until no process is left in the group: "populated 0" in

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,7 +63,7 @@ func (m *Manager) sigtermLocked(j *job) (cut bool, err error) {
 	if err := unix.Kill(-pid, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
 		return false, fmt.Errorf("stop job %s: SIGTERM: %w", j.st.ID, err)
 	}
-	procs, err := cgroupProcs(j.group.Dir())
+	procs, err := j.group.Procs()
 	if err != nil {
 		return false, fmt.Errorf("stop job %s: count its processes: %w", j.st.ID, err)
 	}
@@ -76,31 +74,6 @@ func (m *Manager) sigtermLocked(j *job) (cut bool, err error) {
 		return !handlesSignal(pid, unix.SIGTERM), nil
 	}
 	return false, nil
-}
-
-// cgroupProcs lists the processes in cgroup dir and its descendants, from
-// their cgroup.procs. A process that has exited is not listed, even while
-// it is a zombie.
-func cgroupProcs(dir string) ([]int, error) {
-	var pids []int
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(filepath.Join(path, "cgroup.procs"))
-		if err != nil {
-			return err
-		}
-		for _, f := range strings.Fields(string(b)) {
-			pid, err := strconv.Atoi(f)
-			if err != nil {
-				return fmt.Errorf("%s/cgroup.procs: %w", path, err)
-			}
-			pids = append(pids, pid)
-		}
-		return nil
-	})
-	return pids, err
 }
 
 // handlesSignal reports whether process pid catches or ignores sig, from
