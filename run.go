@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jobworker/jobworker/job"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 
 	"github.com/jobworker/jobworker/client"
@@ -124,7 +124,7 @@ func (c *runCmd) Run(e *env) error {
 		return err
 	}
 	defer api.Close()
-	req.RequestId = newRequestID()
+	req.RequestId = job.NewID() // a request ID has a job ID's form
 	resp, err := startJob(e.ctx, api, req, startRetries, e.stderr)
 	if err != nil {
 		return startError(c.rpcError("start job", withFlagNames(err)), err)
@@ -316,13 +316,4 @@ func startJob(ctx context.Context, api jobworkerv1.JobWorkerServiceClient, req *
 		}
 		wait *= 2
 	}
-}
-
-// newRequestID is a random (version 4) UUID for a StartJob request.
-func newRequestID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -117,7 +117,7 @@ func (m *Manager) start(req Request) (Status, error) {
 	if m.cfg.MemoryCapacity > 0 && limits.MemoryMax > m.cfg.MemoryCapacity {
 		return Status{}, fmt.Errorf("%w: %d bytes asked, capacity %d", ErrNeverFits, limits.MemoryMax, m.cfg.MemoryCapacity)
 	}
-	id := newID()
+	id := NewID()
 	dir := filepath.Join(m.jobsDir(), id)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return Status{}, storageError(fmt.Errorf("create job directory: %w", err))

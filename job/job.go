@@ -216,8 +216,9 @@ func (r *Request) Validate() error {
 	return nil
 }
 
-// newID returns a random (version 4) UUID.
-func newID() string {
+// NewID returns a random (version 4) UUID: a new job's ID, or a client's
+// StartJob request ID, which has the same form.
+func NewID() string {
 	var b [16]byte
 	rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40

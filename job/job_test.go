@@ -71,12 +71,12 @@ func TestValidate(t *testing.T) {
 func TestNewID(t *testing.T) {
 	seen := map[string]bool{}
 	for range 1000 {
-		id := newID()
+		id := NewID()
 		if !ValidID(id) || id[14] != '4' || !strings.ContainsRune("89ab", rune(id[19])) {
-			t.Fatalf("newID() = %q, want a version 4 UUID", id)
+			t.Fatalf("NewID() = %q, want a version 4 UUID", id)
 		}
 		if seen[id] {
-			t.Fatalf("newID() repeated %q", id)
+			t.Fatalf("NewID() repeated %q", id)
 		}
 		seen[id] = true
 	}
