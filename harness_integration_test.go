@@ -130,14 +130,14 @@ func (s *devServer) serverLog() string {
 // pid is the server's process ID.
 func (s *devServer) pid() int { return s.cmd.Process.Pid }
 
-var debugListenRE = regexp.MustCompile(`debug_listen=(\S+)`)
+var debugSocketRE = regexp.MustCompile(`debug_socket=(\S+)`)
 
-// debugAddr is where a server started with --debug-listen serves pprof.
-func (s *devServer) debugAddr() string {
+// debugSocket is where a server started with --debug-socket serves pprof.
+func (s *devServer) debugSocket() string {
 	s.t.Helper()
-	m := debugListenRE.FindStringSubmatch(s.serverLog())
+	m := debugSocketRE.FindStringSubmatch(s.serverLog())
 	if m == nil {
-		s.t.Fatalf("the server logged no debug_listen address:\n%s", s.serverLog())
+		s.t.Fatalf("the server logged no debug_socket:\n%s", s.serverLog())
 	}
 	return m[1]
 }

@@ -113,7 +113,8 @@ func TestPrecheck(t *testing.T) {
 	write("work/bin/rel", 0o755)
 	home := filepath.Join(dir, "home")
 	write("home/bin/inhome", 0o755)
-	m := &Manager{cfg: Config{RunAs: &shim.Credential{Home: home}}}
+	m := &Manager{}
+	cred := &shim.Credential{Home: home}
 	path := dir + ":/nonexistent"
 	tests := []struct {
 		cmd    string
@@ -133,13 +134,13 @@ func TestPrecheck(t *testing.T) {
 		{"rel", "bin", "", shim.ReasonNotFound},
 	}
 	for _, tt := range tests {
-		j := &job{st: Status{ID: "id-1", Command: tt.cmd, Dir: tt.dir, Env: map[string]string{"PATH": tt.path}}}
+		j := &job{cred: cred, st: Status{ID: "id-1", Command: tt.cmd, Dir: tt.dir, Env: map[string]string{"PATH": tt.path}}}
 		err := m.precheck(j)
 		var se *shim.StartError
 		if tt.reason == "" && err != nil || tt.reason != "" && (!errors.As(err, &se) || se.Reason != tt.reason) {
 			t.Errorf("precheck(%s, PATH %s, dir %q) = %v, want reason %q", tt.cmd, tt.path, tt.dir, err, tt.reason)
 		}
-		_, lerr := shim.LookPath(tt.cmd, tt.path, m.workdir(j))
+		_, lerr := shim.LookPath(tt.cmd, tt.path, j.workdir())
 		if fmt.Sprint(err) != fmt.Sprint(lerr) {
 			t.Errorf("precheck(%s) = %v, the shim's lookup says %v", tt.cmd, err, lerr)
 		}
@@ -207,12 +208,20 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func TestJobEnv(t *testing.T) {
-	m := &Manager{cfg: Config{RunAs: &shim.Credential{Home: "/nonexistent"}}}
-	j := &job{st: Status{ID: "id-1", Env: map[string]string{"PATH": "/opt/bin", "FOO": "bar"}}}
+	m := &Manager{}
+	j := &job{cred: &shim.Credential{Home: "/nonexistent"}, st: Status{ID: "id-1", Env: map[string]string{"PATH": "/opt/bin", "FOO": "bar"}}}
 	got := strings.Join(m.jobEnv(j), " ")
 	if want := "FOO=bar HOME=/ JOBWORKER_JOB_ID=id-1 PATH=/opt/bin"; got != want {
 		t.Errorf("jobEnv = %q, want %q", got, want)
 	}
+	// A job with a uid of its owner's own: HOME is its private /tmp; its
+	// secret variables are among the others.
+	j.ownUID, j.secretEnv = true, map[string]string{"TOKEN": "s3cret"}
+	got = strings.Join(m.jobEnv(j), " ")
+	if want := "FOO=bar HOME=/tmp JOBWORKER_JOB_ID=id-1 PATH=/opt/bin TOKEN=s3cret"; got != want {
+		t.Errorf("jobEnv of a job with its own uid and a secret = %q, want %q", got, want)
+	}
+	j.ownUID, j.secretEnv = false, nil
 	j.st.Env = nil
 	if got := strings.Join(m.jobEnv(j), " "); !strings.Contains(got, "PATH="+defaultPath) {
 		t.Errorf("jobEnv without PATH = %q, want the default PATH", got)
