@@ -441,7 +441,8 @@ func mustSize(t *testing.T, name string) int64 {
 // server, or see or signal another user's job (which runs as the same
 // user, but in a PID namespace of its own).
 func TestPrivilegeJobConfined(t *testing.T) {
-	state := t.TempDir()
+	// Not under /tmp, which a job has a private one of.
+	state := rootDir(t)
 	s := startDevServer(t, state)
 	pid := strconv.Itoa(s.pid())
 	// Another user's job, and its process as the host sees it.
@@ -485,4 +486,17 @@ func TestPrivilegeJobConfined(t *testing.T) {
 	if j := s.job(other); j.GetState() != jobworkerv1.JobState_JOB_STATE_RUNNING {
 		t.Errorf("bob's job is %v after the other jobs' attempts, want running", j.GetState())
 	}
+}
+
+// rootDir is a directory of root's, mode 0700, outside /tmp (a job has a
+// /tmp of its own, so what is under the host's would be out of its sight
+// for that reason alone), removed when the test ends.
+func rootDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/var/tmp", "jobworker-root-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }

@@ -362,9 +362,9 @@ func (c *serveCmd) Run(e *env) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
-	runAs := "a uid per user from " + uids.String()
-	if uids == nil {
-		runAs = c.RunAs
+	runAs := c.RunAs
+	if uids != nil {
+		runAs = "a uid per user from " + uids.String()
 	}
 	log.Info("serving", "listen", lis.Addr().String(), "state_dir", c.StateDir, "cgroup_parent", h.Parent(), "controllers", strings.Join(h.Controllers(), ","), "run_as", runAs)
 	if c.Dev {

@@ -77,7 +77,8 @@ func shmLook() {
 }
 
 // abortSelf ends by SIGABRT, as a program calling abort(3) does: Go's
-// runtime catches it, prints its traceback and dies of it.
+// runtime catches it, prints its traceback and, with GOTRACEBACK=crash,
+// raises it again with the default action to die of it.
 func abortSelf() {
 	syscall.Kill(os.Getpid(), syscall.SIGABRT)
 	select {}
@@ -154,6 +155,7 @@ func TestTenancyUIDPerUser(t *testing.T) {
 	if a2, b2 := ids(s, "user"), ids(s, "bob"); a2 != a || b2 != b {
 		t.Errorf("after a restart: dev-user %s, bob %s; before: %s, %s", a2, b2, a, b)
 	}
+	s.stop() // one server per cgroup parent
 	one := startDevServer(t, t.TempDir(), "--run-as", "nobody")
 	if got := ids(one, "user"); got != "65534 65534 65534" {
 		t.Errorf("with --run-as nobody a job runs as %q, want 65534 65534 65534", got)
@@ -262,6 +264,7 @@ func TestTenancyNetworkNone(t *testing.T) {
 	if got := s.runJob("user", 0, childJob(t, "dial", "ADDR="+s.addr)...); got != "connected\n" {
 		t.Errorf("a job on the host's network dialling the server: %q, want connected", got)
 	}
+	s.stop() // one server per cgroup parent
 	none := startDevServer(t, t.TempDir(), "--default-network", "none")
 	if got := none.runJob("user", 0, "--", "sh", "-c", "tail -n +3 /proc/net/dev | wc -l"); strings.TrimSpace(got) != "1" {
 		t.Errorf("interfaces of a job on a server with --default-network none: %q, want 1 (lo)", got)
@@ -334,7 +337,7 @@ func TestTenancySecretEnv(t *testing.T) {
 	state := t.TempDir()
 	s := startDevServer(t, state)
 	const value = "s3cr3t-value-6b1f0c"
-	id := s.detachWith("user", []string{"--secret-env", "API_TOKEN=" + value, "--env", "PLAIN=1"}, "sh", "-c", "printenv API_TOKEN")
+	id := s.detachWith("user", []string{"--secret-env", "API_TOKEN=" + value, "--env", "PLAIN=1"}, "sh", "-c", `echo "$API_TOKEN"`)
 	s.wait(id)
 	if got := s.cli("user", "logs", id).out; got != value+"\n" {
 		t.Errorf("the job printed %q, want the secret", got)
@@ -402,7 +405,7 @@ func TestTenancyHostSignals(t *testing.T) {
 	s := startDevServer(t, t.TempDir())
 	s.runJob("user", 137, "--", "sh", "-c", "kill -9 $$")
 	s.runJob("user", 143, "--", "sh", "-c", "kill -TERM $$")
-	s.runJob("user", 134, childJob(t, "abort")...)
+	s.runJob("user", 134, childJob(t, "abort", "GOTRACEBACK=crash")...)
 	if got := s.runJob("user", 0, childJob(t, "orphan")...); got != "reaped\n" {
 		t.Errorf("a job that leaves an orphan: %q, want it reaped", got)
 	}

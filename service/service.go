@@ -148,6 +148,8 @@ func jobError(err error) error {
 		return status.Errorf(codes.FailedPrecondition, "cannot start the command: %v", se)
 	case errors.As(err, &mce):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, job.ErrUIDsExhausted):
+		return status.Errorf(codes.ResourceExhausted, "%v: the server needs a wider --uid-range for a new user", err)
 	case errors.Is(err, job.ErrStateFull):
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -28,6 +28,11 @@ type mount struct {
 	target, fstype string
 	flags          uintptr
 	data           string
+	// replace detaches what is mounted at target first (in the job's
+	// namespace only: it is a slave). The host's cgroup2 mount is there,
+	// and the kernel refuses to mount a superblock over the root of a
+	// mount of the same one (EBUSY).
+	replace bool
 }
 
 // isolatedMounts are the mounts an isolated job gets in its own mount
@@ -55,7 +60,7 @@ func isolatedMounts(s Spec) []mount {
 		{target: "/tmp", fstype: "tmpfs", flags: unix.MS_NOSUID | unix.MS_NODEV, data: "mode=1777"},
 		{target: "/dev/shm", fstype: "tmpfs", flags: unix.MS_NOSUID | unix.MS_NODEV, data: "mode=1777"},
 		// The root of the job's cgroup namespace, its own cgroup, read-only.
-		{target: "/sys/fs/cgroup", fstype: "cgroup2", flags: unix.MS_RDONLY | hidden},
+		{target: "/sys/fs/cgroup", fstype: "cgroup2", flags: unix.MS_RDONLY | hidden, replace: true},
 	}
 }
 
@@ -75,8 +80,22 @@ func isolate(s Spec) error {
 		if fi, err := os.Stat(m.target); err != nil || !fi.IsDir() {
 			continue
 		}
-		if err := unix.Mount(m.fstype, m.target, m.fstype, m.flags, m.data); err != nil {
+		if m.replace {
+			if err := unix.Unmount(m.target, unix.MNT_DETACH); err != nil && err != unix.EINVAL {
+				return fmt.Errorf("unmount %s: %w", m.target, err)
+			}
+		}
+		// A read-only mount is made read-write, then bind-remounted
+		// read-only: the superblock (cgroup2's is shared) stays as it is
+		// elsewhere, and only this mount is read-only; asking for a
+		// read-only superblock where it is read-write is EBUSY.
+		if err := unix.Mount(m.fstype, m.target, m.fstype, m.flags&^unix.MS_RDONLY, m.data); err != nil {
 			return fmt.Errorf("mount %s on %s (%s): %w", m.fstype, m.target, m.data, err)
+		}
+		if m.flags&unix.MS_RDONLY != 0 {
+			if err := unix.Mount("", m.target, "", unix.MS_REMOUNT|unix.MS_BIND|m.flags, ""); err != nil {
+				return fmt.Errorf("make %s read-only: %w", m.target, err)
+			}
 		}
 	}
 	if s.NoNetwork {
