@@ -259,7 +259,8 @@ func TestE2ERunExitCodes(t *testing.T) {
 		{nil, []string{"/no/such/program"}, 127, ""},
 		{nil, []string{notExecutable}, 126, ""},
 		{nil, []string{notProgram}, 126, ""},
-		{[]string{"--timeout", "1s"}, []string{"sleep", "1000"}, 128 + 9, ""},
+		// The timeout's SIGTERM ends sleep, as on a host.
+		{[]string{"--timeout", "1s"}, []string{"sleep", "1000"}, 128 + 15, ""},
 		{[]string{"--memory-limit", "32M"}, []string{"awk", `BEGIN { s = "x"; while (1) s = s s }`}, 128 + 9, ""},
 	}
 	for _, tt := range tests {
