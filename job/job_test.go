@@ -47,6 +47,18 @@ func TestValidate(t *testing.T) {
 		{"env value not UTF-8", func(r *Request) { r.Env = map[string]string{"A": "\xed\xa0\x80"} }, "variable A is not valid UTF-8"},
 		{"env job id", func(r *Request) { r.Env = map[string]string{"JOBWORKER_JOB_ID": "x"} }, "set by the server"},
 		{"env too large", func(r *Request) { r.Env = map[string]string{"A": strings.Repeat("x", MaxEnvBytes)} }, "over the limit"},
+		{"secret env ok", func(r *Request) { r.SecretEnv = map[string]string{"TOKEN": "x"}; r.Env = map[string]string{"A": "y"} }, ""},
+		{"secret env bad name", func(r *Request) { r.SecretEnv = map[string]string{"A-B": "x"} }, `secret environment variable name "A-B"`},
+		{"secret env NUL, value unquoted", func(r *Request) { r.SecretEnv = map[string]string{"T": "s3cret\x00"} }, "secret environment variable T holds a NUL byte"},
+		{"secret env job id", func(r *Request) { r.SecretEnv = map[string]string{"JOBWORKER_JOB_ID": "x"} }, "set by the server"},
+		{"secret and plain env name", func(r *Request) { r.SecretEnv = map[string]string{"A": "x"}; r.Env = map[string]string{"A": "y"} }, "A is both an environment variable and a secret one"},
+		{"secret env counted in the size", func(r *Request) {
+			r.Env = map[string]string{"A": strings.Repeat("x", MaxEnvBytes/2)}
+			r.SecretEnv = map[string]string{"B": strings.Repeat("x", MaxEnvBytes/2)}
+		}, "over the limit"},
+		{"network none", func(r *Request) { r.Network = NetworkNone }, ""},
+		{"network host", func(r *Request) { r.Network = NetworkHost }, ""},
+		{"network unknown", func(r *Request) { r.Network = "bridge" }, `network "bridge": want host or none`},
 		{"relative dir", func(r *Request) { r.Dir = "tmp" }, "not an absolute path"},
 		{"dir with ..", func(r *Request) { r.Dir = "/tmp/../etc" }, "not a clean path"},
 		{"dir ok", func(r *Request) { r.Dir = "/tmp" }, ""},
