@@ -133,7 +133,7 @@ func (m *Manager) start(req Request) (Status, error) {
 		st: Status{
 			ID: id, Owner: req.Owner, Command: req.Command, Args: req.Args, Env: req.Env,
 			Dir: req.Dir, Limits: limits, Timeout: req.Timeout, State: StatePending, Created: time.Now(),
-			RequestID: req.RequestID,
+			RequestID: req.RequestID, Name: req.Name, Labels: req.Labels,
 		},
 		changed: make(chan struct{}),
 		done:    make(chan struct{}),

@@ -82,6 +82,10 @@ type job struct {
 
 	// persistMu orders the writes of this job's record.
 	persistMu sync.Mutex
+	// ctlMu orders the changes of a started job's cgroup that wait for
+	// the kernel (pause, resume, update, the thaw of a stop), which are
+	// made without m.mu held (control.go).
+	ctlMu sync.Mutex
 
 	// guarded by m.mu
 	st       Status

@@ -43,6 +43,9 @@ const (
 	JobState_JOB_STATE_FAILED JobState = 4
 	// JOB_STATE_STOPPED: a client asked StopJob and the job ended because of it.
 	JobState_JOB_STATE_STOPPED JobState = 5
+	// JOB_STATE_PAUSED: the job's processes are frozen (PauseJob) until
+	// ResumeJob; it still holds its reservation and its timeout counts.
+	JobState_JOB_STATE_PAUSED JobState = 6
 )
 
 // Enum value maps for JobState.
@@ -54,6 +57,7 @@ var (
 		3: "JOB_STATE_COMPLETED",
 		4: "JOB_STATE_FAILED",
 		5: "JOB_STATE_STOPPED",
+		6: "JOB_STATE_PAUSED",
 	}
 	JobState_value = map[string]int32{
 		"JOB_STATE_UNSPECIFIED": 0,
@@ -62,6 +66,7 @@ var (
 		"JOB_STATE_COMPLETED":   3,
 		"JOB_STATE_FAILED":      4,
 		"JOB_STATE_STOPPED":     5,
+		"JOB_STATE_PAUSED":      6,
 	}
 )
 
@@ -561,7 +566,11 @@ type Job struct {
 	// job whose record is sound keeps its recorded state, and only its output
 	// (or the recording of its final state) is damaged. Reading missing output
 	// skips it like output dropped by the disk cap (GetJobOutputResponse.dropped).
-	Damaged       string `protobuf:"bytes,20,opt,name=damaged" json:"damaged,omitempty"`
+	Damaged string `protobuf:"bytes,20,opt,name=damaged" json:"damaged,omitempty"`
+	// name is the job's name, if it was given one (names need not be unique).
+	Name string `protobuf:"bytes,23,opt,name=name" json:"name,omitempty"`
+	// labels are the job's labels.
+	Labels        map[string]string `protobuf:"bytes,24,rep,name=labels" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -736,6 +745,20 @@ func (x *Job) GetDamaged() string {
 	return ""
 }
 
+func (x *Job) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Job) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
 // StartJobRequest asks for a new job.
 type StartJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -761,7 +784,16 @@ type StartJobRequest struct {
 	// while the first job is retained, gets the first job back instead of a
 	// second one, so that a client may retry a StartJob whose answer it lost.
 	// Another user's request_id never matches.
-	RequestId     string `protobuf:"bytes,7,opt,name=request_id,json=requestId" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,7,opt,name=request_id,json=requestId" json:"request_id,omitempty"`
+	// name is an optional name for the job, not necessarily unique: 1-128
+	// bytes of ASCII letters, digits, '.', '_' and '-', starting with a
+	// letter or digit.
+	Name string `protobuf:"bytes,10,opt,name=name" json:"name,omitempty"`
+	// labels are optional key-value pairs to find the job by (ListJobs), at
+	// most 32. A key is 1-63 bytes of ASCII letters, digits, '.', '_', '-'
+	// and '/', starting and ending with a letter or digit; a value is at most
+	// 255 bytes of printable UTF-8 (no control characters).
+	Labels        map[string]string `protobuf:"bytes,11,rep,name=labels" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -845,6 +877,20 @@ func (x *StartJobRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *StartJobRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StartJobRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
 // StartJobResponse is the new job.
 type StartJobResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -894,7 +940,10 @@ func (x *StartJobResponse) GetJob() *Job {
 // StopJobRequest asks to stop a job.
 type StopJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// id is the job's UUID.
+	// id is the job's UUID, or a unique prefix of it of at least 8
+	// characters among the jobs the caller may see (so for every request
+	// that names a job). An ambiguous prefix is INVALID_ARGUMENT listing the
+	// candidates the caller may see.
 	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// grace is how long to wait after SIGTERM before killing every process of
 	// the job; unset: the server's default.
@@ -996,7 +1045,7 @@ func (x *StopJobResponse) GetJob() *Job {
 // GetJobStatusRequest asks for a job's status.
 type GetJobStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// id is the job's UUID.
+	// id is the job's UUID or a unique prefix of it (see StopJobRequest.id).
 	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// watch keeps the stream open, sending the status at every change and
 	// every interval until the job has ended (the last message is final).
@@ -1108,7 +1157,7 @@ func (x *GetJobStatusResponse) GetJob() *Job {
 // GetJobOutputRequest asks for a job's output.
 type GetJobOutputRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// id is the job's UUID.
+	// id is the job's UUID or a unique prefix of it (see StopJobRequest.id).
 	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// offset is the absolute byte offset to start at: 0 is the first byte the
 	// job wrote; a negative value counts back from the current end, like
@@ -1247,7 +1296,12 @@ type ListJobsRequest struct {
 	// see. A user's own jobs are all it may see.
 	Owners []string `protobuf:"bytes,1,rep,name=owners" json:"owners,omitempty"`
 	// states keeps only jobs in these states; empty: every state.
-	States        []JobState `protobuf:"varint,2,rep,packed,name=states,enum=jobworker.v1.JobState" json:"states,omitempty"`
+	States []JobState `protobuf:"varint,2,rep,packed,name=states,enum=jobworker.v1.JobState" json:"states,omitempty"`
+	// name keeps only jobs of this name; empty: any name.
+	Name string `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
+	// labels keeps only jobs that have every one of these labels with these
+	// values; empty: any labels.
+	Labels        map[string]string `protobuf:"bytes,4,rep,name=labels" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1292,6 +1346,20 @@ func (x *ListJobsRequest) GetOwners() []string {
 func (x *ListJobsRequest) GetStates() []JobState {
 	if x != nil {
 		return x.States
+	}
+	return nil
+}
+
+func (x *ListJobsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ListJobsRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
 	}
 	return nil
 }
@@ -1489,6 +1557,399 @@ func (x *GetServerStatusResponse) GetCgroupControllers() []string {
 	return nil
 }
 
+// SignalJobRequest asks to signal a job.
+type SignalJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the job's UUID or a unique prefix of it (see StopJobRequest.id).
+	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	// signal is the signal to send: one of HUP, INT, QUIT, USR1, USR2, TERM,
+	// KILL, CONT, WINCH, by name (with or without SIG, any case) or by its
+	// Linux number (e.g. "10" for USR1).
+	Signal        string `protobuf:"bytes,2,opt,name=signal" json:"signal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignalJobRequest) Reset() {
+	*x = SignalJobRequest{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignalJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignalJobRequest) ProtoMessage() {}
+
+func (x *SignalJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignalJobRequest.ProtoReflect.Descriptor instead.
+func (*SignalJobRequest) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SignalJobRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SignalJobRequest) GetSignal() string {
+	if x != nil {
+		return x.Signal
+	}
+	return ""
+}
+
+// SignalJobResponse is the job after the signal was sent.
+type SignalJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// job is the job's status right after the signal was sent.
+	Job           *Job `protobuf:"bytes,1,opt,name=job" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignalJobResponse) Reset() {
+	*x = SignalJobResponse{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignalJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignalJobResponse) ProtoMessage() {}
+
+func (x *SignalJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignalJobResponse.ProtoReflect.Descriptor instead.
+func (*SignalJobResponse) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SignalJobResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// PauseJobRequest asks to freeze a job.
+type PauseJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the job's UUID or a unique prefix of it (see StopJobRequest.id).
+	Id            string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseJobRequest) Reset() {
+	*x = PauseJobRequest{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseJobRequest) ProtoMessage() {}
+
+func (x *PauseJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseJobRequest.ProtoReflect.Descriptor instead.
+func (*PauseJobRequest) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PauseJobRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// PauseJobResponse is the paused job.
+type PauseJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// job is the job, PAUSED.
+	Job           *Job `protobuf:"bytes,1,opt,name=job" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseJobResponse) Reset() {
+	*x = PauseJobResponse{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseJobResponse) ProtoMessage() {}
+
+func (x *PauseJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseJobResponse.ProtoReflect.Descriptor instead.
+func (*PauseJobResponse) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PauseJobResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// ResumeJobRequest asks to thaw a paused job.
+type ResumeJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the job's UUID or a unique prefix of it (see StopJobRequest.id).
+	Id            string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeJobRequest) Reset() {
+	*x = ResumeJobRequest{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeJobRequest) ProtoMessage() {}
+
+func (x *ResumeJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeJobRequest.ProtoReflect.Descriptor instead.
+func (*ResumeJobRequest) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ResumeJobRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ResumeJobResponse is the resumed job.
+type ResumeJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// job is the job, RUNNING.
+	Job           *Job `protobuf:"bytes,1,opt,name=job" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeJobResponse) Reset() {
+	*x = ResumeJobResponse{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeJobResponse) ProtoMessage() {}
+
+func (x *ResumeJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeJobResponse.ProtoReflect.Descriptor instead.
+func (*ResumeJobResponse) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ResumeJobResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// UpdateJobRequest asks to change a job's limits.
+type UpdateJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the job's UUID or a unique prefix of it (see StopJobRequest.id).
+	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	// limits are the limits to change; unset fields stay as they are. Of
+	// Limits, cpu_weight, cpus (0 removes the CPU cap), memory_max_bytes,
+	// io_weight and pids_max may be changed; memory_high_bytes follows
+	// memory_max_bytes (the server's fraction of it), and memory_high_bytes
+	// and io_max themselves are INVALID_ARGUMENT here. A request that
+	// changes nothing is INVALID_ARGUMENT.
+	Limits        *Limits `protobuf:"bytes,2,opt,name=limits" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateJobRequest) Reset() {
+	*x = UpdateJobRequest{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateJobRequest) ProtoMessage() {}
+
+func (x *UpdateJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateJobRequest.ProtoReflect.Descriptor instead.
+func (*UpdateJobRequest) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *UpdateJobRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateJobRequest) GetLimits() *Limits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// UpdateJobResponse is the job with its new limits.
+type UpdateJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// job is the job with the limits now applied.
+	Job           *Job `protobuf:"bytes,1,opt,name=job" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateJobResponse) Reset() {
+	*x = UpdateJobResponse{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateJobResponse) ProtoMessage() {}
+
+func (x *UpdateJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateJobResponse.ProtoReflect.Descriptor instead.
+func (*UpdateJobResponse) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *UpdateJobResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
 var File_jobworker_v1_jobworker_proto protoreflect.FileDescriptor
 
 const file_jobworker_v1_jobworker_proto_rawDesc = "" +
@@ -1523,7 +1984,7 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"ioWriteOps\x12!\n" +
 	"\fpids_current\x18\n" +
 	" \x01(\x04R\vpidsCurrent\x12\x1b\n" +
-	"\toom_kills\x18\v \x01(\x04R\boomKills\"\xbb\x06\n" +
+	"\toom_kills\x18\v \x01(\x04R\boomKills\"\xc1\a\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x18\n" +
@@ -1549,10 +2010,15 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\voutput_size\x18\x12 \x01(\x03R\n" +
 	"outputSize\x12!\n" +
 	"\foutput_start\x18\x13 \x01(\x03R\voutputStart\x12\x18\n" +
-	"\adamaged\x18\x14 \x01(\tR\adamaged\x1a6\n" +
+	"\adamaged\x18\x14 \x01(\tR\adamaged\x12\x12\n" +
+	"\x04name\x18\x17 \x01(\tR\x04name\x125\n" +
+	"\x06labels\x18\x18 \x03(\v2\x1d.jobworker.v1.Job.LabelsEntryR\x06labels\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd4\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe6\x03\n" +
 	"\x0fStartJobRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\tR\acommand\x12\x12\n" +
 	"\x04args\x18\x02 \x03(\tR\x04args\x128\n" +
@@ -1562,8 +2028,14 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x06limits\x18\x05 \x01(\v2\x14.jobworker.v1.LimitsR\x06limits\x123\n" +
 	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\a \x01(\tR\trequestId\x1a6\n" +
+	"request_id\x18\a \x01(\tR\trequestId\x12\x12\n" +
+	"\x04name\x18\n" +
+	" \x01(\tR\x04name\x12A\n" +
+	"\x06labels\x18\v \x03(\v2).jobworker.v1.StartJobRequest.LabelsEntryR\x06labels\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"7\n" +
 	"\x10StartJobResponse\x12#\n" +
@@ -1586,10 +2058,15 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x14GetJobOutputResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x18\n" +
-	"\adropped\x18\x03 \x01(\x03R\adropped\"Y\n" +
+	"\adropped\x18\x03 \x01(\x03R\adropped\"\xeb\x01\n" +
 	"\x0fListJobsRequest\x12\x16\n" +
 	"\x06owners\x18\x01 \x03(\tR\x06owners\x12.\n" +
-	"\x06states\x18\x02 \x03(\x0e2\x16.jobworker.v1.JobStateR\x06states\"9\n" +
+	"\x06states\x18\x02 \x03(\x0e2\x16.jobworker.v1.JobStateR\x06states\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12A\n" +
+	"\x06labels\x18\x04 \x03(\v2).jobworker.v1.ListJobsRequest.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"9\n" +
 	"\x10ListJobsResponse\x12%\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x11.jobworker.v1.JobR\x04jobs\"\x18\n" +
 	"\x16GetServerStatusRequest\"\xdc\x02\n" +
@@ -1602,14 +2079,33 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x15memory_capacity_bytes\x18\x05 \x01(\x04R\x13memoryCapacityBytes\x122\n" +
 	"\x15memory_reserved_bytes\x18\x06 \x01(\x04R\x13memoryReservedBytes\x12)\n" +
 	"\x05usage\x18\a \x01(\v2\x13.jobworker.v1.UsageR\x05usage\x12-\n" +
-	"\x12cgroup_controllers\x18\b \x03(\tR\x11cgroupControllers*\x99\x01\n" +
+	"\x12cgroup_controllers\x18\b \x03(\tR\x11cgroupControllers\":\n" +
+	"\x10SignalJobRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06signal\x18\x02 \x01(\tR\x06signal\"8\n" +
+	"\x11SignalJobResponse\x12#\n" +
+	"\x03job\x18\x01 \x01(\v2\x11.jobworker.v1.JobR\x03job\"!\n" +
+	"\x0fPauseJobRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"7\n" +
+	"\x10PauseJobResponse\x12#\n" +
+	"\x03job\x18\x01 \x01(\v2\x11.jobworker.v1.JobR\x03job\"\"\n" +
+	"\x10ResumeJobRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"8\n" +
+	"\x11ResumeJobResponse\x12#\n" +
+	"\x03job\x18\x01 \x01(\v2\x11.jobworker.v1.JobR\x03job\"P\n" +
+	"\x10UpdateJobRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
+	"\x06limits\x18\x02 \x01(\v2\x14.jobworker.v1.LimitsR\x06limits\"8\n" +
+	"\x11UpdateJobResponse\x12#\n" +
+	"\x03job\x18\x01 \x01(\v2\x11.jobworker.v1.JobR\x03job*\xaf\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_PENDING\x10\x01\x12\x15\n" +
 	"\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n" +
 	"\x13JOB_STATE_COMPLETED\x10\x03\x12\x14\n" +
 	"\x10JOB_STATE_FAILED\x10\x04\x12\x15\n" +
-	"\x11JOB_STATE_STOPPED\x10\x05*\xa6\x02\n" +
+	"\x11JOB_STATE_STOPPED\x10\x05\x12\x14\n" +
+	"\x10JOB_STATE_PAUSED\x10\x06*\xa6\x02\n" +
 	"\rFailureReason\x12\x1e\n" +
 	"\x1aFAILURE_REASON_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18FAILURE_REASON_EXIT_CODE\x10\x01\x12\x19\n" +
@@ -1619,14 +2115,18 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x1aFAILURE_REASON_EXEC_FAILED\x10\x05\x12#\n" +
 	"\x1fFAILURE_REASON_SERVER_RESTARTED\x10\x06\x12\x1e\n" +
 	"\x1aFAILURE_REASON_OUTPUT_LOST\x10\a\x12\x1a\n" +
-	"\x16FAILURE_REASON_DAMAGED\x10\b2\x82\x04\n" +
+	"\x16FAILURE_REASON_DAMAGED\x10\b2\xb7\x06\n" +
 	"\x10JobWorkerService\x12I\n" +
 	"\bStartJob\x12\x1d.jobworker.v1.StartJobRequest\x1a\x1e.jobworker.v1.StartJobResponse\x12F\n" +
 	"\aStopJob\x12\x1c.jobworker.v1.StopJobRequest\x1a\x1d.jobworker.v1.StopJobResponse\x12W\n" +
 	"\fGetJobStatus\x12!.jobworker.v1.GetJobStatusRequest\x1a\".jobworker.v1.GetJobStatusResponse0\x01\x12W\n" +
 	"\fGetJobOutput\x12!.jobworker.v1.GetJobOutputRequest\x1a\".jobworker.v1.GetJobOutputResponse0\x01\x12I\n" +
 	"\bListJobs\x12\x1d.jobworker.v1.ListJobsRequest\x1a\x1e.jobworker.v1.ListJobsResponse\x12^\n" +
-	"\x0fGetServerStatus\x12$.jobworker.v1.GetServerStatusRequest\x1a%.jobworker.v1.GetServerStatusResponseBFZ=github.com/jobworker/jobworker/proto/jobworker/v1;jobworkerv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
+	"\x0fGetServerStatus\x12$.jobworker.v1.GetServerStatusRequest\x1a%.jobworker.v1.GetServerStatusResponse\x12L\n" +
+	"\tSignalJob\x12\x1e.jobworker.v1.SignalJobRequest\x1a\x1f.jobworker.v1.SignalJobResponse\x12I\n" +
+	"\bPauseJob\x12\x1d.jobworker.v1.PauseJobRequest\x1a\x1e.jobworker.v1.PauseJobResponse\x12L\n" +
+	"\tResumeJob\x12\x1e.jobworker.v1.ResumeJobRequest\x1a\x1f.jobworker.v1.ResumeJobResponse\x12L\n" +
+	"\tUpdateJob\x12\x1e.jobworker.v1.UpdateJobRequest\x1a\x1f.jobworker.v1.UpdateJobResponseBFZ=github.com/jobworker/jobworker/proto/jobworker/v1;jobworkerv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
 
 var (
 	file_jobworker_v1_jobworker_proto_rawDescOnce sync.Once
@@ -1641,7 +2141,7 @@ func file_jobworker_v1_jobworker_proto_rawDescGZIP() []byte {
 }
 
 var file_jobworker_v1_jobworker_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_jobworker_v1_jobworker_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_jobworker_v1_jobworker_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_jobworker_v1_jobworker_proto_goTypes = []any{
 	(JobState)(0),                   // 0: jobworker.v1.JobState
 	(FailureReason)(0),              // 1: jobworker.v1.FailureReason
@@ -1661,50 +2161,77 @@ var file_jobworker_v1_jobworker_proto_goTypes = []any{
 	(*ListJobsResponse)(nil),        // 15: jobworker.v1.ListJobsResponse
 	(*GetServerStatusRequest)(nil),  // 16: jobworker.v1.GetServerStatusRequest
 	(*GetServerStatusResponse)(nil), // 17: jobworker.v1.GetServerStatusResponse
-	nil,                             // 18: jobworker.v1.Job.EnvEntry
-	nil,                             // 19: jobworker.v1.StartJobRequest.EnvEntry
-	(*durationpb.Duration)(nil),     // 20: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 21: google.protobuf.Timestamp
+	(*SignalJobRequest)(nil),        // 18: jobworker.v1.SignalJobRequest
+	(*SignalJobResponse)(nil),       // 19: jobworker.v1.SignalJobResponse
+	(*PauseJobRequest)(nil),         // 20: jobworker.v1.PauseJobRequest
+	(*PauseJobResponse)(nil),        // 21: jobworker.v1.PauseJobResponse
+	(*ResumeJobRequest)(nil),        // 22: jobworker.v1.ResumeJobRequest
+	(*ResumeJobResponse)(nil),       // 23: jobworker.v1.ResumeJobResponse
+	(*UpdateJobRequest)(nil),        // 24: jobworker.v1.UpdateJobRequest
+	(*UpdateJobResponse)(nil),       // 25: jobworker.v1.UpdateJobResponse
+	nil,                             // 26: jobworker.v1.Job.EnvEntry
+	nil,                             // 27: jobworker.v1.Job.LabelsEntry
+	nil,                             // 28: jobworker.v1.StartJobRequest.EnvEntry
+	nil,                             // 29: jobworker.v1.StartJobRequest.LabelsEntry
+	nil,                             // 30: jobworker.v1.ListJobsRequest.LabelsEntry
+	(*durationpb.Duration)(nil),     // 31: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 32: google.protobuf.Timestamp
 }
 var file_jobworker_v1_jobworker_proto_depIdxs = []int32{
 	2,  // 0: jobworker.v1.Limits.io_max:type_name -> jobworker.v1.IOMax
-	18, // 1: jobworker.v1.Job.env:type_name -> jobworker.v1.Job.EnvEntry
+	26, // 1: jobworker.v1.Job.env:type_name -> jobworker.v1.Job.EnvEntry
 	3,  // 2: jobworker.v1.Job.limits:type_name -> jobworker.v1.Limits
-	20, // 3: jobworker.v1.Job.timeout:type_name -> google.protobuf.Duration
+	31, // 3: jobworker.v1.Job.timeout:type_name -> google.protobuf.Duration
 	0,  // 4: jobworker.v1.Job.state:type_name -> jobworker.v1.JobState
 	1,  // 5: jobworker.v1.Job.reason:type_name -> jobworker.v1.FailureReason
-	21, // 6: jobworker.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	21, // 7: jobworker.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	21, // 8: jobworker.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	32, // 6: jobworker.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	32, // 7: jobworker.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	32, // 8: jobworker.v1.Job.end_time:type_name -> google.protobuf.Timestamp
 	4,  // 9: jobworker.v1.Job.usage:type_name -> jobworker.v1.Usage
-	19, // 10: jobworker.v1.StartJobRequest.env:type_name -> jobworker.v1.StartJobRequest.EnvEntry
-	3,  // 11: jobworker.v1.StartJobRequest.limits:type_name -> jobworker.v1.Limits
-	20, // 12: jobworker.v1.StartJobRequest.timeout:type_name -> google.protobuf.Duration
-	5,  // 13: jobworker.v1.StartJobResponse.job:type_name -> jobworker.v1.Job
-	20, // 14: jobworker.v1.StopJobRequest.grace:type_name -> google.protobuf.Duration
-	5,  // 15: jobworker.v1.StopJobResponse.job:type_name -> jobworker.v1.Job
-	20, // 16: jobworker.v1.GetJobStatusRequest.interval:type_name -> google.protobuf.Duration
-	5,  // 17: jobworker.v1.GetJobStatusResponse.job:type_name -> jobworker.v1.Job
-	0,  // 18: jobworker.v1.ListJobsRequest.states:type_name -> jobworker.v1.JobState
-	5,  // 19: jobworker.v1.ListJobsResponse.jobs:type_name -> jobworker.v1.Job
-	4,  // 20: jobworker.v1.GetServerStatusResponse.usage:type_name -> jobworker.v1.Usage
-	6,  // 21: jobworker.v1.JobWorkerService.StartJob:input_type -> jobworker.v1.StartJobRequest
-	8,  // 22: jobworker.v1.JobWorkerService.StopJob:input_type -> jobworker.v1.StopJobRequest
-	10, // 23: jobworker.v1.JobWorkerService.GetJobStatus:input_type -> jobworker.v1.GetJobStatusRequest
-	12, // 24: jobworker.v1.JobWorkerService.GetJobOutput:input_type -> jobworker.v1.GetJobOutputRequest
-	14, // 25: jobworker.v1.JobWorkerService.ListJobs:input_type -> jobworker.v1.ListJobsRequest
-	16, // 26: jobworker.v1.JobWorkerService.GetServerStatus:input_type -> jobworker.v1.GetServerStatusRequest
-	7,  // 27: jobworker.v1.JobWorkerService.StartJob:output_type -> jobworker.v1.StartJobResponse
-	9,  // 28: jobworker.v1.JobWorkerService.StopJob:output_type -> jobworker.v1.StopJobResponse
-	11, // 29: jobworker.v1.JobWorkerService.GetJobStatus:output_type -> jobworker.v1.GetJobStatusResponse
-	13, // 30: jobworker.v1.JobWorkerService.GetJobOutput:output_type -> jobworker.v1.GetJobOutputResponse
-	15, // 31: jobworker.v1.JobWorkerService.ListJobs:output_type -> jobworker.v1.ListJobsResponse
-	17, // 32: jobworker.v1.JobWorkerService.GetServerStatus:output_type -> jobworker.v1.GetServerStatusResponse
-	27, // [27:33] is the sub-list for method output_type
-	21, // [21:27] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	27, // 10: jobworker.v1.Job.labels:type_name -> jobworker.v1.Job.LabelsEntry
+	28, // 11: jobworker.v1.StartJobRequest.env:type_name -> jobworker.v1.StartJobRequest.EnvEntry
+	3,  // 12: jobworker.v1.StartJobRequest.limits:type_name -> jobworker.v1.Limits
+	31, // 13: jobworker.v1.StartJobRequest.timeout:type_name -> google.protobuf.Duration
+	29, // 14: jobworker.v1.StartJobRequest.labels:type_name -> jobworker.v1.StartJobRequest.LabelsEntry
+	5,  // 15: jobworker.v1.StartJobResponse.job:type_name -> jobworker.v1.Job
+	31, // 16: jobworker.v1.StopJobRequest.grace:type_name -> google.protobuf.Duration
+	5,  // 17: jobworker.v1.StopJobResponse.job:type_name -> jobworker.v1.Job
+	31, // 18: jobworker.v1.GetJobStatusRequest.interval:type_name -> google.protobuf.Duration
+	5,  // 19: jobworker.v1.GetJobStatusResponse.job:type_name -> jobworker.v1.Job
+	0,  // 20: jobworker.v1.ListJobsRequest.states:type_name -> jobworker.v1.JobState
+	30, // 21: jobworker.v1.ListJobsRequest.labels:type_name -> jobworker.v1.ListJobsRequest.LabelsEntry
+	5,  // 22: jobworker.v1.ListJobsResponse.jobs:type_name -> jobworker.v1.Job
+	4,  // 23: jobworker.v1.GetServerStatusResponse.usage:type_name -> jobworker.v1.Usage
+	5,  // 24: jobworker.v1.SignalJobResponse.job:type_name -> jobworker.v1.Job
+	5,  // 25: jobworker.v1.PauseJobResponse.job:type_name -> jobworker.v1.Job
+	5,  // 26: jobworker.v1.ResumeJobResponse.job:type_name -> jobworker.v1.Job
+	3,  // 27: jobworker.v1.UpdateJobRequest.limits:type_name -> jobworker.v1.Limits
+	5,  // 28: jobworker.v1.UpdateJobResponse.job:type_name -> jobworker.v1.Job
+	6,  // 29: jobworker.v1.JobWorkerService.StartJob:input_type -> jobworker.v1.StartJobRequest
+	8,  // 30: jobworker.v1.JobWorkerService.StopJob:input_type -> jobworker.v1.StopJobRequest
+	10, // 31: jobworker.v1.JobWorkerService.GetJobStatus:input_type -> jobworker.v1.GetJobStatusRequest
+	12, // 32: jobworker.v1.JobWorkerService.GetJobOutput:input_type -> jobworker.v1.GetJobOutputRequest
+	14, // 33: jobworker.v1.JobWorkerService.ListJobs:input_type -> jobworker.v1.ListJobsRequest
+	16, // 34: jobworker.v1.JobWorkerService.GetServerStatus:input_type -> jobworker.v1.GetServerStatusRequest
+	18, // 35: jobworker.v1.JobWorkerService.SignalJob:input_type -> jobworker.v1.SignalJobRequest
+	20, // 36: jobworker.v1.JobWorkerService.PauseJob:input_type -> jobworker.v1.PauseJobRequest
+	22, // 37: jobworker.v1.JobWorkerService.ResumeJob:input_type -> jobworker.v1.ResumeJobRequest
+	24, // 38: jobworker.v1.JobWorkerService.UpdateJob:input_type -> jobworker.v1.UpdateJobRequest
+	7,  // 39: jobworker.v1.JobWorkerService.StartJob:output_type -> jobworker.v1.StartJobResponse
+	9,  // 40: jobworker.v1.JobWorkerService.StopJob:output_type -> jobworker.v1.StopJobResponse
+	11, // 41: jobworker.v1.JobWorkerService.GetJobStatus:output_type -> jobworker.v1.GetJobStatusResponse
+	13, // 42: jobworker.v1.JobWorkerService.GetJobOutput:output_type -> jobworker.v1.GetJobOutputResponse
+	15, // 43: jobworker.v1.JobWorkerService.ListJobs:output_type -> jobworker.v1.ListJobsResponse
+	17, // 44: jobworker.v1.JobWorkerService.GetServerStatus:output_type -> jobworker.v1.GetServerStatusResponse
+	19, // 45: jobworker.v1.JobWorkerService.SignalJob:output_type -> jobworker.v1.SignalJobResponse
+	21, // 46: jobworker.v1.JobWorkerService.PauseJob:output_type -> jobworker.v1.PauseJobResponse
+	23, // 47: jobworker.v1.JobWorkerService.ResumeJob:output_type -> jobworker.v1.ResumeJobResponse
+	25, // 48: jobworker.v1.JobWorkerService.UpdateJob:output_type -> jobworker.v1.UpdateJobResponse
+	39, // [39:49] is the sub-list for method output_type
+	29, // [29:39] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_jobworker_v1_jobworker_proto_init() }
@@ -1718,7 +2245,7 @@ func file_jobworker_v1_jobworker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobworker_v1_jobworker_proto_rawDesc), len(file_jobworker_v1_jobworker_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
