@@ -37,6 +37,8 @@ type runCmd struct {
 	Timeout     time.Duration     `placeholder:"DUR" help:"Kill the job when it runs longer (0: never)."`
 	Env         map[string]string `short:"e" placeholder:"K=V" help:"Add a variable to the job's environment (repeatable)."`
 	Workdir     string            `placeholder:"DIR" help:"Directory the command starts in (absolute)."`
+	Name        string            `placeholder:"NAME" env:"JOBWORKER_RUN_NAME" help:"A name for the job (letters, digits, '.', '_', '-'; need not be unique)."`
+	Label       map[string]string `placeholder:"K=V" env:"JOBWORKER_RUN_LABEL" help:"A label for the job, to find it by (repeatable)."`
 	Detach      bool              `short:"d" help:"Print the job ID and return at once."`
 	Command     []string          `arg:"" passthrough:"" name:"command" help:"The command and its arguments, after --."`
 
@@ -105,7 +107,7 @@ func (c *runCmd) request() (*jobworkerv1.StartJobRequest, error) {
 	for _, d := range order {
 		l.IoMax = append(l.IoMax, devs[d])
 	}
-	req := &jobworkerv1.StartJobRequest{Command: argv[0], Args: argv[1:], Env: c.Env, WorkingDir: c.Workdir, Limits: l}
+	req := &jobworkerv1.StartJobRequest{Command: argv[0], Args: argv[1:], Env: c.Env, WorkingDir: c.Workdir, Limits: l, Name: c.Name, Labels: c.Label}
 	if c.Timeout > 0 {
 		req.Timeout = durationpb.New(c.Timeout)
 	}
