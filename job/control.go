@@ -207,9 +207,6 @@ func (m *Manager) Update(id string, c cgroupfs.Change) (Status, error) {
 		high := m.cfg.MemoryHigh(*c.MemoryMax)
 		c.MemoryHigh = &high
 	}
-	if err := m.cfg.Cgroups.CheckChange(c); err != nil {
-		return Status{}, err
-	}
 	j, err := m.find(id)
 	if err != nil {
 		return Status{}, err
@@ -228,6 +225,9 @@ func (m *Manager) Update(id string, c cgroupfs.Change) (Status, error) {
 			err = fmt.Errorf("%w: cannot update job %s: it is being started; try again", ErrJobState, id)
 		}
 		m.mu.Unlock()
+		return Status{}, err
+	}
+	if err := m.cfg.Cgroups.CheckChange(c); err != nil {
 		return Status{}, err
 	}
 	limits := c.Apply(st.Limits)
