@@ -27,18 +27,28 @@ var (
 	ErrNoRoom = errors.New("the server's memory capacity has no room for it now")
 )
 
+// stateError is an ErrJobState that says in its own words what the job's
+// state does not allow.
+type stateError string
+
+func (e stateError) Error() string        { return string(e) }
+func (e stateError) Is(target error) bool { return target == ErrJobState }
+
 // stateErrorLocked says why j's state does not allow what (a verb: "pause",
 // "signal"). Called with m.mu held.
 func stateErrorLocked(j *job, what string) error {
+	var why string
 	switch {
 	case j.st.State.Ended():
-		return fmt.Errorf("%w: cannot %s job %s: it has ended (%s)", ErrJobState, what, j.st.ID, j.st.State)
+		why = fmt.Sprintf("it has ended (%s)", j.st.State)
 	case j.st.State == StatePending:
-		return fmt.Errorf("%w: cannot %s job %s: it is pending and has not started yet", ErrJobState, what, j.st.ID)
+		why = "it is pending and has not started yet"
 	case j.stopReq:
-		return fmt.Errorf("%w: cannot %s job %s: it is being stopped", ErrJobState, what, j.st.ID)
+		why = "it is being stopped"
+	default:
+		why = "it is " + string(j.st.State)
 	}
-	return fmt.Errorf("%w: cannot %s job %s: it is %s", ErrJobState, what, j.st.ID, j.st.State)
+	return stateError(fmt.Sprintf("cannot %s job %s: %s", what, j.st.ID, why))
 }
 
 func (m *Manager) find(id string) (*job, error) {
@@ -222,7 +232,7 @@ func (m *Manager) Update(id string, c cgroupfs.Change) (Status, error) {
 		m.mu.Lock()
 		err := stateErrorLocked(j, "update")
 		if j.st.State == StatePending {
-			err = fmt.Errorf("%w: cannot update job %s: it is being started; try again", ErrJobState, id)
+			err = stateError(fmt.Sprintf("cannot update job %s: it is being started; try again", id))
 		}
 		m.mu.Unlock()
 		return Status{}, err
