@@ -1452,7 +1452,8 @@ type GetServerStatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// version is the server's version.
 	Version string `protobuf:"bytes,1,opt,name=version" json:"version,omitempty"`
-	// jobs_running is the number of RUNNING jobs.
+	// jobs_running is the number of RUNNING and PAUSED jobs (a paused job
+	// holds its slot and its memory reservation).
 	JobsRunning uint32 `protobuf:"varint,2,opt,name=jobs_running,json=jobsRunning" json:"jobs_running,omitempty"`
 	// jobs_pending is the number of PENDING jobs.
 	JobsPending uint32 `protobuf:"varint,3,opt,name=jobs_pending,json=jobsPending" json:"jobs_pending,omitempty"`
@@ -1460,7 +1461,8 @@ type GetServerStatusResponse struct {
 	MaxRunning uint32 `protobuf:"varint,4,opt,name=max_running,json=maxRunning" json:"max_running,omitempty"`
 	// memory_capacity_bytes is the memory jobs may reserve in all.
 	MemoryCapacityBytes uint64 `protobuf:"varint,5,opt,name=memory_capacity_bytes,json=memoryCapacityBytes" json:"memory_capacity_bytes,omitempty"`
-	// memory_reserved_bytes is the memory the running jobs reserve.
+	// memory_reserved_bytes is the memory the running and paused jobs
+	// reserve.
 	MemoryReservedBytes uint64 `protobuf:"varint,6,opt,name=memory_reserved_bytes,json=memoryReservedBytes" json:"memory_reserved_bytes,omitempty"`
 	// usage is the summed usage of the running jobs.
 	Usage *Usage `protobuf:"bytes,7,opt,name=usage" json:"usage,omitempty"`
