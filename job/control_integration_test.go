@@ -281,9 +281,10 @@ func TestUpdate(t *testing.T) {
 		t.Errorf("reserved %d after a refused raise, want 128 MiB", tot.MemoryReserved)
 	}
 
-	// A job that holds some 32 MiB: lowering its limit below that is
-	// refused, with the usage in the message.
-	big, err := m.Start(Request{Owner: "carol", Command: "awk", Args: []string{`BEGIN { s = "x"; while (length(s) < 32000000) s = s s; print "ready"; fflush(); while (1) system("sleep 1000") }`}, Limits: cgroupfs.Limits{MemoryMax: 96 << 20}})
+	// A job that holds some 16 MiB (under its memory.high of 48 MiB, so
+	// that reclaim does not throttle it): lowering its limit below that
+	// is refused, with the usage in the message.
+	big, err := m.Start(Request{Owner: "carol", Command: "awk", Args: []string{`BEGIN { s = "x"; while (length(s) < 16000000) s = s s; print "ready"; fflush(); while (1) system("sleep 1000") }`}, Limits: cgroupfs.Limits{MemoryMax: 96 << 20}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,8 +297,8 @@ func TestUpdate(t *testing.T) {
 	}
 	waitOutput(t, m, big.ID, "ready\n")
 	cur, err := strconv.ParseUint(groupFile(t, m, big.ID, "memory.current"), 10, 64)
-	if err != nil || cur < 32000000 {
-		t.Fatalf("memory.current of the 32 MB job = %d, %v", cur, err)
+	if err != nil || cur < 16000000 {
+		t.Fatalf("memory.current of the 16 MB job = %d, %v", cur, err)
 	}
 	_, err = m.Update(big.ID, cgroupfs.Change{MemoryMax: u64(8 << 20)})
 	if !errors.Is(err, ErrBelowUsage) || !strings.Contains(err.Error(), "uses ") {
