@@ -143,7 +143,7 @@ func jobError(err error) error {
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.As(err, &se):
 		return status.Errorf(codes.FailedPrecondition, "cannot start the command: %v", se)
-	case errors.As(err, &mce):
+	case errors.As(err, &mce), errors.Is(err, cgroupfs.ErrNoIOWeight):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, job.ErrStateFull):
 		return status.Error(codes.ResourceExhausted, err.Error())
