@@ -40,8 +40,8 @@ const (
 //
 // JobWorkerService runs jobs for authenticated clients. The caller's identity
 // and role come from its client certificate: admin may call every RPC on every
-// job; user may start jobs and see or stop its own; reader may see every job
-// but never start or stop one. Another user's job answers NOT_FOUND. Every
+// job; user may start jobs and see, stop, signal, pause, resume or update its
+// own; reader may see every job but never start, stop or control one. Another user's job answers NOT_FOUND. Every
 // string in a request must be UTF-8; one that is not is INVALID_ARGUMENT
 // with the field's name.
 type JobWorkerServiceClient interface {
@@ -226,8 +226,8 @@ func (c *jobWorkerServiceClient) UpdateJob(ctx context.Context, in *UpdateJobReq
 //
 // JobWorkerService runs jobs for authenticated clients. The caller's identity
 // and role come from its client certificate: admin may call every RPC on every
-// job; user may start jobs and see or stop its own; reader may see every job
-// but never start or stop one. Another user's job answers NOT_FOUND. Every
+// job; user may start jobs and see, stop, signal, pause, resume or update its
+// own; reader may see every job but never start, stop or control one. Another user's job answers NOT_FOUND. Every
 // string in a request must be UTF-8; one that is not is INVALID_ARGUMENT
 // with the field's name.
 type JobWorkerServiceServer interface {
