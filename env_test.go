@@ -89,6 +89,13 @@ func TestEveryFlagFromTheEnvironment(t *testing.T) {
 		"status watch": "JOBWORKER_WATCH",
 		"logs follow":  "JOBWORKER_FOLLOW", "logs offset": "JOBWORKER_OFFSET", "logs tail": "JOBWORKER_TAIL",
 		"list state": "JOBWORKER_STATE", "list user": "JOBWORKER_USER",
+		// Names that would mean two things under the rule: certs server
+		// --name is JOBWORKER_NAME; run's limits are not update's.
+		"run name": "JOBWORKER_RUN_NAME", "run label": "JOBWORKER_RUN_LABEL",
+		"list name": "JOBWORKER_LIST_NAME", "list label": "JOBWORKER_LIST_LABEL",
+		"update cpu-weight": "JOBWORKER_UPDATE_CPU_WEIGHT", "update cpus": "JOBWORKER_UPDATE_CPUS",
+		"update memory-limit": "JOBWORKER_UPDATE_MEMORY_LIMIT", "update io-weight": "JOBWORKER_UPDATE_IO_WEIGHT",
+		"update pids-limit": "JOBWORKER_UPDATE_PIDS_LIMIT",
 
 		"certs ca out":        "JOBWORKER_OUT",
 		"certs server ca-dir": "JOBWORKER_CA_DIR", "certs server out": "JOBWORKER_OUT", "certs server name": "JOBWORKER_NAME", "certs server ip": "JOBWORKER_IP",
@@ -96,7 +103,7 @@ func TestEveryFlagFromTheEnvironment(t *testing.T) {
 		"certs client role": "JOBWORKER_ROLE", "certs client valid": "JOBWORKER_VALID",
 	}
 	clientFlagEnvs := map[string]string{"server": "JOBWORKER_SERVER", "ca": "JOBWORKER_CA", "cert": "JOBWORKER_CERT", "key": "JOBWORKER_KEY", "json": "JOBWORKER_JSON"}
-	for _, verb := range []string{"run", "stop", "status", "logs", "list"} {
+	for _, verb := range []string{"run", "stop", "status", "logs", "list", "signal", "pause", "resume", "update"} {
 		for f, env := range clientFlagEnvs {
 			documented[verb+" "+f] = env
 		}

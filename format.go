@@ -113,6 +113,12 @@ func ownerName(j *jobworkerv1.Job) string {
 func printJob(w io.Writer, j *jobworkerv1.Job) {
 	row := func(k, v string) { fmt.Fprintf(w, "%-9s %s\n", k, v) }
 	row("ID", safe(j.GetId()))
+	if j.GetName() != "" {
+		row("Name", safe(j.GetName()))
+	}
+	if len(j.GetLabels()) > 0 {
+		row("Labels", labelsLine(j.GetLabels()))
+	}
 	row("State", outcome(j))
 	if j.GetMessage() != "" {
 		row("Message", safe(j.GetMessage()))
@@ -157,6 +163,28 @@ func printJob(w io.Writer, j *jobworkerv1.Job) {
 	row("Output", out)
 }
 
+// labelsLine is a job's labels as K=V, sorted by key, each made safe.
+func labelsLine(labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = safe(k) + "=" + safe(labels[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// jobName is the job's name for the list: "-" for none.
+func jobName(j *jobworkerv1.Job) string {
+	if j.GetName() == "" {
+		return "-"
+	}
+	return safe(j.GetName())
+}
+
 func usec(n uint64) time.Duration {
 	return (time.Duration(n) * time.Microsecond).Round(time.Millisecond)
 }
@@ -198,7 +226,7 @@ func printJobTable(w io.Writer, jobs []*jobworkerv1.Job) error {
 	sort.SliceStable(jobs, func(a, b int) bool {
 		return jobs[a].GetCreateTime().AsTime().After(jobs[b].GetCreateTime().AsTime())
 	})
-	fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-19s  %s\n", "ID", "STATE", "OWNER", "CREATED", "COMMAND")
+	fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-16s  %-19s  %s\n", "ID", "STATE", "OWNER", "NAME", "CREATED", "COMMAND")
 	for _, j := range jobs {
 		cmd := commandLine(j)
 		if len(cmd) > 60 {
@@ -209,7 +237,7 @@ func printJobTable(w io.Writer, jobs []*jobworkerv1.Job) error {
 			}
 			cmd = cmd[:cut] + "..."
 		}
-		fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-19s  %s\n", safe(j.GetId()), outcome(j), ownerName(j), j.GetCreateTime().AsTime().Local().Format(time.DateTime), cmd)
+		fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-16s  %-19s  %s\n", safe(j.GetId()), outcome(j), ownerName(j), jobName(j), j.GetCreateTime().AsTime().Local().Format(time.DateTime), cmd)
 	}
 	return nil
 }

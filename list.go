@@ -10,8 +10,10 @@ import (
 type listCmd struct {
 	clientFlags `embed:""`
 
-	State []string `placeholder:"STATE" enum:"pending,running,completed,failed,stopped" help:"Only jobs in this state (repeatable): pending, running, completed, failed, stopped."`
-	User  []string `placeholder:"NAME" help:"Only jobs of this user (repeatable)."`
+	State []string          `placeholder:"STATE" enum:"pending,running,paused,completed,failed,stopped" help:"Only jobs in this state (repeatable): pending, running, paused, completed, failed, stopped."`
+	User  []string          `placeholder:"NAME" help:"Only jobs of this user (repeatable)."`
+	Name  string            `placeholder:"NAME" env:"JOBWORKER_LIST_NAME" help:"Only jobs of this name."`
+	Label map[string]string `placeholder:"K=V" env:"JOBWORKER_LIST_LABEL" help:"Only jobs with this label (repeatable: all must match)."`
 }
 
 // Run lists jobs.
@@ -21,7 +23,7 @@ func (c *listCmd) Run(e *env) error {
 		return err
 	}
 	defer api.Close()
-	req := &jobworkerv1.ListJobsRequest{Owners: c.User}
+	req := &jobworkerv1.ListJobsRequest{Owners: c.User, Name: c.Name, Labels: c.Label}
 	for _, s := range c.State {
 		req.States = append(req.States, jobworkerv1.JobState(jobworkerv1.JobState_value["JOB_STATE_"+strings.ToUpper(s)]))
 	}

@@ -9,7 +9,7 @@ type logsCmd struct {
 	Follow bool   `short:"f" help:"Keep printing new output until the job ends."`
 	Offset *int64 `xor:"start" placeholder:"N" help:"Start at byte N (negative: N bytes before the end)."`
 	Tail   *int   `xor:"start" placeholder:"N" help:"Show the last N lines."`
-	ID     string `arg:"" name:"id" help:"Job ID."`
+	ID     string `arg:"" name:"id" help:"Job ID, or a unique prefix of it (at least 8 characters)."`
 }
 
 // Run prints a job's output.

@@ -1,7 +1,7 @@
 // Command jobworker runs Linux processes for authenticated clients, each in
 // its own cgroup v2, keeps and streams their output, and answers over gRPC
 // with mutual TLS 1.3. The same binary is the server (serve), the client (run,
-// stop, status, logs, list), a small PKI (certs) and, hidden, the init shim
+// stop, status, logs, list, signal, pause, resume, update), a small PKI (certs) and, hidden, the init shim
 // that places a job's process in its cgroup before it execs.
 package main
 
@@ -38,6 +38,10 @@ type cli struct {
 	Status  statusCmd  `cmd:"" help:"Show a job's status and usage, or the server's figures without an ID."`
 	Logs    logsCmd    `cmd:"" help:"Print a job's output."`
 	List    listCmd    `cmd:"" help:"List jobs."`
+	Signal  signalCmd  `cmd:"" help:"Send a signal to a job's process group."`
+	Pause   pauseCmd   `cmd:"" help:"Freeze every process of a job (cgroup.freeze)."`
+	Resume  resumeCmd  `cmd:"" help:"Thaw a paused job."`
+	Update  updateCmd  `cmd:"" help:"Change the limits of a pending, running or paused job."`
 	Certs   certsCmd   `cmd:"" help:"Make a CA, a server certificate or client certificates."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 

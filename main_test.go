@@ -21,7 +21,7 @@ func TestHelpListsVerbsButNotInit(t *testing.T) {
 		t.Fatalf("run(--help) = %d, want %d; stderr: %s", code, exitOK, errOut.String())
 	}
 	help := out.String()
-	for _, verb := range []string{"serve", "run", "stop", "status", "logs", "list", "certs", "version", "completion"} {
+	for _, verb := range []string{"serve", "run", "stop", "status", "logs", "list", "signal", "pause", "resume", "update", "certs", "version", "completion"} {
 		if !strings.Contains(help, "\n  "+verb) {
 			t.Errorf("--help does not list %q:\n%s", verb, help)
 		}
@@ -120,7 +120,11 @@ var completionCases = []struct {
 	words      []string
 	want, deny []string
 }{
-	{[]string{"jobworker", ""}, []string{"serve", "run", "stop", "status", "logs", "list", "certs", "version", "completion"}, []string{"init", "--cpus", "ca"}},
+	{[]string{"jobworker", ""}, []string{"serve", "run", "stop", "status", "logs", "list", "signal", "pause", "resume", "update", "certs", "version", "completion"}, []string{"init", "--cpus", "ca"}},
+	{[]string{"jobworker", "update", "--"}, []string{"--cpus", "--memory-limit", "--cpu-weight", "--io-weight", "--pids-limit", "--json"}, []string{"--env", "--detach", "--follow"}},
+	{[]string{"jobworker", "list", "--"}, []string{"--name", "--label", "--state", "--user"}, []string{"--cpus", "--follow"}},
+	{[]string{"jobworker", "run", "--l"}, []string{"--label"}, []string{"--follow"}},
+	{[]string{"jobworker", "pause", "--"}, []string{"--json", "--server"}, []string{"--cpus", "--grace"}},
 	{[]string{"jobworker", "run", "--"}, []string{"--cpus", "--memory-limit", "--env", "--timeout", "--detach", "--server"}, []string{"run", "init", "--follow", "--listen"}},
 	{[]string{"jobworker", "logs", "--f"}, []string{"--follow"}, []string{"--cpus", "--watch", "init"}},
 	{[]string{"jobworker", "--server", "x:1", "status", "--"}, []string{"--watch", "--json"}, []string{"--follow", "--grace"}},

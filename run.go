@@ -39,6 +39,8 @@ type runCmd struct {
 	SecretEnv   []string          `name:"secret-env" placeholder:"K=V|K" help:"Add a secret variable, never stored, logged or shown (repeatable); K alone takes its value from this environment, off the command line."`
 	Workdir     string            `placeholder:"DIR" help:"Directory the command starts in (absolute)."`
 	Network     string            `enum:",host,none" default:"" placeholder:"host|none" help:"The job's network: the host's, or none (only loopback); default: the server's."`
+	Name        string            `placeholder:"NAME" env:"JOBWORKER_RUN_NAME" help:"A name for the job (letters, digits, '.', '_', '-'; need not be unique)."`
+	Label       map[string]string `placeholder:"K=V" env:"JOBWORKER_RUN_LABEL" help:"A label for the job, to find it by (repeatable)."`
 	Detach      bool              `short:"d" help:"Print the job ID and return at once."`
 	Command     []string          `arg:"" passthrough:"" name:"command" help:"The command and its arguments, after --."`
 
@@ -107,7 +109,7 @@ func (c *runCmd) request() (*jobworkerv1.StartJobRequest, error) {
 	for _, d := range order {
 		l.IoMax = append(l.IoMax, devs[d])
 	}
-	req := &jobworkerv1.StartJobRequest{Command: argv[0], Args: argv[1:], Env: c.Env, WorkingDir: c.Workdir, Limits: l}
+	req := &jobworkerv1.StartJobRequest{Command: argv[0], Args: argv[1:], Env: c.Env, WorkingDir: c.Workdir, Limits: l, Name: c.Name, Labels: c.Label}
 	switch c.Network {
 	case "host":
 		req.Network = jobworkerv1.Network_NETWORK_HOST

@@ -13,7 +13,7 @@ type statusCmd struct {
 	clientFlags `embed:""`
 
 	Watch bool   `short:"w" help:"Redraw status and usage until the job ends."`
-	ID    string `arg:"" optional:"" name:"id" help:"Job ID; without it, the server's figures."`
+	ID    string `arg:"" optional:"" name:"id" help:"Job ID, or a unique prefix of it (at least 8 characters); without it, the server's figures."`
 }
 
 // Run shows a job's or the server's status.

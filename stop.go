@@ -14,7 +14,7 @@ type stopCmd struct {
 	clientFlags `embed:""`
 
 	Grace *time.Duration `placeholder:"DUR" help:"Time between SIGTERM and kill (default: the server's)."`
-	ID    string         `arg:"" name:"id" help:"Job ID."`
+	ID    string         `arg:"" name:"id" help:"Job ID, or a unique prefix of it (at least 8 characters)."`
 }
 
 // Run stops a job and prints its final state.
@@ -35,6 +35,6 @@ func (c *stopCmd) Run(e *env) error {
 	if c.JSON {
 		return printJSON(e.stdout, r.GetJob())
 	}
-	fmt.Fprintf(e.stderr, "job %s %s\n", c.ID, outcome(r.GetJob()))
+	fmt.Fprintf(e.stderr, "job %s %s\n", r.GetJob().GetId(), outcome(r.GetJob()))
 	return nil
 }

@@ -147,6 +147,7 @@ func (m *Manager) start(req Request) (Status, error) {
 			ID: id, Owner: req.Owner, Command: req.Command, Args: req.Args, Env: req.Env,
 			Dir: req.Dir, Limits: limits, Timeout: req.Timeout, State: StatePending, Created: time.Now(),
 			RequestID: req.RequestID, Network: network, SecretEnvNames: sortedKeys(req.SecretEnv),
+			Name: req.Name, Labels: req.Labels,
 		},
 		cred:      cred,
 		ownUID:    m.uids != nil,

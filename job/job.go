@@ -23,12 +23,18 @@ const (
 	StateCompleted State = "completed"
 	StateFailed    State = "failed"
 	StateStopped   State = "stopped"
+	// StatePaused is a running job whose processes are frozen (Pause).
+	StatePaused State = "paused"
 )
 
 // Ended reports whether s is final.
 func (s State) Ended() bool {
 	return s == StateCompleted || s == StateFailed || s == StateStopped
 }
+
+// hasProcess reports whether a job in state s has been started and has not
+// ended: it is running or paused.
+func (s State) hasProcess() bool { return s == StateRunning || s == StatePaused }
 
 // Reason says why a job FAILED. It is the shim's reason type, the one of
 // jobworker: a job that could not be started fails with ReasonExecFailed,
@@ -71,6 +77,10 @@ type Request struct {
 	// written to disk nor returned: Status has their names only. Its names
 	// follow Env's rules, and none may be in both.
 	SecretEnv map[string]string
+	// Name and Labels help users find the job (CheckName, CheckLabels);
+	// both are optional.
+	Name   string
+	Labels map[string]string
 }
 
 // Network is a job's network.
@@ -89,6 +99,8 @@ type Status struct {
 	ID        string
 	RequestID string // the request ID it was started with, if any
 	Owner     string
+	Name      string
+	Labels    map[string]string
 	Command   string
 	Args      []string
 	Env       map[string]string
@@ -161,6 +173,14 @@ func validEnvName(k string) bool {
 func (r *Request) Validate() error {
 	if r.RequestID != "" && !ValidID(r.RequestID) {
 		return invalid("request ID %q: want a lower-case UUID like 6f9619ff-8b86-4011-b42d-00c04fc964ff", truncateID(r.RequestID))
+	}
+	if r.Name != "" {
+		if err := CheckName(r.Name); err != nil {
+			return err
+		}
+	}
+	if err := CheckLabels(r.Labels); err != nil {
+		return err
 	}
 	if r.Command == "" {
 		return invalid("empty command")

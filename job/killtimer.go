@@ -43,7 +43,7 @@ func dropKillTimerLocked(j *job) {
 // killGroup kills j's cgroup at the end of its grace, unless j has ended.
 func (m *Manager) killGroup(j *job) {
 	m.mu.Lock()
-	if j.st.State != StateRunning {
+	if !j.st.State.hasProcess() {
 		m.mu.Unlock()
 		return
 	}

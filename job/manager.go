@@ -89,6 +89,10 @@ type job struct {
 
 	// persistMu orders the writes of this job's record.
 	persistMu sync.Mutex
+	// ctlMu orders the changes of a started job's cgroup that wait for
+	// the kernel (pause, resume, update, the thaw of a stop), which are
+	// made without m.mu held (control.go).
+	ctlMu sync.Mutex
 
 	// cred is the user the job runs as (nil: root), ownUID whether that is
 	// a uid of its owner's own; secretEnv its secret variables, kept in

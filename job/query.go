@@ -21,7 +21,7 @@ func (m *Manager) snapshot(j *job) Status {
 	m.mu.Lock()
 	st := j.st
 	g := j.group
-	running := st.State == StateRunning
+	running := st.State.hasProcess()
 	m.mu.Unlock()
 	if running && g != nil {
 		if u, err := g.Usage(); err == nil {
@@ -47,6 +47,23 @@ func (m *Manager) Get(id string) (Status, error) {
 type Filter struct {
 	Owners []string
 	States []State
+	Name   string            // the job's name
+	Labels map[string]string // labels the job must all have, with these values
+}
+
+// match reports whether st passes f.
+func (f Filter) match(st *Status) bool {
+	if len(f.Owners) > 0 && !slices.Contains(f.Owners, st.Owner) ||
+		len(f.States) > 0 && !slices.Contains(f.States, st.State) ||
+		f.Name != "" && st.Name != f.Name {
+		return false
+	}
+	for k, v := range f.Labels {
+		if got, ok := st.Labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // List returns the jobs that match f, newest first.
@@ -54,7 +71,7 @@ func (m *Manager) List(f Filter) []Status {
 	m.mu.Lock()
 	var js []*job
 	for _, j := range m.jobs {
-		if (len(f.Owners) == 0 || slices.Contains(f.Owners, j.st.Owner)) && (len(f.States) == 0 || slices.Contains(f.States, j.st.State)) {
+		if f.match(&j.st) {
 			js = append(js, j)
 		}
 	}
@@ -133,7 +150,7 @@ func (m *Manager) Totals() Totals {
 	t := Totals{Running: m.running, Pending: len(m.queue), MemoryReserved: m.reserved, MemoryCapacity: m.cfg.MemoryCapacity, MaxRunning: m.cfg.MaxRunning}
 	var groups []*cgroupfs.Group
 	for _, j := range m.jobs {
-		if j.st.State == StateRunning && j.group != nil {
+		if j.st.State.hasProcess() && j.group != nil {
 			groups = append(groups, j.group)
 		}
 	}

@@ -12,6 +12,14 @@ import (
 // recordVersion is the format of the job records (job.json) this package
 // writes and the newest it reads. Records from before the format had a
 // version have none and the same keys: they are read as version 1.
+//
+// The version changes only when a jobworker that reads the previous one
+// would take a new record wrongly. A key that is new and optional, which
+// an older reader may ignore without misreading the rest (request_id,
+// name, labels, paused), is added within the version: records without it
+// still load, and older jobworkers still load records with it. So a paused
+// job is recorded with the state "running", which every version reads, and
+// "paused": true beside it.
 const recordVersion = 1
 
 // errNewerRecord is a record of a format newer than recordVersion. Such a
@@ -25,9 +33,13 @@ var errNewerRecord = errors.New("the job record's format is newer than this jobw
 // records had (the limits and usage with Go's field names), so that every
 // record ever written loads.
 type record struct {
-	Version int               `json:"version"`
-	ID      string            `json:"id"`
-	Owner   string            `json:"owner"`
+	Version int    `json:"version"`
+	ID      string `json:"id"`
+	Owner   string `json:"owner"`
+	// Name and Labels are the job's (new in version 1 records written
+	// since; older ones have none).
+	Name    string            `json:"name,omitempty"`
+	Labels  map[string]string `json:"labels,omitempty"`
 	Command string            `json:"command"`
 	Args    []string          `json:"args,omitempty"`
 	Env     map[string]string `json:"env,omitempty"`
@@ -42,16 +54,18 @@ type record struct {
 	Network string `json:"network,omitempty"`
 	// SecretEnvNames are the names of the job's secret variables (their
 	// values are never recorded).
-	SecretEnvNames []string    `json:"secret_env_names,omitempty"`
-	State          string      `json:"state"`
-	Reason         string      `json:"reason,omitempty"`
-	ExitCode       *int        `json:"exit_code,omitempty"`
-	Signal         *int        `json:"signal,omitempty"`
-	Message        string      `json:"message,omitempty"`
-	Created        time.Time   `json:"created"`
-	Started        time.Time   `json:"started,omitzero"`
-	Ended          time.Time   `json:"ended,omitzero"`
-	Usage          recordUsage `json:"usage"`
+	SecretEnvNames []string `json:"secret_env_names,omitempty"`
+	State          string   `json:"state"`
+	// Paused marks a job recorded while paused; its State is "running".
+	Paused   bool        `json:"paused,omitempty"`
+	Reason   string      `json:"reason,omitempty"`
+	ExitCode *int        `json:"exit_code,omitempty"`
+	Signal   *int        `json:"signal,omitempty"`
+	Message  string      `json:"message,omitempty"`
+	Created  time.Time   `json:"created"`
+	Started  time.Time   `json:"started,omitzero"`
+	Ended    time.Time   `json:"ended,omitzero"`
+	Usage    recordUsage `json:"usage"`
 }
 
 // recordLimits are a job's limits on disk (cgroupfs.Limits).
@@ -95,7 +109,8 @@ func encodeRecord(st Status) ([]byte, error) {
 	l := st.Limits
 	r := record{
 		Version: recordVersion,
-		ID:      st.ID, Owner: st.Owner, Command: st.Command, Args: st.Args, Env: st.Env, Dir: st.Dir,
+		ID:      st.ID, Owner: st.Owner, Name: st.Name, Labels: st.Labels,
+		Command: st.Command, Args: st.Args, Env: st.Env, Dir: st.Dir,
 		Limits: recordLimits{
 			CPUWeight: l.CPUWeight, CPUs: l.CPUs, MemoryMax: l.MemoryMax, MemoryHigh: l.MemoryHigh,
 			IOWeight: l.IOWeight, PidsMax: l.PidsMax,
@@ -112,6 +127,9 @@ func encodeRecord(st Status) ([]byte, error) {
 			IOReadOps: st.Usage.IOReadOps, IOWriteOps: st.Usage.IOWriteOps,
 			PidsCurrent: st.Usage.PidsCurrent, OOMKills: st.Usage.OOMKills,
 		},
+	}
+	if st.State == StatePaused {
+		r.State, r.Paused = string(StateRunning), true
 	}
 	for _, m := range l.IOMax {
 		r.Limits.IOMax = append(r.Limits.IOMax, recordIOMax{Device: m.Device, ReadBPS: m.ReadBPS, WriteBPS: m.WriteBPS, ReadIOPS: m.ReadIOPS, WriteIOPS: m.WriteIOPS})
@@ -145,6 +163,7 @@ func (r *record) check() error {
 	}
 	switch State(r.State) {
 	case StatePending, StateRunning, StateCompleted, StateFailed, StateStopped:
+		// A paused job is recorded as running (see recordVersion).
 	default:
 		return fmt.Errorf("record state %q is not a job state", r.State)
 	}
@@ -155,7 +174,8 @@ func (r *record) check() error {
 func (r *record) status() Status {
 	l := r.Limits
 	st := Status{
-		ID: r.ID, Owner: r.Owner, Command: r.Command, Args: r.Args, Env: r.Env, Dir: r.Dir,
+		ID: r.ID, Owner: r.Owner, Name: r.Name, Labels: r.Labels,
+		Command: r.Command, Args: r.Args, Env: r.Env, Dir: r.Dir,
 		Limits: cgroupfs.Limits{
 			CPUWeight: l.CPUWeight, CPUs: l.CPUs, MemoryMax: l.MemoryMax, MemoryHigh: l.MemoryHigh,
 			IOWeight: l.IOWeight, PidsMax: l.PidsMax,
@@ -172,6 +192,9 @@ func (r *record) status() Status {
 			IOReadOps: r.Usage.IOReadOps, IOWriteOps: r.Usage.IOWriteOps,
 			PidsCurrent: r.Usage.PidsCurrent, OOMKills: r.Usage.OOMKills,
 		},
+	}
+	if st.State == StateRunning && r.Paused {
+		st.State = StatePaused
 	}
 	for _, m := range l.IOMax {
 		st.Limits.IOMax = append(st.Limits.IOMax, cgroupfs.IOMax{Device: m.Device, ReadBPS: m.ReadBPS, WriteBPS: m.WriteBPS, ReadIOPS: m.ReadIOPS, WriteIOPS: m.WriteIOPS})

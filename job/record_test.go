@@ -50,7 +50,7 @@ var notInRecord = []string{"OutputSize", "OutputStart", "Damaged"}
 
 // newerThanFixture are the fields records hold since the fixture was
 // written; TestRecordNewFields round-trips them.
-var newerThanFixture = []string{"RequestID", "Network", "SecretEnvNames"}
+var newerThanFixture = []string{"RequestID", "Network", "SecretEnvNames", "Name", "Labels"}
 
 // loadFixture reads testdata/name as the record of job id.
 func loadFixture(t *testing.T, name, id string) (Status, error) {
@@ -277,6 +277,8 @@ func TestRecordNewFields(t *testing.T) {
 	want := fullStatus()
 	want.RequestID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 	want.Network, want.SecretEnvNames = NetworkNone, []string{"API_TOKEN", "DB_PASSWORD"}
+	want.Name = "nightly-build"
+	want.Labels = map[string]string{"team": "infra", "tier": "batch job"}
 	dir := filepath.Join(t.TempDir(), want.ID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -307,5 +309,31 @@ func TestRecordNewFields(t *testing.T) {
 		if !ov.FieldByName(name).IsZero() {
 			t.Errorf("the fixture's %s = %v; want none", name, ov.FieldByName(name))
 		}
+	}
+}
+
+// TestRecordPaused: a paused job is recorded as running with "paused"
+// beside it, which a jobworker that knows no paused state reads as
+// running, and reads back as paused.
+func TestRecordPaused(t *testing.T) {
+	st := Status{ID: "00000000-0000-4000-8000-000000000003", Owner: "bob", Command: "/bin/sleep", State: StatePaused, Created: time.Now()}
+	b, err := encodeRecord(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		State  string `json:"state"`
+		Paused bool   `json:"paused"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil || r.State != "running" || !r.Paused {
+		t.Errorf("record of a paused job has state %q, paused %v (%v); want running, true", r.State, r.Paused, err)
+	}
+	back, err := decodeRecord(b)
+	if err != nil || back.State != StatePaused {
+		t.Errorf("decodeRecord = state %q, %v; want paused", back.State, err)
+	}
+	st.State = StateRunning
+	if b, _ := encodeRecord(st); strings.Contains(string(b), "paused") {
+		t.Errorf("record of a running job mentions paused: %s", b)
 	}
 }

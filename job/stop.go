@@ -26,7 +26,7 @@ import (
 func (m *Manager) terminate(j *job, grace time.Duration) {
 	m.mu.Lock()
 	var err error
-	if j.st.State == StateRunning {
+	if j.st.State.hasProcess() {
 		if !j.termSent && j.proc != nil {
 			j.termSent = true
 			var cut bool
@@ -104,8 +104,8 @@ func handlesSignal(pid int, sig unix.Signal) bool {
 	return found < 2
 }
 
-// Stop stops a job: a pending one leaves the queue; a running one gets
-// SIGTERM, then after grace (nil: the default) its cgroup is killed. Stop
+// Stop stops a job: a pending one leaves the queue; a running one (a
+// paused one is thawed first) gets SIGTERM, then after grace (nil: the default) its cgroup is killed. Stop
 // waits for the job to end (or ctx) and returns its final status. A job
 // that already ended is not an error: its status is returned. A stop whose
 // ctx ends first still stands: the job is killed at the end of its grace.
@@ -135,13 +135,16 @@ func (m *Manager) Stop(ctx context.Context, id string, grace *time.Duration) (St
 		}
 		// Being launched right now: launch stops it when it is running.
 		j.stopReq, j.stopWait = true, g
-	case StateRunning:
+	case StateRunning, StatePaused:
 		j.stopReq = true
 	}
-	running := j.st.State == StateRunning
+	running := j.st.State.hasProcess()
 	done := j.done
 	m.mu.Unlock()
 	if running {
+		// A paused job is thawed first, so that it can handle SIGTERM
+		// within its grace.
+		m.thawForStop(j)
 		m.terminate(j, g)
 	}
 	select {

@@ -153,11 +153,13 @@ func (m *Manager) classifyLocked(j *job, ps *os.ProcessState, werr error) {
 // expire ends a job that ran past its timeout.
 func (m *Manager) expire(j *job) {
 	m.mu.Lock()
-	if j.st.State != StateRunning || j.stopReq {
+	if !j.st.State.hasProcess() || j.stopReq {
 		m.mu.Unlock()
 		return
 	}
 	j.timedOut = true
 	m.mu.Unlock()
+	// A paused job's timeout counts on: it is thawed and stopped.
+	m.thawForStop(j)
 	m.terminate(j, m.cfg.StopGrace)
 }

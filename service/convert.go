@@ -67,12 +67,56 @@ func limitsFromProto(l *jobworkerv1.Limits) (cgroupfs.Limits, error) {
 	return out, err
 }
 
+// changeFromProto checks and converts the limits of an UpdateJob request:
+// the fields set are the ones to change, with the ranges of
+// limitsFromProto, except that cpus 0 removes the CPU cap.
+func changeFromProto(l *jobworkerv1.Limits) (cgroupfs.Change, error) {
+	var c cgroupfs.Change
+	if l == nil {
+		return c, nil
+	}
+	if l.MemoryHighBytes != nil {
+		return c, fmt.Errorf("memory_high_bytes cannot be updated: it follows memory_max_bytes")
+	}
+	if len(l.IoMax) > 0 {
+		return c, fmt.Errorf("io_max cannot be updated: it is set when the job starts")
+	}
+	if l.CpuWeight != nil {
+		if err := cgroupfs.CheckCPUWeight("cpu_weight", *l.CpuWeight); err != nil {
+			return c, err
+		}
+	}
+	if l.Cpus != nil && *l.Cpus != 0 {
+		if err := cgroupfs.CheckCPUs("cpus", *l.Cpus); err != nil {
+			return c, err
+		}
+	}
+	if l.MemoryMaxBytes != nil {
+		if err := cgroupfs.CheckMemory("memory_max_bytes", *l.MemoryMaxBytes); err != nil {
+			return c, err
+		}
+	}
+	if l.IoWeight != nil {
+		if err := cgroupfs.CheckIOWeight("io_weight", *l.IoWeight); err != nil {
+			return c, err
+		}
+	}
+	if l.PidsMax != nil {
+		if err := cgroupfs.CheckPids("pids_max", *l.PidsMax); err != nil {
+			return c, err
+		}
+	}
+	c.CPUWeight, c.CPUs, c.MemoryMax, c.IOWeight, c.PidsMax = l.CpuWeight, l.Cpus, l.MemoryMaxBytes, l.IoWeight, l.PidsMax
+	return c, nil
+}
+
 var stateToProto = map[job.State]jobworkerv1.JobState{
 	job.StatePending:   jobworkerv1.JobState_JOB_STATE_PENDING,
 	job.StateRunning:   jobworkerv1.JobState_JOB_STATE_RUNNING,
 	job.StateCompleted: jobworkerv1.JobState_JOB_STATE_COMPLETED,
 	job.StateFailed:    jobworkerv1.JobState_JOB_STATE_FAILED,
 	job.StateStopped:   jobworkerv1.JobState_JOB_STATE_STOPPED,
+	job.StatePaused:    jobworkerv1.JobState_JOB_STATE_PAUSED,
 }
 
 var stateFromProto = func() map[jobworkerv1.JobState]job.State {
@@ -99,6 +143,8 @@ func jobToProto(st job.Status) *jobworkerv1.Job {
 	j := &jobworkerv1.Job{
 		Id:             st.ID,
 		Owner:          st.Owner,
+		Name:           st.Name,
+		Labels:         st.Labels,
 		Command:        st.Command,
 		Args:           st.Args,
 		Env:            st.Env,

@@ -63,10 +63,11 @@ func (o outputStreams) pool() *sync.Pool {
 // GetJobOutput streams output from an offset, following if asked.
 func (s *api) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.ServerStreamingServer[jobworkerv1.GetJobOutputResponse]) error {
 	ctx := ss.Context()
-	if _, err := s.lookup(ctx, "GetJobOutput", req.GetId()); err != nil {
+	found, err := s.lookup(ctx, "GetJobOutput", req.GetId())
+	if err != nil {
 		return err
 	}
-	log, err := s.m.Output(req.GetId())
+	log, err := s.m.Output(found.ID)
 	if err != nil {
 		return jobError(err)
 	}

@@ -51,6 +51,12 @@ func rbacIDs(owners ...string) []string {
 	return ids
 }
 
+// The server defaults of rbacServe's server, which only an admin may lift.
+const (
+	rbacDefaultMemory = 64 << 20
+	rbacDefaultPids   = 100
+)
+
 // rbacOutput is what job id printed.
 func rbacOutput(id string) string { return "output of " + id + "\n" }
 
@@ -106,7 +112,7 @@ func rbacServe(t *testing.T, s *testcerts.Set) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(Config{Jobs: m, Cgroups: h, TLS: tlsState.Config(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv := NewServer(Config{Jobs: m, Cgroups: h, TLS: tlsState.Config(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), DefaultMemory: rbacDefaultMemory, DefaultPids: rbacDefaultPids})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -138,15 +138,17 @@ func jobError(err error) error {
 		return nil
 	case errors.Is(err, job.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, job.ErrNeverFits):
+	case errors.Is(err, job.ErrNeverFits), errors.Is(err, job.ErrNoRoom):
 		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, job.ErrJobState), errors.Is(err, job.ErrBelowUsage):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, job.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, job.ErrClosed):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.As(err, &se):
 		return status.Errorf(codes.FailedPrecondition, "cannot start the command: %v", se)
-	case errors.As(err, &mce):
+	case errors.As(err, &mce), errors.Is(err, cgroupfs.ErrNoIOWeight):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, job.ErrUIDsExhausted):
 		return status.Errorf(codes.ResourceExhausted, "%v: the server needs a wider --uid-range for a new user", err)
@@ -158,20 +160,52 @@ func jobError(err error) error {
 	return status.Error(codes.Internal, err.Error())
 }
 
-// lookup finds a job the caller may see: a malformed ID is InvalidArgument,
-// an unknown one or another user's (for a user) NotFound.
+// lookup finds a job the caller may see by its ID or a unique prefix of
+// it, for every RPC that names a job: the returned status has the whole
+// ID, which the handler then uses. A malformed ID is InvalidArgument; an
+// unknown one, a prefix of none of the caller's jobs, or another user's
+// job (for a user) NotFound, with the same message; a prefix of several
+// of the caller's jobs InvalidArgument, listing those only.
 func (s *api) lookup(ctx context.Context, method, id string) (job.Status, error) {
-	if !job.ValidID(id) {
-		return job.Status{}, status.Errorf(codes.InvalidArgument, "malformed job ID %q: want a UUID like 6f9619ff-8b86-4011-b42d-00c04fc964ff", truncate(id, 64))
+	if !job.ValidIDPrefix(id) {
+		return job.Status{}, status.Errorf(codes.InvalidArgument, "malformed job ID %q: want a UUID like 6f9619ff-8b86-4011-b42d-00c04fc964ff, or a unique prefix of it of at least %d characters", truncate(id, 64), job.MinIDPrefix)
 	}
-	st, err := s.m.Get(id)
+	full := id
+	if !job.ValidID(id) {
+		// A whole ID goes to AuthorizeJob as it is, which logs a denial.
+		caller := identity(ctx)
+		var err error
+		full, err = s.m.Resolve(id, func(owner string) bool { return auth.JobVisible(caller, owner) })
+		if errors.Is(err, job.ErrAmbiguous) {
+			return job.Status{}, status.Error(codes.InvalidArgument, err.Error())
+		}
+		if err != nil {
+			return job.Status{}, status.Errorf(codes.NotFound, "job %s not found", id)
+		}
+	}
+	st, err := s.m.Get(full)
 	if err != nil {
 		return job.Status{}, status.Errorf(codes.NotFound, "job %s not found", id)
 	}
-	if err := s.authz.AuthorizeJob(ctx, method, id, st.Owner); err != nil {
-		return job.Status{}, err
+	if err := s.authz.AuthorizeJob(ctx, method, full, st.Owner); err != nil {
+		return job.Status{}, status.Errorf(codes.NotFound, "job %s not found", id)
 	}
 	return st, nil
+}
+
+// checkLift applies the rule of limits at start and at update: only an
+// admin may lift the memory or pids limit past the server's default.
+func (s *api) checkLift(ctx context.Context, memory, pids uint64) error {
+	if identity(ctx).Role == auth.RoleAdmin {
+		return nil
+	}
+	if s.defaults.memory > 0 && memory > s.defaults.memory {
+		return status.Errorf(codes.PermissionDenied, "memory limit %d bytes is above the server's default of %d: only an admin may lift it", memory, s.defaults.memory)
+	}
+	if s.defaults.pids > 0 && pids > s.defaults.pids {
+		return status.Errorf(codes.PermissionDenied, "pids limit %d is above the server's default of %d: only an admin may lift it", pids, s.defaults.pids)
+	}
+	return nil
 }
 
 func truncate(s string, n int) string {
@@ -188,13 +222,8 @@ func (s *api) StartJob(ctx context.Context, req *jobworkerv1.StartJobRequest) (*
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	if id.Role != auth.RoleAdmin {
-		if s.defaults.memory > 0 && limits.MemoryMax > s.defaults.memory {
-			return nil, status.Errorf(codes.PermissionDenied, "memory limit %d bytes is above the server's default of %d: only an admin may lift it", limits.MemoryMax, s.defaults.memory)
-		}
-		if s.defaults.pids > 0 && limits.PidsMax > s.defaults.pids {
-			return nil, status.Errorf(codes.PermissionDenied, "pids limit %d is above the server's default of %d: only an admin may lift it", limits.PidsMax, s.defaults.pids)
-		}
+	if err := s.checkLift(ctx, limits.MemoryMax, limits.PidsMax); err != nil {
+		return nil, err
 	}
 	network, err := s.network(id, req.GetNetwork())
 	if err != nil {
@@ -220,6 +249,8 @@ func (s *api) StartJob(ctx context.Context, req *jobworkerv1.StartJobRequest) (*
 		RequestID: req.GetRequestId(),
 		Network:   network,
 		SecretEnv: req.GetSecretEnv(),
+		Name:      req.GetName(),
+		Labels:    req.GetLabels(),
 	})
 	if err != nil {
 		return nil, jobError(err)
@@ -251,7 +282,8 @@ func (s *api) network(id auth.Identity, n jobworkerv1.Network) (job.Network, err
 
 // StopJob stops a job and returns its final state.
 func (s *api) StopJob(ctx context.Context, req *jobworkerv1.StopJobRequest) (*jobworkerv1.StopJobResponse, error) {
-	if _, err := s.lookup(ctx, "StopJob", req.GetId()); err != nil {
+	found, err := s.lookup(ctx, "StopJob", req.GetId())
+	if err != nil {
 		return nil, err
 	}
 	var grace *time.Duration
@@ -262,7 +294,7 @@ func (s *api) StopJob(ctx context.Context, req *jobworkerv1.StopJobRequest) (*jo
 		d := g.AsDuration()
 		grace = &d
 	}
-	st, err := s.m.Stop(ctx, req.GetId(), grace)
+	st, err := s.m.Stop(ctx, found.ID, grace)
 	if err != nil {
 		return nil, jobError(err)
 	}
@@ -286,7 +318,7 @@ func (s *api) GetJobStatus(req *jobworkerv1.GetJobStatusRequest, ss grpc.ServerS
 		}
 		interval = d.AsDuration()
 	}
-	return jobError(s.m.Watch(ctx, req.GetId(), interval, func(st job.Status) error {
+	return jobError(s.m.Watch(ctx, st.ID, interval, func(st job.Status) error {
 		return ss.Send(&jobworkerv1.GetJobStatusResponse{Job: jobToProto(st)})
 	}))
 }
@@ -294,7 +326,15 @@ func (s *api) GetJobStatus(req *jobworkerv1.GetJobStatusRequest, ss grpc.ServerS
 // ListJobs lists the jobs the caller may see.
 func (s *api) ListJobs(ctx context.Context, req *jobworkerv1.ListJobsRequest) (*jobworkerv1.ListJobsResponse, error) {
 	id := identity(ctx)
-	f := job.Filter{Owners: req.GetOwners()}
+	f := job.Filter{Owners: req.GetOwners(), Name: req.GetName(), Labels: req.GetLabels()}
+	if f.Name != "" {
+		if err := job.CheckName(f.Name); err != nil {
+			return nil, jobError(err)
+		}
+	}
+	if err := job.CheckLabels(f.Labels); err != nil {
+		return nil, jobError(err)
+	}
 	for _, st := range req.GetStates() {
 		js, ok := stateFromProto[st]
 		if !ok {

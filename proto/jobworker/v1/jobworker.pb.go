@@ -43,6 +43,9 @@ const (
 	JobState_JOB_STATE_FAILED JobState = 4
 	// JOB_STATE_STOPPED: a client asked StopJob and the job ended because of it.
 	JobState_JOB_STATE_STOPPED JobState = 5
+	// JOB_STATE_PAUSED: the job's processes are frozen (PauseJob) until
+	// ResumeJob; it still holds its reservation and its timeout counts.
+	JobState_JOB_STATE_PAUSED JobState = 6
 )
 
 // Enum value maps for JobState.
@@ -54,6 +57,7 @@ var (
 		3: "JOB_STATE_COMPLETED",
 		4: "JOB_STATE_FAILED",
 		5: "JOB_STATE_STOPPED",
+		6: "JOB_STATE_PAUSED",
 	}
 	JobState_value = map[string]int32{
 		"JOB_STATE_UNSPECIFIED": 0,
@@ -62,6 +66,7 @@ var (
 		"JOB_STATE_COMPLETED":   3,
 		"JOB_STATE_FAILED":      4,
 		"JOB_STATE_STOPPED":     5,
+		"JOB_STATE_PAUSED":      6,
 	}
 )
 
@@ -622,8 +627,12 @@ type Job struct {
 	// secret_env_names are the names of the job's secret variables, sorted;
 	// their values are never returned, nor kept on disk.
 	SecretEnvNames []string `protobuf:"bytes,22,rep,name=secret_env_names,json=secretEnvNames" json:"secret_env_names,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// name is the job's name, if it was given one (names need not be unique).
+	Name string `protobuf:"bytes,23,opt,name=name" json:"name,omitempty"`
+	// labels are the job's labels.
+	Labels        map[string]string `protobuf:"bytes,24,rep,name=labels" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -810,6 +819,20 @@ func (x *Job) GetSecretEnvNames() []string {
 	return nil
 }
 
+func (x *Job) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Job) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
 // StartJobRequest asks for a new job.
 type StartJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -846,7 +869,16 @@ type StartJobRequest struct {
 	// writes to disk, never logs and never returns (Job.secret_env_names
 	// lists their names). Names follow env's rules; a name may not be in both.
 	// They do not survive a server restart (nor does the job).
-	SecretEnv     map[string]string `protobuf:"bytes,9,rep,name=secret_env,json=secretEnv" json:"secret_env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	SecretEnv map[string]string `protobuf:"bytes,9,rep,name=secret_env,json=secretEnv" json:"secret_env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// name is an optional name for the job, not necessarily unique: 1-128
+	// bytes of ASCII letters, digits, '.', '_' and '-', starting with a
+	// letter or digit.
+	Name string `protobuf:"bytes,10,opt,name=name" json:"name,omitempty"`
+	// labels are optional key-value pairs to find the job by (ListJobs), at
+	// most 32. A key is 1-63 bytes of ASCII letters, digits, '.', '_', '-'
+	// and '/', starting and ending with a letter or digit; a value is at most
+	// 255 bytes of printable UTF-8 (no control characters).
+	Labels        map[string]string `protobuf:"bytes,11,rep,name=labels" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -944,6 +976,20 @@ func (x *StartJobRequest) GetSecretEnv() map[string]string {
 	return nil
 }
 
+func (x *StartJobRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StartJobRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
 // StartJobResponse is the new job.
 type StartJobResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -993,7 +1039,10 @@ func (x *StartJobResponse) GetJob() *Job {
 // StopJobRequest asks to stop a job.
 type StopJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// id is the job's UUID.
+	// id is the job's UUID, or a unique prefix of it of at least 8
+	// characters among the jobs the caller may see (so for every request
+	// that names a job). An ambiguous prefix is INVALID_ARGUMENT listing the
+	// candidates the caller may see.
 	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// grace is how long to wait after SIGTERM before killing every process of
 	// the job; unset: the server's default.
@@ -1095,7 +1144,7 @@ func (x *StopJobResponse) GetJob() *Job {
 // GetJobStatusRequest asks for a job's status.
 type GetJobStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// id is the job's UUID.
+	// id is the job's UUID or a unique prefix of it (see StopJobRequest.id).
 	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// watch keeps the stream open, sending the status at every change and
 	// every interval until the job has ended (the last message is final).
@@ -1207,7 +1256,7 @@ func (x *GetJobStatusResponse) GetJob() *Job {
 // GetJobOutputRequest asks for a job's output.
 type GetJobOutputRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// id is the job's UUID.
+	// id is the job's UUID or a unique prefix of it (see StopJobRequest.id).
 	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// offset is the absolute byte offset to start at: 0 is the first byte the
 	// job wrote; a negative value counts back from the current end, like
@@ -1346,7 +1395,12 @@ type ListJobsRequest struct {
 	// see. A user's own jobs are all it may see.
 	Owners []string `protobuf:"bytes,1,rep,name=owners" json:"owners,omitempty"`
 	// states keeps only jobs in these states; empty: every state.
-	States        []JobState `protobuf:"varint,2,rep,packed,name=states,enum=jobworker.v1.JobState" json:"states,omitempty"`
+	States []JobState `protobuf:"varint,2,rep,packed,name=states,enum=jobworker.v1.JobState" json:"states,omitempty"`
+	// name keeps only jobs of this name; empty: any name.
+	Name string `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
+	// labels keeps only jobs that have every one of these labels with these
+	// values; empty: any labels.
+	Labels        map[string]string `protobuf:"bytes,4,rep,name=labels" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1391,6 +1445,20 @@ func (x *ListJobsRequest) GetOwners() []string {
 func (x *ListJobsRequest) GetStates() []JobState {
 	if x != nil {
 		return x.States
+	}
+	return nil
+}
+
+func (x *ListJobsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ListJobsRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
 	}
 	return nil
 }
@@ -1483,7 +1551,8 @@ type GetServerStatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// version is the server's version.
 	Version string `protobuf:"bytes,1,opt,name=version" json:"version,omitempty"`
-	// jobs_running is the number of RUNNING jobs.
+	// jobs_running is the number of RUNNING and PAUSED jobs (a paused job
+	// holds its slot and its memory reservation).
 	JobsRunning uint32 `protobuf:"varint,2,opt,name=jobs_running,json=jobsRunning" json:"jobs_running,omitempty"`
 	// jobs_pending is the number of PENDING jobs.
 	JobsPending uint32 `protobuf:"varint,3,opt,name=jobs_pending,json=jobsPending" json:"jobs_pending,omitempty"`
@@ -1491,7 +1560,8 @@ type GetServerStatusResponse struct {
 	MaxRunning uint32 `protobuf:"varint,4,opt,name=max_running,json=maxRunning" json:"max_running,omitempty"`
 	// memory_capacity_bytes is the memory jobs may reserve in all.
 	MemoryCapacityBytes uint64 `protobuf:"varint,5,opt,name=memory_capacity_bytes,json=memoryCapacityBytes" json:"memory_capacity_bytes,omitempty"`
-	// memory_reserved_bytes is the memory the running jobs reserve.
+	// memory_reserved_bytes is the memory the running and paused jobs
+	// reserve.
 	MemoryReservedBytes uint64 `protobuf:"varint,6,opt,name=memory_reserved_bytes,json=memoryReservedBytes" json:"memory_reserved_bytes,omitempty"`
 	// usage is the summed usage of the running jobs.
 	Usage *Usage `protobuf:"bytes,7,opt,name=usage" json:"usage,omitempty"`
@@ -1588,6 +1658,399 @@ func (x *GetServerStatusResponse) GetCgroupControllers() []string {
 	return nil
 }
 
+// SignalJobRequest asks to signal a job.
+type SignalJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the job's UUID or a unique prefix of it (see StopJobRequest.id).
+	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	// signal is the signal to send: one of HUP, INT, QUIT, USR1, USR2, TERM,
+	// KILL, CONT, WINCH, by name (with or without SIG, any case) or by its
+	// Linux number (e.g. "10" for USR1).
+	Signal        string `protobuf:"bytes,2,opt,name=signal" json:"signal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignalJobRequest) Reset() {
+	*x = SignalJobRequest{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignalJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignalJobRequest) ProtoMessage() {}
+
+func (x *SignalJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignalJobRequest.ProtoReflect.Descriptor instead.
+func (*SignalJobRequest) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SignalJobRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SignalJobRequest) GetSignal() string {
+	if x != nil {
+		return x.Signal
+	}
+	return ""
+}
+
+// SignalJobResponse is the job after the signal was sent.
+type SignalJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// job is the job's status right after the signal was sent.
+	Job           *Job `protobuf:"bytes,1,opt,name=job" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignalJobResponse) Reset() {
+	*x = SignalJobResponse{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignalJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignalJobResponse) ProtoMessage() {}
+
+func (x *SignalJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignalJobResponse.ProtoReflect.Descriptor instead.
+func (*SignalJobResponse) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SignalJobResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// PauseJobRequest asks to freeze a job.
+type PauseJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the job's UUID or a unique prefix of it (see StopJobRequest.id).
+	Id            string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseJobRequest) Reset() {
+	*x = PauseJobRequest{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseJobRequest) ProtoMessage() {}
+
+func (x *PauseJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseJobRequest.ProtoReflect.Descriptor instead.
+func (*PauseJobRequest) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PauseJobRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// PauseJobResponse is the paused job.
+type PauseJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// job is the job, PAUSED.
+	Job           *Job `protobuf:"bytes,1,opt,name=job" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseJobResponse) Reset() {
+	*x = PauseJobResponse{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseJobResponse) ProtoMessage() {}
+
+func (x *PauseJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseJobResponse.ProtoReflect.Descriptor instead.
+func (*PauseJobResponse) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PauseJobResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// ResumeJobRequest asks to thaw a paused job.
+type ResumeJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the job's UUID or a unique prefix of it (see StopJobRequest.id).
+	Id            string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeJobRequest) Reset() {
+	*x = ResumeJobRequest{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeJobRequest) ProtoMessage() {}
+
+func (x *ResumeJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeJobRequest.ProtoReflect.Descriptor instead.
+func (*ResumeJobRequest) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ResumeJobRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ResumeJobResponse is the resumed job.
+type ResumeJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// job is the job, RUNNING.
+	Job           *Job `protobuf:"bytes,1,opt,name=job" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeJobResponse) Reset() {
+	*x = ResumeJobResponse{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeJobResponse) ProtoMessage() {}
+
+func (x *ResumeJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeJobResponse.ProtoReflect.Descriptor instead.
+func (*ResumeJobResponse) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ResumeJobResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// UpdateJobRequest asks to change a job's limits.
+type UpdateJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the job's UUID or a unique prefix of it (see StopJobRequest.id).
+	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	// limits are the limits to change; unset fields stay as they are. Of
+	// Limits, cpu_weight, cpus (0 removes the CPU cap), memory_max_bytes,
+	// io_weight and pids_max may be changed; memory_high_bytes follows
+	// memory_max_bytes (the server's fraction of it), and memory_high_bytes
+	// and io_max themselves are INVALID_ARGUMENT here. A request that
+	// changes nothing is INVALID_ARGUMENT.
+	Limits        *Limits `protobuf:"bytes,2,opt,name=limits" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateJobRequest) Reset() {
+	*x = UpdateJobRequest{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateJobRequest) ProtoMessage() {}
+
+func (x *UpdateJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateJobRequest.ProtoReflect.Descriptor instead.
+func (*UpdateJobRequest) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *UpdateJobRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateJobRequest) GetLimits() *Limits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// UpdateJobResponse is the job with its new limits.
+type UpdateJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// job is the job with the limits now applied.
+	Job           *Job `protobuf:"bytes,1,opt,name=job" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateJobResponse) Reset() {
+	*x = UpdateJobResponse{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateJobResponse) ProtoMessage() {}
+
+func (x *UpdateJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateJobResponse.ProtoReflect.Descriptor instead.
+func (*UpdateJobResponse) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *UpdateJobResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
 var File_jobworker_v1_jobworker_proto protoreflect.FileDescriptor
 
 const file_jobworker_v1_jobworker_proto_rawDesc = "" +
@@ -1622,7 +2085,7 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"ioWriteOps\x12!\n" +
 	"\fpids_current\x18\n" +
 	" \x01(\x04R\vpidsCurrent\x12\x1b\n" +
-	"\toom_kills\x18\v \x01(\x04R\boomKills\"\x96\a\n" +
+	"\toom_kills\x18\v \x01(\x04R\boomKills\"\x9c\b\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x18\n" +
@@ -1650,10 +2113,15 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\foutput_start\x18\x13 \x01(\x03R\voutputStart\x12\x18\n" +
 	"\adamaged\x18\x14 \x01(\tR\adamaged\x12/\n" +
 	"\anetwork\x18\x15 \x01(\x0e2\x15.jobworker.v1.NetworkR\anetwork\x12(\n" +
-	"\x10secret_env_names\x18\x16 \x03(\tR\x0esecretEnvNames\x1a6\n" +
+	"\x10secret_env_names\x18\x16 \x03(\tR\x0esecretEnvNames\x12\x12\n" +
+	"\x04name\x18\x17 \x01(\tR\x04name\x125\n" +
+	"\x06labels\x18\x18 \x03(\v2\x1d.jobworker.v1.Job.LabelsEntryR\x06labels\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x90\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa2\x05\n" +
 	"\x0fStartJobRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\tR\acommand\x12\x12\n" +
 	"\x04args\x18\x02 \x03(\tR\x04args\x128\n" +
@@ -1666,11 +2134,17 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"request_id\x18\a \x01(\tR\trequestId\x12/\n" +
 	"\anetwork\x18\b \x01(\x0e2\x15.jobworker.v1.NetworkR\anetwork\x12K\n" +
 	"\n" +
-	"secret_env\x18\t \x03(\v2,.jobworker.v1.StartJobRequest.SecretEnvEntryR\tsecretEnv\x1a6\n" +
+	"secret_env\x18\t \x03(\v2,.jobworker.v1.StartJobRequest.SecretEnvEntryR\tsecretEnv\x12\x12\n" +
+	"\x04name\x18\n" +
+	" \x01(\tR\x04name\x12A\n" +
+	"\x06labels\x18\v \x03(\v2).jobworker.v1.StartJobRequest.LabelsEntryR\x06labels\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a<\n" +
 	"\x0eSecretEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"7\n" +
 	"\x10StartJobResponse\x12#\n" +
@@ -1693,10 +2167,15 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x14GetJobOutputResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x18\n" +
-	"\adropped\x18\x03 \x01(\x03R\adropped\"Y\n" +
+	"\adropped\x18\x03 \x01(\x03R\adropped\"\xeb\x01\n" +
 	"\x0fListJobsRequest\x12\x16\n" +
 	"\x06owners\x18\x01 \x03(\tR\x06owners\x12.\n" +
-	"\x06states\x18\x02 \x03(\x0e2\x16.jobworker.v1.JobStateR\x06states\"9\n" +
+	"\x06states\x18\x02 \x03(\x0e2\x16.jobworker.v1.JobStateR\x06states\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12A\n" +
+	"\x06labels\x18\x04 \x03(\v2).jobworker.v1.ListJobsRequest.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"9\n" +
 	"\x10ListJobsResponse\x12%\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x11.jobworker.v1.JobR\x04jobs\"\x18\n" +
 	"\x16GetServerStatusRequest\"\xdc\x02\n" +
@@ -1709,14 +2188,33 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x15memory_capacity_bytes\x18\x05 \x01(\x04R\x13memoryCapacityBytes\x122\n" +
 	"\x15memory_reserved_bytes\x18\x06 \x01(\x04R\x13memoryReservedBytes\x12)\n" +
 	"\x05usage\x18\a \x01(\v2\x13.jobworker.v1.UsageR\x05usage\x12-\n" +
-	"\x12cgroup_controllers\x18\b \x03(\tR\x11cgroupControllers*\x99\x01\n" +
+	"\x12cgroup_controllers\x18\b \x03(\tR\x11cgroupControllers\":\n" +
+	"\x10SignalJobRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06signal\x18\x02 \x01(\tR\x06signal\"8\n" +
+	"\x11SignalJobResponse\x12#\n" +
+	"\x03job\x18\x01 \x01(\v2\x11.jobworker.v1.JobR\x03job\"!\n" +
+	"\x0fPauseJobRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"7\n" +
+	"\x10PauseJobResponse\x12#\n" +
+	"\x03job\x18\x01 \x01(\v2\x11.jobworker.v1.JobR\x03job\"\"\n" +
+	"\x10ResumeJobRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"8\n" +
+	"\x11ResumeJobResponse\x12#\n" +
+	"\x03job\x18\x01 \x01(\v2\x11.jobworker.v1.JobR\x03job\"P\n" +
+	"\x10UpdateJobRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
+	"\x06limits\x18\x02 \x01(\v2\x14.jobworker.v1.LimitsR\x06limits\"8\n" +
+	"\x11UpdateJobResponse\x12#\n" +
+	"\x03job\x18\x01 \x01(\v2\x11.jobworker.v1.JobR\x03job*\xaf\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_PENDING\x10\x01\x12\x15\n" +
 	"\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n" +
 	"\x13JOB_STATE_COMPLETED\x10\x03\x12\x14\n" +
 	"\x10JOB_STATE_FAILED\x10\x04\x12\x15\n" +
-	"\x11JOB_STATE_STOPPED\x10\x05*\xa6\x02\n" +
+	"\x11JOB_STATE_STOPPED\x10\x05\x12\x14\n" +
+	"\x10JOB_STATE_PAUSED\x10\x06*\xa6\x02\n" +
 	"\rFailureReason\x12\x1e\n" +
 	"\x1aFAILURE_REASON_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18FAILURE_REASON_EXIT_CODE\x10\x01\x12\x19\n" +
@@ -1730,14 +2228,18 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\aNetwork\x12\x17\n" +
 	"\x13NETWORK_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fNETWORK_HOST\x10\x01\x12\x10\n" +
-	"\fNETWORK_NONE\x10\x022\x82\x04\n" +
+	"\fNETWORK_NONE\x10\x022\xb7\x06\n" +
 	"\x10JobWorkerService\x12I\n" +
 	"\bStartJob\x12\x1d.jobworker.v1.StartJobRequest\x1a\x1e.jobworker.v1.StartJobResponse\x12F\n" +
 	"\aStopJob\x12\x1c.jobworker.v1.StopJobRequest\x1a\x1d.jobworker.v1.StopJobResponse\x12W\n" +
 	"\fGetJobStatus\x12!.jobworker.v1.GetJobStatusRequest\x1a\".jobworker.v1.GetJobStatusResponse0\x01\x12W\n" +
 	"\fGetJobOutput\x12!.jobworker.v1.GetJobOutputRequest\x1a\".jobworker.v1.GetJobOutputResponse0\x01\x12I\n" +
 	"\bListJobs\x12\x1d.jobworker.v1.ListJobsRequest\x1a\x1e.jobworker.v1.ListJobsResponse\x12^\n" +
-	"\x0fGetServerStatus\x12$.jobworker.v1.GetServerStatusRequest\x1a%.jobworker.v1.GetServerStatusResponseBFZ=github.com/jobworker/jobworker/proto/jobworker/v1;jobworkerv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
+	"\x0fGetServerStatus\x12$.jobworker.v1.GetServerStatusRequest\x1a%.jobworker.v1.GetServerStatusResponse\x12L\n" +
+	"\tSignalJob\x12\x1e.jobworker.v1.SignalJobRequest\x1a\x1f.jobworker.v1.SignalJobResponse\x12I\n" +
+	"\bPauseJob\x12\x1d.jobworker.v1.PauseJobRequest\x1a\x1e.jobworker.v1.PauseJobResponse\x12L\n" +
+	"\tResumeJob\x12\x1e.jobworker.v1.ResumeJobRequest\x1a\x1f.jobworker.v1.ResumeJobResponse\x12L\n" +
+	"\tUpdateJob\x12\x1e.jobworker.v1.UpdateJobRequest\x1a\x1f.jobworker.v1.UpdateJobResponseBFZ=github.com/jobworker/jobworker/proto/jobworker/v1;jobworkerv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
 
 var (
 	file_jobworker_v1_jobworker_proto_rawDescOnce sync.Once
@@ -1752,7 +2254,7 @@ func file_jobworker_v1_jobworker_proto_rawDescGZIP() []byte {
 }
 
 var file_jobworker_v1_jobworker_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_jobworker_v1_jobworker_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_jobworker_v1_jobworker_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_jobworker_v1_jobworker_proto_goTypes = []any{
 	(JobState)(0),                   // 0: jobworker.v1.JobState
 	(FailureReason)(0),              // 1: jobworker.v1.FailureReason
@@ -1773,54 +2275,81 @@ var file_jobworker_v1_jobworker_proto_goTypes = []any{
 	(*ListJobsResponse)(nil),        // 16: jobworker.v1.ListJobsResponse
 	(*GetServerStatusRequest)(nil),  // 17: jobworker.v1.GetServerStatusRequest
 	(*GetServerStatusResponse)(nil), // 18: jobworker.v1.GetServerStatusResponse
-	nil,                             // 19: jobworker.v1.Job.EnvEntry
-	nil,                             // 20: jobworker.v1.StartJobRequest.EnvEntry
-	nil,                             // 21: jobworker.v1.StartJobRequest.SecretEnvEntry
-	(*durationpb.Duration)(nil),     // 22: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 23: google.protobuf.Timestamp
+	(*SignalJobRequest)(nil),        // 19: jobworker.v1.SignalJobRequest
+	(*SignalJobResponse)(nil),       // 20: jobworker.v1.SignalJobResponse
+	(*PauseJobRequest)(nil),         // 21: jobworker.v1.PauseJobRequest
+	(*PauseJobResponse)(nil),        // 22: jobworker.v1.PauseJobResponse
+	(*ResumeJobRequest)(nil),        // 23: jobworker.v1.ResumeJobRequest
+	(*ResumeJobResponse)(nil),       // 24: jobworker.v1.ResumeJobResponse
+	(*UpdateJobRequest)(nil),        // 25: jobworker.v1.UpdateJobRequest
+	(*UpdateJobResponse)(nil),       // 26: jobworker.v1.UpdateJobResponse
+	nil,                             // 27: jobworker.v1.Job.EnvEntry
+	nil,                             // 28: jobworker.v1.Job.LabelsEntry
+	nil,                             // 29: jobworker.v1.StartJobRequest.EnvEntry
+	nil,                             // 30: jobworker.v1.StartJobRequest.SecretEnvEntry
+	nil,                             // 31: jobworker.v1.StartJobRequest.LabelsEntry
+	nil,                             // 32: jobworker.v1.ListJobsRequest.LabelsEntry
+	(*durationpb.Duration)(nil),     // 33: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 34: google.protobuf.Timestamp
 }
 var file_jobworker_v1_jobworker_proto_depIdxs = []int32{
 	3,  // 0: jobworker.v1.Limits.io_max:type_name -> jobworker.v1.IOMax
-	19, // 1: jobworker.v1.Job.env:type_name -> jobworker.v1.Job.EnvEntry
+	27, // 1: jobworker.v1.Job.env:type_name -> jobworker.v1.Job.EnvEntry
 	4,  // 2: jobworker.v1.Job.limits:type_name -> jobworker.v1.Limits
-	22, // 3: jobworker.v1.Job.timeout:type_name -> google.protobuf.Duration
+	33, // 3: jobworker.v1.Job.timeout:type_name -> google.protobuf.Duration
 	0,  // 4: jobworker.v1.Job.state:type_name -> jobworker.v1.JobState
 	1,  // 5: jobworker.v1.Job.reason:type_name -> jobworker.v1.FailureReason
-	23, // 6: jobworker.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	23, // 7: jobworker.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	23, // 8: jobworker.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	34, // 6: jobworker.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	34, // 7: jobworker.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	34, // 8: jobworker.v1.Job.end_time:type_name -> google.protobuf.Timestamp
 	5,  // 9: jobworker.v1.Job.usage:type_name -> jobworker.v1.Usage
 	2,  // 10: jobworker.v1.Job.network:type_name -> jobworker.v1.Network
-	20, // 11: jobworker.v1.StartJobRequest.env:type_name -> jobworker.v1.StartJobRequest.EnvEntry
-	4,  // 12: jobworker.v1.StartJobRequest.limits:type_name -> jobworker.v1.Limits
-	22, // 13: jobworker.v1.StartJobRequest.timeout:type_name -> google.protobuf.Duration
-	2,  // 14: jobworker.v1.StartJobRequest.network:type_name -> jobworker.v1.Network
-	21, // 15: jobworker.v1.StartJobRequest.secret_env:type_name -> jobworker.v1.StartJobRequest.SecretEnvEntry
-	6,  // 16: jobworker.v1.StartJobResponse.job:type_name -> jobworker.v1.Job
-	22, // 17: jobworker.v1.StopJobRequest.grace:type_name -> google.protobuf.Duration
-	6,  // 18: jobworker.v1.StopJobResponse.job:type_name -> jobworker.v1.Job
-	22, // 19: jobworker.v1.GetJobStatusRequest.interval:type_name -> google.protobuf.Duration
-	6,  // 20: jobworker.v1.GetJobStatusResponse.job:type_name -> jobworker.v1.Job
-	0,  // 21: jobworker.v1.ListJobsRequest.states:type_name -> jobworker.v1.JobState
-	6,  // 22: jobworker.v1.ListJobsResponse.jobs:type_name -> jobworker.v1.Job
-	5,  // 23: jobworker.v1.GetServerStatusResponse.usage:type_name -> jobworker.v1.Usage
-	7,  // 24: jobworker.v1.JobWorkerService.StartJob:input_type -> jobworker.v1.StartJobRequest
-	9,  // 25: jobworker.v1.JobWorkerService.StopJob:input_type -> jobworker.v1.StopJobRequest
-	11, // 26: jobworker.v1.JobWorkerService.GetJobStatus:input_type -> jobworker.v1.GetJobStatusRequest
-	13, // 27: jobworker.v1.JobWorkerService.GetJobOutput:input_type -> jobworker.v1.GetJobOutputRequest
-	15, // 28: jobworker.v1.JobWorkerService.ListJobs:input_type -> jobworker.v1.ListJobsRequest
-	17, // 29: jobworker.v1.JobWorkerService.GetServerStatus:input_type -> jobworker.v1.GetServerStatusRequest
-	8,  // 30: jobworker.v1.JobWorkerService.StartJob:output_type -> jobworker.v1.StartJobResponse
-	10, // 31: jobworker.v1.JobWorkerService.StopJob:output_type -> jobworker.v1.StopJobResponse
-	12, // 32: jobworker.v1.JobWorkerService.GetJobStatus:output_type -> jobworker.v1.GetJobStatusResponse
-	14, // 33: jobworker.v1.JobWorkerService.GetJobOutput:output_type -> jobworker.v1.GetJobOutputResponse
-	16, // 34: jobworker.v1.JobWorkerService.ListJobs:output_type -> jobworker.v1.ListJobsResponse
-	18, // 35: jobworker.v1.JobWorkerService.GetServerStatus:output_type -> jobworker.v1.GetServerStatusResponse
-	30, // [30:36] is the sub-list for method output_type
-	24, // [24:30] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	28, // 11: jobworker.v1.Job.labels:type_name -> jobworker.v1.Job.LabelsEntry
+	29, // 12: jobworker.v1.StartJobRequest.env:type_name -> jobworker.v1.StartJobRequest.EnvEntry
+	4,  // 13: jobworker.v1.StartJobRequest.limits:type_name -> jobworker.v1.Limits
+	33, // 14: jobworker.v1.StartJobRequest.timeout:type_name -> google.protobuf.Duration
+	2,  // 15: jobworker.v1.StartJobRequest.network:type_name -> jobworker.v1.Network
+	30, // 16: jobworker.v1.StartJobRequest.secret_env:type_name -> jobworker.v1.StartJobRequest.SecretEnvEntry
+	31, // 17: jobworker.v1.StartJobRequest.labels:type_name -> jobworker.v1.StartJobRequest.LabelsEntry
+	6,  // 18: jobworker.v1.StartJobResponse.job:type_name -> jobworker.v1.Job
+	33, // 19: jobworker.v1.StopJobRequest.grace:type_name -> google.protobuf.Duration
+	6,  // 20: jobworker.v1.StopJobResponse.job:type_name -> jobworker.v1.Job
+	33, // 21: jobworker.v1.GetJobStatusRequest.interval:type_name -> google.protobuf.Duration
+	6,  // 22: jobworker.v1.GetJobStatusResponse.job:type_name -> jobworker.v1.Job
+	0,  // 23: jobworker.v1.ListJobsRequest.states:type_name -> jobworker.v1.JobState
+	32, // 24: jobworker.v1.ListJobsRequest.labels:type_name -> jobworker.v1.ListJobsRequest.LabelsEntry
+	6,  // 25: jobworker.v1.ListJobsResponse.jobs:type_name -> jobworker.v1.Job
+	5,  // 26: jobworker.v1.GetServerStatusResponse.usage:type_name -> jobworker.v1.Usage
+	6,  // 27: jobworker.v1.SignalJobResponse.job:type_name -> jobworker.v1.Job
+	6,  // 28: jobworker.v1.PauseJobResponse.job:type_name -> jobworker.v1.Job
+	6,  // 29: jobworker.v1.ResumeJobResponse.job:type_name -> jobworker.v1.Job
+	4,  // 30: jobworker.v1.UpdateJobRequest.limits:type_name -> jobworker.v1.Limits
+	6,  // 31: jobworker.v1.UpdateJobResponse.job:type_name -> jobworker.v1.Job
+	7,  // 32: jobworker.v1.JobWorkerService.StartJob:input_type -> jobworker.v1.StartJobRequest
+	9,  // 33: jobworker.v1.JobWorkerService.StopJob:input_type -> jobworker.v1.StopJobRequest
+	11, // 34: jobworker.v1.JobWorkerService.GetJobStatus:input_type -> jobworker.v1.GetJobStatusRequest
+	13, // 35: jobworker.v1.JobWorkerService.GetJobOutput:input_type -> jobworker.v1.GetJobOutputRequest
+	15, // 36: jobworker.v1.JobWorkerService.ListJobs:input_type -> jobworker.v1.ListJobsRequest
+	17, // 37: jobworker.v1.JobWorkerService.GetServerStatus:input_type -> jobworker.v1.GetServerStatusRequest
+	19, // 38: jobworker.v1.JobWorkerService.SignalJob:input_type -> jobworker.v1.SignalJobRequest
+	21, // 39: jobworker.v1.JobWorkerService.PauseJob:input_type -> jobworker.v1.PauseJobRequest
+	23, // 40: jobworker.v1.JobWorkerService.ResumeJob:input_type -> jobworker.v1.ResumeJobRequest
+	25, // 41: jobworker.v1.JobWorkerService.UpdateJob:input_type -> jobworker.v1.UpdateJobRequest
+	8,  // 42: jobworker.v1.JobWorkerService.StartJob:output_type -> jobworker.v1.StartJobResponse
+	10, // 43: jobworker.v1.JobWorkerService.StopJob:output_type -> jobworker.v1.StopJobResponse
+	12, // 44: jobworker.v1.JobWorkerService.GetJobStatus:output_type -> jobworker.v1.GetJobStatusResponse
+	14, // 45: jobworker.v1.JobWorkerService.GetJobOutput:output_type -> jobworker.v1.GetJobOutputResponse
+	16, // 46: jobworker.v1.JobWorkerService.ListJobs:output_type -> jobworker.v1.ListJobsResponse
+	18, // 47: jobworker.v1.JobWorkerService.GetServerStatus:output_type -> jobworker.v1.GetServerStatusResponse
+	20, // 48: jobworker.v1.JobWorkerService.SignalJob:output_type -> jobworker.v1.SignalJobResponse
+	22, // 49: jobworker.v1.JobWorkerService.PauseJob:output_type -> jobworker.v1.PauseJobResponse
+	24, // 50: jobworker.v1.JobWorkerService.ResumeJob:output_type -> jobworker.v1.ResumeJobResponse
+	26, // 51: jobworker.v1.JobWorkerService.UpdateJob:output_type -> jobworker.v1.UpdateJobResponse
+	42, // [42:52] is the sub-list for method output_type
+	32, // [32:42] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_jobworker_v1_jobworker_proto_init() }
@@ -1834,7 +2363,7 @@ func file_jobworker_v1_jobworker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobworker_v1_jobworker_proto_rawDesc), len(file_jobworker_v1_jobworker_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   19,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

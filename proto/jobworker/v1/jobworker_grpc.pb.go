@@ -28,6 +28,10 @@ const (
 	JobWorkerService_GetJobOutput_FullMethodName    = "/jobworker.v1.JobWorkerService/GetJobOutput"
 	JobWorkerService_ListJobs_FullMethodName        = "/jobworker.v1.JobWorkerService/ListJobs"
 	JobWorkerService_GetServerStatus_FullMethodName = "/jobworker.v1.JobWorkerService/GetServerStatus"
+	JobWorkerService_SignalJob_FullMethodName       = "/jobworker.v1.JobWorkerService/SignalJob"
+	JobWorkerService_PauseJob_FullMethodName        = "/jobworker.v1.JobWorkerService/PauseJob"
+	JobWorkerService_ResumeJob_FullMethodName       = "/jobworker.v1.JobWorkerService/ResumeJob"
+	JobWorkerService_UpdateJob_FullMethodName       = "/jobworker.v1.JobWorkerService/UpdateJob"
 )
 
 // JobWorkerServiceClient is the client API for JobWorkerService service.
@@ -36,8 +40,8 @@ const (
 //
 // JobWorkerService runs jobs for authenticated clients. The caller's identity
 // and role come from its client certificate: admin may call every RPC on every
-// job; user may start jobs and see or stop its own; reader may see every job
-// but never start or stop one. Another user's job answers NOT_FOUND. Every
+// job; user may start jobs and see, stop, signal, pause, resume or update its
+// own; reader may see every job but never start, stop or control one. Another user's job answers NOT_FOUND. Every
 // string in a request must be UTF-8; one that is not is INVALID_ARGUMENT
 // with the field's name.
 type JobWorkerServiceClient interface {
@@ -64,6 +68,30 @@ type JobWorkerServiceClient interface {
 	// memory reserved against the capacity, and the summed usage of all jobs.
 	// Admin and reader only.
 	GetServerStatus(ctx context.Context, in *GetServerStatusRequest, opts ...grpc.CallOption) (*GetServerStatusResponse, error)
+	// SignalJob sends a signal to the job's process group. Owner and admin
+	// only. A job that is pending (it has no process yet) or has ended is
+	// FAILED_PRECONDITION.
+	SignalJob(ctx context.Context, in *SignalJobRequest, opts ...grpc.CallOption) (*SignalJobResponse, error)
+	// PauseJob freezes every process of a running job (cgroup.freeze) and
+	// returns once the kernel reports the job frozen: the job is then PAUSED.
+	// Its timeout keeps counting. Pausing a paused job is not an error. Owner
+	// and admin only; a job that is pending, being stopped or has ended is
+	// FAILED_PRECONDITION.
+	PauseJob(ctx context.Context, in *PauseJobRequest, opts ...grpc.CallOption) (*PauseJobResponse, error)
+	// ResumeJob thaws a PAUSED job, which is RUNNING again. Resuming a
+	// running job is not an error. Owner and admin only; a job that is
+	// pending or has ended is FAILED_PRECONDITION.
+	ResumeJob(ctx context.Context, in *ResumeJobRequest, opts ...grpc.CallOption) (*ResumeJobResponse, error)
+	// UpdateJob changes the limits of a pending, running or paused job, with
+	// the rule of StartJob: a user may lower any limit, only an admin may
+	// lift the memory or pids limit past the server's default
+	// (PERMISSION_DENIED). A higher memory limit is reserved against the
+	// server's capacity first (RESOURCE_EXHAUSTED when it does not fit now);
+	// a lower one frees its room at once for pending jobs. A memory limit
+	// below what the job uses now is FAILED_PRECONDITION, with the usage in
+	// the message, rather than an OOM kill. Owner and admin only; a job that
+	// has ended is FAILED_PRECONDITION.
+	UpdateJob(ctx context.Context, in *UpdateJobRequest, opts ...grpc.CallOption) (*UpdateJobResponse, error)
 }
 
 type jobWorkerServiceClient struct {
@@ -152,14 +180,54 @@ func (c *jobWorkerServiceClient) GetServerStatus(ctx context.Context, in *GetSer
 	return out, nil
 }
 
+func (c *jobWorkerServiceClient) SignalJob(ctx context.Context, in *SignalJobRequest, opts ...grpc.CallOption) (*SignalJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SignalJobResponse)
+	err := c.cc.Invoke(ctx, JobWorkerService_SignalJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobWorkerServiceClient) PauseJob(ctx context.Context, in *PauseJobRequest, opts ...grpc.CallOption) (*PauseJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseJobResponse)
+	err := c.cc.Invoke(ctx, JobWorkerService_PauseJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobWorkerServiceClient) ResumeJob(ctx context.Context, in *ResumeJobRequest, opts ...grpc.CallOption) (*ResumeJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeJobResponse)
+	err := c.cc.Invoke(ctx, JobWorkerService_ResumeJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobWorkerServiceClient) UpdateJob(ctx context.Context, in *UpdateJobRequest, opts ...grpc.CallOption) (*UpdateJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateJobResponse)
+	err := c.cc.Invoke(ctx, JobWorkerService_UpdateJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobWorkerServiceServer is the server API for JobWorkerService service.
 // All implementations must embed UnimplementedJobWorkerServiceServer
 // for forward compatibility.
 //
 // JobWorkerService runs jobs for authenticated clients. The caller's identity
 // and role come from its client certificate: admin may call every RPC on every
-// job; user may start jobs and see or stop its own; reader may see every job
-// but never start or stop one. Another user's job answers NOT_FOUND. Every
+// job; user may start jobs and see, stop, signal, pause, resume or update its
+// own; reader may see every job but never start, stop or control one. Another user's job answers NOT_FOUND. Every
 // string in a request must be UTF-8; one that is not is INVALID_ARGUMENT
 // with the field's name.
 type JobWorkerServiceServer interface {
@@ -186,6 +254,30 @@ type JobWorkerServiceServer interface {
 	// memory reserved against the capacity, and the summed usage of all jobs.
 	// Admin and reader only.
 	GetServerStatus(context.Context, *GetServerStatusRequest) (*GetServerStatusResponse, error)
+	// SignalJob sends a signal to the job's process group. Owner and admin
+	// only. A job that is pending (it has no process yet) or has ended is
+	// FAILED_PRECONDITION.
+	SignalJob(context.Context, *SignalJobRequest) (*SignalJobResponse, error)
+	// PauseJob freezes every process of a running job (cgroup.freeze) and
+	// returns once the kernel reports the job frozen: the job is then PAUSED.
+	// Its timeout keeps counting. Pausing a paused job is not an error. Owner
+	// and admin only; a job that is pending, being stopped or has ended is
+	// FAILED_PRECONDITION.
+	PauseJob(context.Context, *PauseJobRequest) (*PauseJobResponse, error)
+	// ResumeJob thaws a PAUSED job, which is RUNNING again. Resuming a
+	// running job is not an error. Owner and admin only; a job that is
+	// pending or has ended is FAILED_PRECONDITION.
+	ResumeJob(context.Context, *ResumeJobRequest) (*ResumeJobResponse, error)
+	// UpdateJob changes the limits of a pending, running or paused job, with
+	// the rule of StartJob: a user may lower any limit, only an admin may
+	// lift the memory or pids limit past the server's default
+	// (PERMISSION_DENIED). A higher memory limit is reserved against the
+	// server's capacity first (RESOURCE_EXHAUSTED when it does not fit now);
+	// a lower one frees its room at once for pending jobs. A memory limit
+	// below what the job uses now is FAILED_PRECONDITION, with the usage in
+	// the message, rather than an OOM kill. Owner and admin only; a job that
+	// has ended is FAILED_PRECONDITION.
+	UpdateJob(context.Context, *UpdateJobRequest) (*UpdateJobResponse, error)
 	mustEmbedUnimplementedJobWorkerServiceServer()
 }
 
@@ -213,6 +305,18 @@ func (UnimplementedJobWorkerServiceServer) ListJobs(context.Context, *ListJobsRe
 }
 func (UnimplementedJobWorkerServiceServer) GetServerStatus(context.Context, *GetServerStatusRequest) (*GetServerStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetServerStatus not implemented")
+}
+func (UnimplementedJobWorkerServiceServer) SignalJob(context.Context, *SignalJobRequest) (*SignalJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SignalJob not implemented")
+}
+func (UnimplementedJobWorkerServiceServer) PauseJob(context.Context, *PauseJobRequest) (*PauseJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseJob not implemented")
+}
+func (UnimplementedJobWorkerServiceServer) ResumeJob(context.Context, *ResumeJobRequest) (*ResumeJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeJob not implemented")
+}
+func (UnimplementedJobWorkerServiceServer) UpdateJob(context.Context, *UpdateJobRequest) (*UpdateJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateJob not implemented")
 }
 func (UnimplementedJobWorkerServiceServer) mustEmbedUnimplementedJobWorkerServiceServer() {}
 func (UnimplementedJobWorkerServiceServer) testEmbeddedByValue()                          {}
@@ -329,6 +433,78 @@ func _JobWorkerService_GetServerStatus_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobWorkerService_SignalJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SignalJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobWorkerServiceServer).SignalJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobWorkerService_SignalJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobWorkerServiceServer).SignalJob(ctx, req.(*SignalJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobWorkerService_PauseJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobWorkerServiceServer).PauseJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobWorkerService_PauseJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobWorkerServiceServer).PauseJob(ctx, req.(*PauseJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobWorkerService_ResumeJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobWorkerServiceServer).ResumeJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobWorkerService_ResumeJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobWorkerServiceServer).ResumeJob(ctx, req.(*ResumeJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobWorkerService_UpdateJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobWorkerServiceServer).UpdateJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobWorkerService_UpdateJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobWorkerServiceServer).UpdateJob(ctx, req.(*UpdateJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobWorkerService_ServiceDesc is the grpc.ServiceDesc for JobWorkerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -351,6 +527,22 @@ var JobWorkerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetServerStatus",
 			Handler:    _JobWorkerService_GetServerStatus_Handler,
+		},
+		{
+			MethodName: "SignalJob",
+			Handler:    _JobWorkerService_SignalJob_Handler,
+		},
+		{
+			MethodName: "PauseJob",
+			Handler:    _JobWorkerService_PauseJob_Handler,
+		},
+		{
+			MethodName: "ResumeJob",
+			Handler:    _JobWorkerService_ResumeJob_Handler,
+		},
+		{
+			MethodName: "UpdateJob",
+			Handler:    _JobWorkerService_UpdateJob_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,361 @@
+//go:build integration
+
+package job
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/internal/testchild"
+	"golang.org/x/sys/unix"
+)
+
+// groupFile reads a control file of job id's cgroup.
+func groupFile(t *testing.T, m *Manager, id, file string) string {
+	t.Helper()
+	m.mu.Lock()
+	g := m.jobs[id].group
+	m.mu.Unlock()
+	b, err := os.ReadFile(filepath.Join(g.Dir(), file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// cpuUsage is usage_usec of job id's cpu.stat.
+func cpuUsage(t *testing.T, m *Manager, id string) uint64 {
+	t.Helper()
+	for line := range strings.Lines(groupFile(t, m, id, "cpu.stat")) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "usage_usec "); ok {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("cpu.stat has no usage_usec")
+	return 0
+}
+
+// TestSignal: a job that handles USR1 gets it through Signal and says so;
+// a job that has ended, or that has not started, cannot be signalled.
+func TestSignal(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config(t)
+	cfg.MaxRunning = 1
+	m := open(t, cfg)
+	st, err := m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", `trap 'echo got USR1' USR1; trap 'echo bye; exit 0' TERM; echo ready; while :; do sleep 0.1; done`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, m, st.ID, "ready\n")
+	pending, err := m.Start(Request{Owner: "alice", Command: "true"})
+	if err != nil || pending.State != StatePending {
+		t.Fatalf("second job: %s, %v; want pending", pending.State, err)
+	}
+	if _, err := m.Signal(pending.ID, unix.SIGUSR1); !errors.Is(err, ErrJobState) || !strings.Contains(err.Error(), "pending") {
+		t.Errorf("Signal of a pending job = %v, want ErrJobState saying it is pending", err)
+	}
+	if _, err := m.Signal(st.ID, unix.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, m, st.ID, "got USR1\n")
+	if got, err := m.Get(st.ID); err != nil || got.State != StateRunning {
+		t.Errorf("after USR1 the job is %s, %v; want running (it handled it)", got.State, err)
+	}
+	grace := time.Minute
+	if end, err := m.Stop(context.Background(), st.ID, &grace); err != nil || end.State != StateStopped {
+		t.Fatalf("Stop = %s, %v", end.State, err)
+	}
+	if _, err := m.Signal(st.ID, unix.SIGUSR1); !errors.Is(err, ErrJobState) || !strings.Contains(err.Error(), "ended") {
+		t.Errorf("Signal of an ended job = %v, want ErrJobState saying it has ended", err)
+	}
+	wait(t, m, pending.ID)
+	if _, err := m.Signal("00000000-0000-4000-8000-000000000000", unix.SIGUSR1); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Signal of no job = %v, want ErrNotFound", err)
+	}
+}
+
+// TestPauseResume: a paused job is frozen (cgroup.events says so) and in
+// state paused, for Get, List's filter and Watch; its CPU time does not
+// grow while paused (cpu.stat read twice, a second apart) and grows again
+// once it is resumed.
+func TestPauseResume(t *testing.T) {
+	e := newEnv(t)
+	m := open(t, e.config(t))
+	st, err := m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", `echo ready; while :; do :; done`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, m, st.ID, "ready\n")
+
+	var mu sync.Mutex
+	var seen []State
+	ctx, cancel := context.WithCancel(context.Background())
+	watched := make(chan error, 1)
+	go func() {
+		watched <- m.Watch(ctx, st.ID, time.Hour, func(s Status) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) == 0 || seen[len(seen)-1] != s.State {
+				seen = append(seen, s.State)
+			}
+			return nil
+		})
+	}()
+
+	p, err := m.Pause(context.Background(), st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.State != StatePaused {
+		t.Errorf("Pause returned state %s, want paused", p.State)
+	}
+	if ev := groupFile(t, m, st.ID, "cgroup.events"); !strings.Contains(ev, "frozen 1") {
+		t.Errorf("cgroup.events of the paused job: %q, want frozen 1", ev)
+	}
+	if again, err := m.Pause(context.Background(), st.ID); err != nil || again.State != StatePaused {
+		t.Errorf("Pause of a paused job = %s, %v; want paused, no error", again.State, err)
+	}
+	if l := m.List(Filter{States: []State{StatePaused}}); len(l) != 1 || l[0].ID != st.ID {
+		t.Errorf("List(paused) = %d jobs, want the paused one", len(l))
+	}
+	// The interval measured, not a wait for something to happen.
+	before := cpuUsage(t, m, st.ID)
+	time.Sleep(time.Second)
+	after := cpuUsage(t, m, st.ID)
+	if after != before {
+		t.Errorf("CPU time of the paused busy job went from %d to %d µs in a second, want no change", before, after)
+	}
+
+	r, err := m.Resume(context.Background(), st.ID)
+	if err != nil || r.State != StateRunning {
+		t.Fatalf("Resume = %s, %v; want running", r.State, err)
+	}
+	if ev := groupFile(t, m, st.ID, "cgroup.events"); !strings.Contains(ev, "frozen 0") {
+		t.Errorf("cgroup.events of the resumed job: %q, want frozen 0", ev)
+	}
+	if again, err := m.Resume(context.Background(), st.ID); err != nil || again.State != StateRunning {
+		t.Errorf("Resume of a running job = %s, %v; want running, no error", again.State, err)
+	}
+	before = cpuUsage(t, m, st.ID)
+	time.Sleep(time.Second)
+	after = cpuUsage(t, m, st.ID)
+	if after < before+10000 {
+		t.Errorf("CPU time of the resumed busy job went from %d to %d µs in a second, want it to grow (by 10 ms at least)", before, after)
+	}
+
+	grace := time.Duration(0)
+	if _, err := m.Stop(context.Background(), st.ID, &grace); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-watched; err != nil {
+		t.Errorf("Watch = %v", err)
+	}
+	cancel()
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(seen, []State{StateRunning, StatePaused, StateRunning, StateStopped}) {
+		t.Errorf("Watch saw states %v, want running, paused, running, stopped", seen)
+	}
+	if _, err := m.Pause(context.Background(), st.ID); !errors.Is(err, ErrJobState) {
+		t.Errorf("Pause of an ended job = %v, want ErrJobState", err)
+	}
+	if _, err := m.Resume(context.Background(), st.ID); !errors.Is(err, ErrJobState) {
+		t.Errorf("Resume of an ended job = %v, want ErrJobState", err)
+	}
+}
+
+// TestStopPaused: stopping a paused job thaws it first, so its SIGTERM
+// handler runs within the grace and the job ends as it chooses.
+func TestStopPaused(t *testing.T) {
+	e := newEnv(t)
+	m := open(t, e.config(t))
+	st, err := m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", `trap 'echo bye; exit 0' TERM; echo ready; while :; do sleep 0.1; done`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, m, st.ID, "ready\n")
+	if _, err := m.Pause(context.Background(), st.ID); err != nil {
+		t.Fatal(err)
+	}
+	grace := time.Minute
+	end, err := m.Stop(context.Background(), st.ID, &grace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.State != StateStopped || intp(end.ExitCode) != "0" || !strings.HasSuffix(output(t, m, st.ID), "bye\n") {
+		t.Errorf("stopped while paused: %s exit %s signal %s, output %q; want stopped, exit 0, bye from its handler", end.State, intp(end.ExitCode), intp(end.Signal), output(t, m, st.ID))
+	}
+}
+
+// TestPausedTimeout: a paused job's timeout keeps counting; at its end the
+// job is thawed and killed, FAILED timed_out.
+func TestPausedTimeout(t *testing.T) {
+	e := newEnv(t)
+	m := open(t, e.config(t))
+	st, err := m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", `echo ready; exec sleep 1000`}, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, m, st.ID, "ready\n")
+	if _, err := m.Pause(context.Background(), st.ID); err != nil {
+		t.Fatal(err)
+	}
+	end := wait(t, m, st.ID)
+	if end.State != StateFailed || end.Reason != ReasonTimedOut {
+		t.Errorf("a paused job past its timeout: %s/%s (%s), want failed/timed_out", end.State, end.Reason, end.Message)
+	}
+}
+
+// TestUpdate: a running job's limits change in its cgroup (read back from
+// the files); its memory reservation follows, refused past the capacity
+// now (ErrNoRoom) or ever (ErrNeverFits); a memory limit below the job's
+// usage is refused with the usage, and the file keeps its value.
+func TestUpdate(t *testing.T) {
+	testchild.RequireCgroup2(t, "cpu", "memory", "pids")
+	e := newEnv(t)
+	cfg := e.config(t)
+	cfg.MemoryCapacity = 128 << 20
+	cfg.MemoryHighFraction = 0.5
+	m := open(t, cfg)
+	st, err := m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", `echo ready; exec sleep 1000`}, Limits: cgroupfs.Limits{MemoryMax: 64 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, m, st.ID, "ready\n")
+	u64 := func(v uint64) *uint64 { return &v }
+	u32 := func(v uint32) *uint32 { return &v }
+	f64 := func(v float64) *float64 { return &v }
+
+	up, err := m.Update(st.ID, cgroupfs.Change{MemoryMax: u64(96 << 20), CPUs: f64(1.5), CPUWeight: u32(50), PidsMax: u64(77)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{
+		"memory.max": strconv.Itoa(96 << 20), "memory.high": strconv.Itoa(48 << 20),
+		"cpu.max": "150000 100000", "cpu.weight": "50", "pids.max": "77",
+	} {
+		if got := groupFile(t, m, st.ID, file); got != want {
+			t.Errorf("after the update %s = %q, want %q", file, got, want)
+		}
+	}
+	if up.Limits.MemoryMax != 96<<20 || up.Limits.MemoryHigh != 48<<20 || up.Limits.CPUs != 1.5 || up.Limits.PidsMax != 77 {
+		t.Errorf("Update returned limits %+v", up.Limits)
+	}
+	if tot := m.Totals(); tot.MemoryReserved != 96<<20 {
+		t.Errorf("reserved %d after raising the job to 96 MiB, want that", tot.MemoryReserved)
+	}
+	if _, err := m.Update(st.ID, cgroupfs.Change{CPUs: f64(0)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := groupFile(t, m, st.ID, "cpu.max"); got != "max 100000" {
+		t.Errorf("cpu.max after removing the cap = %q, want max 100000", got)
+	}
+
+	if _, err := m.Update(st.ID, cgroupfs.Change{MemoryMax: u64(129 << 20)}); !errors.Is(err, ErrNeverFits) {
+		t.Errorf("raising past the capacity = %v, want ErrNeverFits", err)
+	}
+	other, err := m.Start(Request{Owner: "bob", Command: "sleep", Args: []string{"1000"}, Limits: cgroupfs.Limits{MemoryMax: 32 << 20}})
+	if err != nil || other.State != StateRunning {
+		t.Fatalf("second job: %s, %v; want running", other.State, err)
+	}
+	if _, err := m.Update(st.ID, cgroupfs.Change{MemoryMax: u64(100 << 20)}); !errors.Is(err, ErrNoRoom) {
+		t.Errorf("raising past what is free = %v, want ErrNoRoom", err)
+	}
+	if got := groupFile(t, m, st.ID, "memory.max"); got != strconv.Itoa(96<<20) {
+		t.Errorf("memory.max after a refused raise = %s, want 96 MiB still", got)
+	}
+	if tot := m.Totals(); tot.MemoryReserved != 128<<20 {
+		t.Errorf("reserved %d after a refused raise, want 128 MiB", tot.MemoryReserved)
+	}
+
+	// A job that holds some 16 MiB (under its memory.high of 48 MiB, so
+	// that reclaim does not throttle it): lowering its limit below that
+	// is refused, with the usage in the message.
+	big, err := m.Start(Request{Owner: "carol", Command: "awk", Args: []string{`BEGIN { s = "x"; while (length(s) < 16000000) s = s s; print "ready"; fflush(); while (1) system("sleep 1000") }`}, Limits: cgroupfs.Limits{MemoryMax: 96 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if big.State != StatePending {
+		t.Fatalf("third job: %s, want pending (128 MiB are reserved)", big.State)
+	}
+	grace := time.Duration(0)
+	if _, err := m.Stop(context.Background(), st.ID, &grace); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, m, big.ID, "ready\n")
+	cur, err := strconv.ParseUint(groupFile(t, m, big.ID, "memory.current"), 10, 64)
+	if err != nil || cur < 16000000 {
+		t.Fatalf("memory.current of the 16 MB job = %d, %v", cur, err)
+	}
+	_, err = m.Update(big.ID, cgroupfs.Change{MemoryMax: u64(8 << 20)})
+	if !errors.Is(err, ErrBelowUsage) || !strings.Contains(err.Error(), "uses ") {
+		t.Errorf("lowering below the usage = %v, want ErrBelowUsage with the usage", err)
+	}
+	if got := groupFile(t, m, big.ID, "memory.max"); got != strconv.Itoa(96<<20) {
+		t.Errorf("memory.max after a refused lowering = %s, want 96 MiB still", got)
+	}
+	if got, _ := m.Get(big.ID); got.State != StateRunning || got.Usage.OOMKills != 0 {
+		t.Errorf("the job after a refused lowering: %s, %d OOM kills; want running, none", got.State, got.Usage.OOMKills)
+	}
+	for _, id := range []string{other.ID, big.ID} {
+		m.Stop(context.Background(), id, &grace)
+	}
+	if _, err := m.Update(big.ID, cgroupfs.Change{PidsMax: u64(10)}); !errors.Is(err, ErrJobState) {
+		t.Errorf("Update of an ended job = %v, want ErrJobState", err)
+	}
+}
+
+// TestUpdateFreesRoom: a pending job starts as soon as a running job's
+// memory reservation is lowered enough for it, within the Update; a
+// pending job's own limits can be changed before it starts, and apply
+// when it does.
+func TestUpdateFreesRoom(t *testing.T) {
+	testchild.RequireCgroup2(t, "memory", "pids")
+	e := newEnv(t)
+	cfg := e.config(t)
+	cfg.MemoryCapacity = 128 << 20
+	m := open(t, cfg)
+	a, err := m.Start(Request{Owner: "alice", Command: "sleep", Args: []string{"1000"}, Limits: cgroupfs.Limits{MemoryMax: 96 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.Start(Request{Owner: "bob", Command: "sleep", Args: []string{"1000"}, Limits: cgroupfs.Limits{MemoryMax: 64 << 20}})
+	if err != nil || b.State != StatePending {
+		t.Fatalf("second job: %s, %v; want pending", b.State, err)
+	}
+	u64 := func(v uint64) *uint64 { return &v }
+	pb, err := m.Update(b.ID, cgroupfs.Change{PidsMax: u64(42)})
+	if err != nil || pb.State != StatePending || pb.Limits.PidsMax != 42 {
+		t.Fatalf("Update of the pending job = %s pids %d, %v; want pending, 42", pb.State, pb.Limits.PidsMax, err)
+	}
+	if _, err := m.Update(a.ID, cgroupfs.Change{MemoryMax: u64(64 << 20)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Get(b.ID)
+	if err != nil || got.State != StateRunning {
+		t.Fatalf("the pending job after the other's reservation was lowered: %s, %v; want running", got.State, err)
+	}
+	if pids := groupFile(t, m, b.ID, "pids.max"); pids != "42" {
+		t.Errorf("pids.max of the job updated while pending = %s, want 42", pids)
+	}
+	if tot := m.Totals(); tot.MemoryReserved != 128<<20 || tot.Pending != 0 {
+		t.Errorf("Totals = %+v, want 128 MiB reserved, none pending", tot)
+	}
+	grace := time.Duration(0)
+	for _, id := range []string{a.ID, b.ID} {
+		m.Stop(context.Background(), id, &grace)
+	}
+}
