@@ -281,26 +281,9 @@ func NewID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// ValidID reports whether id looks like a job ID (a lower-case UUID).
-func ValidID(id string) bool {
-	if len(id) != 36 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return true
-}
+// ValidID reports whether id looks like a job ID (a lower-case UUID): a
+// whole one of ValidIDPrefix's prefixes.
+func ValidID(id string) bool { return len(id) == 36 && ValidIDPrefix(id) }
 
 // truncateID cuts a malformed ID to at most 64 bytes for a message.
 func truncateID(s string) string {
