@@ -104,16 +104,21 @@ func TestPauseResume(t *testing.T) {
 	var seen []State
 	ctx, cancel := context.WithCancel(context.Background())
 	watched := make(chan error, 1)
+	first := make(chan struct{}) // closed once the watch has its first snapshot
 	go func() {
 		watched <- m.Watch(ctx, st.ID, time.Hour, func(s Status) error {
 			mu.Lock()
 			defer mu.Unlock()
+			if len(seen) == 0 {
+				close(first)
+			}
 			if len(seen) == 0 || seen[len(seen)-1] != s.State {
 				seen = append(seen, s.State)
 			}
 			return nil
 		})
 	}()
+	<-first
 
 	p, err := m.Pause(context.Background(), st.ID)
 	if err != nil {
