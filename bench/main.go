@@ -5,7 +5,10 @@
 // cgroup v2 is.
 //
 // Measured: start latency (sequential and 16-way concurrent) against
-// os/exec starting /bin/true; output throughput of a job writing 1 GiB to
+// os/exec starting /bin/true; the start as a script or a person does it, a
+// fresh `jobworker run -d -- /bin/true` process each time, against a fork
+// and exec of /bin/true and the exec of an empty static Go program (the
+// floor of any Go CLI), alternating; output throughput of a job writing 1 GiB to
 // one follower against the same bytes through a plain pipe; fan-out of a
 // 64 MiB job to 1000 followers and a stalled follower, each against the
 // same job without them; and 1000 jobs running at once.
@@ -35,15 +38,16 @@ func main() {
 	size := flag.Int64("bytes", 1<<30, "bytes the throughput job writes")
 	followers := flag.Int("followers", 1000, "followers in the fan-out run")
 	jobs := flag.Int("jobs", 1000, "jobs in the scale run")
+	emptyBin := flag.String("empty-bin", "", "an empty static Go program, the baseline of the fresh-CLI start (hack/bench builds one); none: that measure is left out")
 	debug := flag.String("debug-socket", "", "have the server serve pprof on a unix socket at PATH (serve --debug-socket), to profile it during a run")
-	onlyFlag := flag.String("only", "", "comma-separated measures to run (start, throughput, fanout, stalled, scale); default all")
+	onlyFlag := flag.String("only", "", "comma-separated measures to run (start, cli, throughput, fanout, stalled, scale); default all")
 	flag.Parse()
 	var only []string
 	if *onlyFlag != "" {
 		only = strings.Split(*onlyFlag, ",")
 	}
 
-	if err := run(*bin, *debug, only, *starts, *size, *followers, *jobs); err != nil {
+	if err := run(*bin, *emptyBin, *debug, only, *starts, *size, *followers, *jobs); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -53,7 +57,7 @@ type row struct {
 	name, value, baseline, ratio, target string
 }
 
-func run(bin, debugSocket string, only []string, starts int, size int64, followers, jobs int) error {
+func run(bin, emptyBin, debugSocket string, only []string, starts int, size int64, followers, jobs int) error {
 	state, err := os.MkdirTemp("", "jobworker-bench-")
 	if err != nil {
 		return err
@@ -139,6 +143,14 @@ func run(bin, debugSocket string, only []string, starts int, size int64, followe
 				return nil, err
 			}
 			return append(latencyRows("start, sequential", seq, base), latencyRows("start, 16 concurrent", conc, base16)...), nil
+		}},
+		// 1b. The fresh-CLI start, against a fork+exec and an empty Go
+		// program's exec, alternating.
+		{"cli", func() ([]row, error) {
+			if emptyBin == "" {
+				return nil, nil
+			}
+			return cliStarts(bin, emptyBin, dev, addr, starts/10+1)
 		}},
 		// 2. Output throughput: one follower, and the same bytes through a pipe.
 		{"throughput", func() ([]row, error) {
