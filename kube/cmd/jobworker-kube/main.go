@@ -52,7 +52,7 @@ type cli struct {
 	TLSKey     string        `required:"" name:"kubelet-key" placeholder:"FILE" type:"path" env:"JOBWORKER_KUBE_KUBELET_KEY" help:"Its key."`
 	ClientCA   string        `required:"" name:"kubelet-client-ca" placeholder:"FILE" type:"path" env:"JOBWORKER_KUBE_KUBELET_CLIENT_CA" help:"CA of the API server's kubelet client certificate (--kubelet-client-certificate): only its holders may read logs and stats."`
 	Image      string        `default:"${image}" env:"JOBWORKER_KUBE_IMAGE" help:"The placeholder image a pod must name."`
-	Check      time.Duration `default:"2s" placeholder:"DUR" env:"JOBWORKER_KUBE_CHECK_INTERVAL" help:"How often each host's health is checked."`
+	Check      time.Duration `name:"check-interval" default:"2s" placeholder:"DUR" env:"JOBWORKER_KUBE_CHECK_INTERVAL" help:"How often each host's health is checked."`
 	Version    bool          `help:"Print the version and exit."`
 }
 
