@@ -87,10 +87,6 @@ func phaseIs(p corev1.PodPhase) func(*corev1.Pod) bool {
 	return func(pod *corev1.Pod) bool { return pod.Status.Phase == p }
 }
 
-func terminal(pod *corev1.Pod) bool {
-	return pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded
-}
-
 // terminated is the pod's container's final state.
 func terminated(t *testing.T, pod *corev1.Pod) *corev1.ContainerStateTerminated {
 	t.Helper()
@@ -387,8 +383,8 @@ func kubeletGet(t *testing.T, name, path string) []byte {
 // client certificate is refused.
 func TestStats(t *testing.T) {
 	d := int64(60)
-	pod := createPod(t, "busy", podSpec("while :; do :; done"), func(p *corev1.Pod) { p.Spec.ActiveDeadlineSeconds = &d })
-	pod = waitPod(t, "busy", time.Minute, "Running", phaseIs(corev1.PodRunning))
+	createPod(t, "busy", podSpec("while :; do :; done"), func(p *corev1.Pod) { p.Spec.ActiveDeadlineSeconds = &d })
+	pod := waitPod(t, "busy", time.Minute, "Running", phaseIs(corev1.PodRunning))
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		body := kubeletGet(t, pod.Spec.NodeName, "/stats/summary")
