@@ -467,7 +467,7 @@ func TestProviderRestart(t *testing.T) {
 // 2) runs the pod again, on either host, and completes.
 func TestHostKilled(t *testing.T) {
 	backoff := int32(2)
-	spec := podSpec("sleep 6; echo done")
+	spec := podSpec("echo started; sleep 6; echo done")
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: "survivor", Namespace: ns},
 		Spec:       batchv1.JobSpec{BackoffLimit: &backoff, Template: corev1.PodTemplateSpec{Spec: spec}},
@@ -496,6 +496,38 @@ func TestHostKilled(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// A follower of the pod's logs across the host's death and restart: it
+	// has the first line when the host is killed; its stream resumes at the
+	// next byte and ends with the job.
+	type follow struct {
+		b  []byte
+		at time.Time // when the stream ended
+	}
+	followed, reading := make(chan follow, 1), make(chan struct{})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		rc, err := cluster.kube.CoreV1().Pods(ns).GetLogs(first.Name, &corev1.PodLogOptions{Follow: true}).Stream(ctx)
+		if err != nil {
+			close(reading)
+			followed <- follow{[]byte(err.Error()), time.Now()}
+			return
+		}
+		defer rc.Close()
+		var b bytes.Buffer
+		for !strings.Contains(b.String(), "\n") {
+			chunk := make([]byte, 64)
+			n, err := rc.Read(chunk)
+			b.Write(chunk[:n])
+			if err != nil {
+				break
+			}
+		}
+		close(reading)
+		io.Copy(&b, rc)
+		followed <- follow{b.Bytes(), time.Now()}
+	}()
+	<-reading
 	host := cluster.hosts[first.Spec.NodeName]
 	host.proc.kill(syscall.SIGKILL)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -503,6 +535,7 @@ func TestHostKilled(t *testing.T) {
 	if err := cluster.waitNodeReady(ctx, host.name, false); err != nil {
 		t.Fatalf("after kill -9 of its host: %v", err)
 	}
+	restarting := time.Now()
 	if err := cluster.startHost(host); err != nil {
 		t.Fatal(err)
 	}
@@ -518,6 +551,17 @@ func TestHostKilled(t *testing.T) {
 	}
 	if !disrupted {
 		t.Errorf("pod %s: conditions %+v, want DisruptionTarget %s", pod.Name, pod.Status.Conditions, provider.ReasonHostRestarted)
+	}
+	select {
+	case f := <-followed:
+		if string(f.b) != "started\n" {
+			t.Errorf("logs followed across the host's restart = %q, want %q once", f.b, "started\n")
+		}
+		if f.at.Before(restarting) {
+			t.Errorf("the logs followed ended %s before the host was started again: the stream was cut, not resumed", restarting.Sub(f.at))
+		}
+	case <-time.After(time.Minute):
+		t.Error("the logs followed across the host's restart did not end with the job")
 	}
 	deadline = time.Now().Add(2 * time.Minute)
 	for {

@@ -189,6 +189,7 @@ func (p *Provider) DeletePod(ctx context.Context, pod *corev1.Pod) error {
 	}
 	if e.jobID == "" || ended(e.job) {
 		delete(p.pods, key)
+		delete(p.usage, string(pod.UID))
 		p.mu.Unlock()
 		return nil
 	}
