@@ -33,6 +33,7 @@ import (
 type devServer struct {
 	t     *testing.T
 	state string
+	args  []string // serve's arguments
 	addr  string
 	cmd   *exec.Cmd
 	log   *bytes.Buffer
@@ -65,7 +66,8 @@ func startDevServer(t *testing.T, state string, extra ...string) *devServer {
 	if !slices.Contains(extra, "--listen") {
 		args = append(args, "--listen", "127.0.0.1:0")
 	}
-	s.cmd = exec.Command(binary(t), append(args, extra...)...)
+	s.args = append(args, extra...)
+	s.cmd = exec.Command(binary(t), s.args...)
 	s.logw = &lockedWriter{w: s.log}
 	s.cmd.Stderr = s.logw
 	out, err := s.cmd.StdoutPipe()
@@ -257,7 +259,8 @@ func TestE2ERunExitCodes(t *testing.T) {
 		{nil, []string{"/no/such/program"}, 127, ""},
 		{nil, []string{notExecutable}, 126, ""},
 		{nil, []string{notProgram}, 126, ""},
-		{[]string{"--timeout", "1s"}, []string{"sleep", "1000"}, 128 + 9, ""},
+		// The timeout's SIGTERM ends sleep, as on a host.
+		{[]string{"--timeout", "1s"}, []string{"sleep", "1000"}, 128 + 15, ""},
 		{[]string{"--memory-limit", "32M"}, []string{"awk", `BEGIN { s = "x"; while (1) s = s s }`}, 128 + 9, ""},
 	}
 	for _, tt := range tests {

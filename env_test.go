@@ -72,13 +72,13 @@ func TestEveryFlagFromTheEnvironment(t *testing.T) {
 	documented := map[string]string{
 		"serve listen": "JOBWORKER_LISTEN", "serve state-dir": "JOBWORKER_STATE_DIR", "serve dev": "JOBWORKER_DEV",
 		"serve cert": "JOBWORKER_SERVER_CERT", "serve key": "JOBWORKER_SERVER_KEY", "serve client-ca": "JOBWORKER_CLIENT_CA",
-		"serve run-as": "JOBWORKER_RUN_AS", "serve cgroup-parent": "JOBWORKER_CGROUP_PARENT",
+		"serve run-as": "JOBWORKER_RUN_AS", "serve uid-range": "JOBWORKER_UID_RANGE", "serve default-network": "JOBWORKER_DEFAULT_NETWORK", "serve cgroup-parent": "JOBWORKER_CGROUP_PARENT",
 		"serve default-memory-limit": "JOBWORKER_DEFAULT_MEMORY_LIMIT", "serve default-pids-limit": "JOBWORKER_DEFAULT_PIDS_LIMIT",
 		"serve memory-high": "JOBWORKER_MEMORY_HIGH", "serve memory-capacity": "JOBWORKER_MEMORY_CAPACITY",
 		"serve max-running": "JOBWORKER_MAX_RUNNING", "serve stop-grace": "JOBWORKER_STOP_GRACE",
 		"serve ring-size": "JOBWORKER_RING_SIZE", "serve output-cap": "JOBWORKER_OUTPUT_CAP",
 		"serve retain": "JOBWORKER_RETAIN", "serve retain-count": "JOBWORKER_RETAIN_COUNT",
-		"serve debug-listen": "JOBWORKER_DEBUG_LISTEN",
+		"serve debug-socket": "JOBWORKER_DEBUG_SOCKET",
 
 		"run cpu-weight": "JOBWORKER_CPU_WEIGHT", "run cpus": "JOBWORKER_CPUS", "run memory-limit": "JOBWORKER_MEMORY_LIMIT",
 		"run io-weight": "JOBWORKER_IO_WEIGHT", "run io-read-bps": "JOBWORKER_IO_READ_BPS", "run io-write-bps": "JOBWORKER_IO_WRITE_BPS",

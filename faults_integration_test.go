@@ -441,7 +441,8 @@ func mustSize(t *testing.T, name string) int64 {
 // server, or see or signal another user's job (which runs as the same
 // user, but in a PID namespace of its own).
 func TestPrivilegeJobConfined(t *testing.T) {
-	state := t.TempDir()
+	// Not under /tmp, which a job has a private one of.
+	state := rootDir(t)
 	s := startDevServer(t, state)
 	pid := strconv.Itoa(s.pid())
 	// Another user's job, and its process as the host sees it.
@@ -457,15 +458,17 @@ func TestPrivilegeJobConfined(t *testing.T) {
 		name, script, want string
 		succeeds           bool // the script succeeds by finding the way barred
 	}{
-		{"write its memory.max", `echo max >` + own + `/memory.max`, "Permission denied", false},
-		{"write its pids.max", `echo max >` + own + `/pids.max`, "Permission denied", false},
-		{"move itself out of its cgroup", `echo $$ >/sys/fs/cgroup/cgroup.procs`, "Permission denied", false},
+		// Its own cgroup is the read-only root of its cgroup namespace.
+		{"write its memory.max", `echo max >` + own + `/memory.max`, "Read-only file system", false},
+		{"write its pids.max", `echo max >` + own + `/pids.max`, "Read-only file system", false},
+		{"move itself out of its cgroup", `echo $$ >/sys/fs/cgroup/cgroup.procs`, "Read-only file system", false},
 		{"kill its cgroup's siblings", `echo 1 >` + own + `/../cgroup.kill`, "Permission denied", false},
 		{"read the server key", `cat ` + filepath.Join(state, "dev", "server.key"), "Permission denied", false},
 		{"list the state directory", `ls ` + state, "Permission denied", false},
-		{"signal the server", `kill -0 ` + pid, "No such process", false},
-		{"kill the server", `kill -9 ` + pid, "No such process", false},
-		{"signal another user's job", `kill -9 ` + otherPid, "No such process", false},
+		// Another uid's processes, the server's included.
+		{"signal the server", `kill -0 ` + pid, "Operation not permitted", false},
+		{"kill the server", `kill -9 ` + pid, "Operation not permitted", false},
+		{"signal another user's job", `kill -9 ` + otherPid, "Operation not permitted", false},
 		{"read another user's job's environment", `cat /proc/` + otherPid + `/environ`, "No such file", false},
 		{"see any process but its own", `n=$(ls /proc | grep -cE '^[0-9]+$'); echo "$n processes"; [ "$n" -le 8 ] && echo only its own`, "only its own", true},
 	}
@@ -483,4 +486,17 @@ func TestPrivilegeJobConfined(t *testing.T) {
 	if j := s.job(other); j.GetState() != jobworkerv1.JobState_JOB_STATE_RUNNING {
 		t.Errorf("bob's job is %v after the other jobs' attempts, want running", j.GetState())
 	}
+}
+
+// rootDir is a directory of root's, mode 0700, outside /tmp (a job has a
+// /tmp of its own, so what is under the host's would be out of its sight
+// for that reason alone), removed when the test ends.
+func rootDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/var/tmp", "jobworker-root-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }

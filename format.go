@@ -133,6 +133,18 @@ func printJob(w io.Writer, j *jobworkerv1.Job) {
 	}
 	row("Time", times)
 	row("Limits", limitsLine(j.GetLimits()))
+	if j.GetNetwork() == jobworkerv1.Network_NETWORK_NONE {
+		row("Network", "none (loopback only)")
+	} else {
+		row("Network", "host")
+	}
+	if names := j.GetSecretEnvNames(); len(names) > 0 {
+		quoted := make([]string, len(names))
+		for i, n := range names {
+			quoted[i] = safe(n)
+		}
+		row("Secrets", strings.Join(quoted, " ")+" (names only)")
+	}
 	u := j.GetUsage()
 	row("CPU", fmt.Sprintf("%v (user %v, system %v)", usec(u.GetCpuUsageUsec()), usec(u.GetCpuUserUsec()), usec(u.GetCpuSystemUsec())))
 	row("Memory", fmt.Sprintf("%s (peak %s), OOM kills %d", formatSize(u.GetMemoryCurrentBytes()), formatSize(u.GetMemoryPeakBytes()), u.GetOomKills()))

@@ -10,7 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,16 +130,14 @@ func (s *devServer) serverLog() string {
 // pid is the server's process ID.
 func (s *devServer) pid() int { return s.cmd.Process.Pid }
 
-var debugListenRE = regexp.MustCompile(`debug_listen=(\S+)`)
-
-// debugAddr is where a server started with --debug-listen serves pprof.
-func (s *devServer) debugAddr() string {
+// debugSocket is where a server started with --debug-socket serves pprof.
+func (s *devServer) debugSocket() string {
 	s.t.Helper()
-	m := debugListenRE.FindStringSubmatch(s.serverLog())
-	if m == nil {
-		s.t.Fatalf("the server logged no debug_listen address:\n%s", s.serverLog())
+	i := slices.Index(s.args, "--debug-socket")
+	if i < 0 || i+1 >= len(s.args) {
+		s.t.Fatalf("the server was started without --debug-socket: %q", s.args)
 	}
-	return m[1]
+	return s.args[i+1]
 }
 
 // procStatus reads a field of /proc/PID/status in kB (VmRSS, VmHWM) or as

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,14 +43,19 @@ func startHostServer(t *testing.T, extra ...string) *devServer {
 	t.Helper()
 	mount, dir := testchild.TempCgroup(t)
 	parent := strings.TrimPrefix(dir, mount)
-	return startDevServer(t, t.TempDir(), append([]string{"--cgroup-parent", parent, "--debug-listen", "127.0.0.1:0"}, extra...)...)
+	sock := filepath.Join(t.TempDir(), "debug.sock")
+	return startDevServer(t, t.TempDir(), append([]string{"--cgroup-parent", parent, "--debug-socket", sock}, extra...)...)
 }
 
 // debugGet fetches a page of the server's pprof endpoint.
 func (s *devServer) debugGet(path string) string {
 	s.t.Helper()
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Minute}
-	resp, err := c.Get("http://" + s.debugAddr() + path)
+	sock := s.debugSocket()
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialContext: dial}, Timeout: time.Minute}
+	resp, err := c.Get("http://jobworker" + path)
 	if err != nil {
 		s.t.Fatal(err)
 	}

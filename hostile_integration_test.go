@@ -66,7 +66,7 @@ type hostileCase struct {
 // documented status code and a message that says what is wrong, and the
 // server serves on with its memory untouched.
 func TestHostileRequests(t *testing.T) {
-	s := startDevServer(t, t.TempDir())
+	s := startDevServer(t, rootDir(t))
 	user, admin := s.client("user"), s.client("admin")
 	id := s.detach("user", "echo", "a job to ask about")
 	s.wait(id)

@@ -25,7 +25,7 @@ func TestE2EJobEnvironment(t *testing.T) {
 	want := strings.Join([]string{
 		"EMPTY=",
 		"GREETING=hello world",
-		"HOME=/", // nobody's home, /nonexistent, does not exist
+		"HOME=/tmp", // the job's own /tmp: its uid has no home
 		"JOBWORKER_JOB_ID=" + id,
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 	}, "\n") + "\n"

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/alecthomas/kong"
+	"github.com/jobworker/jobworker/job"
 	"github.com/jobworker/jobworker/shim"
 )
 
@@ -80,6 +81,7 @@ func newParser(c *cli, stdout, stderr io.Writer) (*kong.Kong, error) {
 		kong.Name("jobworker"),
 		kong.Description("Run Linux processes in their own cgroup v2, stream their output, over gRPC with mutual TLS."),
 		kong.DefaultEnvars("JOBWORKER"),
+		kong.Vars{"default_uid_range": job.DefaultUIDRange.String()},
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(exitRequest(code)) }),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),

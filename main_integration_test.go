@@ -21,6 +21,11 @@ import (
 func TestMain(m *testing.M) {
 	testchild.Dispatch(map[string]func(){
 		"alloc100m": testchild.Alloc100M,
+		"shm-make":  shmMake,
+		"shm-look":  shmLook,
+		"abort":     abortSelf,
+		"orphan":    leaveOrphan,
+		"dial":      dialAddr,
 	})
 	os.Exit(m.Run())
 }

@@ -20,7 +20,7 @@ func TestMemoryHighDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := c.Serve.jobConfig(nil, nil, 1<<40, nil)
+	cfg := c.Serve.jobConfig(nil, nil, nil, 1<<40, nil)
 	if cfg.MemoryHighFraction != 0.9 || cfg.Defaults.MemoryMax != 512<<20 {
 		t.Fatalf("serve's job config: memory high fraction %v, default memory limit %d; want 0.9 and %d", cfg.MemoryHighFraction, cfg.Defaults.MemoryMax, 512<<20)
 	}
@@ -36,7 +36,7 @@ func TestMemoryHighDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Serve.jobConfig(nil, nil, 1<<40, nil).MemoryHighFraction; got != 0.5 {
+	if got := c.Serve.jobConfig(nil, nil, nil, 1<<40, nil).MemoryHighFraction; got != 0.5 {
 		t.Errorf("serve --memory-high 0.5: fraction %v, want 0.5", got)
 	}
 }

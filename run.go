@@ -36,7 +36,9 @@ type runCmd struct {
 	PidsLimit   *uint64           `placeholder:"N" help:"Most processes and threads (pids.max)."`
 	Timeout     time.Duration     `placeholder:"DUR" help:"Kill the job when it runs longer (0: never)."`
 	Env         map[string]string `short:"e" placeholder:"K=V" help:"Add a variable to the job's environment (repeatable)."`
+	SecretEnv   []string          `name:"secret-env" placeholder:"K=V|K" help:"Add a secret variable, never stored, logged or shown (repeatable); K alone takes its value from this environment, off the command line."`
 	Workdir     string            `placeholder:"DIR" help:"Directory the command starts in (absolute)."`
+	Network     string            `enum:",host,none" default:"" placeholder:"host|none" help:"The job's network: the host's, or none (only loopback); default: the server's."`
 	Detach      bool              `short:"d" help:"Print the job ID and return at once."`
 	Command     []string          `arg:"" passthrough:"" name:"command" help:"The command and its arguments, after --."`
 
@@ -106,6 +108,24 @@ func (c *runCmd) request() (*jobworkerv1.StartJobRequest, error) {
 		l.IoMax = append(l.IoMax, devs[d])
 	}
 	req := &jobworkerv1.StartJobRequest{Command: argv[0], Args: argv[1:], Env: c.Env, WorkingDir: c.Workdir, Limits: l}
+	switch c.Network {
+	case "host":
+		req.Network = jobworkerv1.Network_NETWORK_HOST
+	case "none":
+		req.Network = jobworkerv1.Network_NETWORK_NONE
+	}
+	for _, kv := range c.SecretEnv {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			if v, ok = os.LookupEnv(k); !ok {
+				return nil, &exitCodeError{code: exitUsage, msg: fmt.Sprintf("run: --secret-env %s: no such variable in this environment; give K=V, or export %s first", k, k)}
+			}
+		}
+		if req.SecretEnv == nil {
+			req.SecretEnv = map[string]string{}
+		}
+		req.SecretEnv[k] = v
+	}
 	if c.Timeout > 0 {
 		req.Timeout = durationpb.New(c.Timeout)
 	}

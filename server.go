@@ -33,7 +33,9 @@ type serveCmd struct {
 	Cert               string        `env:"JOBWORKER_SERVER_CERT" placeholder:"FILE" help:"Server certificate (PEM)."`
 	Key                string        `env:"JOBWORKER_SERVER_KEY" placeholder:"FILE" help:"Server private key (PEM)."`
 	ClientCA           string        `name:"client-ca" env:"JOBWORKER_CLIENT_CA" placeholder:"FILE" help:"CA that signs client certificates (PEM)."`
-	RunAs              string        `default:"nobody" placeholder:"USER" help:"User jobs run as; root must be asked for explicitly."`
+	UIDRange           string        `name:"uid-range" placeholder:"FIRST-LAST" help:"Give each user's jobs a uid and gid of their own from this range (default: ${default_uid_range}, which the host conventions leave unused)."`
+	RunAs              string        `placeholder:"USER" help:"Run every job as this one user instead of a uid per user; root must be asked for explicitly."`
+	DefaultNetwork     string        `default:"host" enum:"host,none" placeholder:"host|none" help:"Network of a job that asks for none: the host's, or none (only loopback); only an admin may ask for host past none."`
 	CgroupParent       string        `placeholder:"PATH" help:"cgroup v2 directory jobs are placed under (default: the server's own cgroup, or <it>/jobworker when that is the root)."`
 	DefaultMemoryLimit byteSize      `default:"512M" placeholder:"SIZE" help:"memory.max of a job that asks for none."`
 	DefaultPidsLimit   uint64        `default:"1024" placeholder:"N" help:"pids.max of a job that asks for none."`
@@ -46,7 +48,7 @@ type serveCmd struct {
 	Retain             time.Duration `default:"168h" placeholder:"DUR" help:"How long finished jobs are kept (0: forever)."`
 	RetainCount        int           `default:"10000" placeholder:"N" help:"Most finished jobs kept (0: no bound)."`
 	MaxStreams         uint32        `default:"128" placeholder:"N" help:"Most concurrent streams per client connection."`
-	DebugListen        string        `placeholder:"ADDR" help:"Serve Go's runtime profiles (net/http/pprof, plain HTTP, no authentication) on ADDR; keep it on loopback. Off by default."`
+	DebugSocket        string        `placeholder:"PATH" type:"path" help:"Serve Go's runtime profiles (net/http/pprof) on a unix socket at PATH, mode 0600, for root only. Off by default."`
 }
 
 // lockExclusive takes an exclusive flock on path, opened with flag, without
@@ -86,6 +88,30 @@ func lockStateDir(dir string) (*os.File, error) {
 		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return f, nil
+}
+
+// identity is who jobs run as: with --run-as, that one user (cred; nil for
+// root); otherwise a uid per user from --uid-range (or the default range),
+// which no account of /etc/passwd or /etc/group may use.
+func (c *serveCmd) identity() (*shim.Credential, *job.UIDRange, error) {
+	if c.RunAs != "" {
+		if c.UIDRange != "" {
+			return nil, nil, errors.New("--run-as and --uid-range: give one (a uid per user, or one user for every job)")
+		}
+		cred, err := runAsCredential(c.RunAs, shim.LookupUser)
+		return cred, nil, err
+	}
+	r := job.DefaultUIDRange
+	if c.UIDRange != "" {
+		var err error
+		if r, err = job.ParseUIDRange(c.UIDRange); err != nil {
+			return nil, nil, fmt.Errorf("--uid-range: %w", err)
+		}
+	}
+	if err := r.CheckFree("/etc/passwd", "/etc/group"); err != nil {
+		return nil, nil, fmt.Errorf("--uid-range: %w", err)
+	}
+	return nil, &r, nil
 }
 
 // errRootAlias refuses a --run-as user other than "root" whose uid is 0.
@@ -216,11 +242,11 @@ func (c *serveCmd) Run(e *env) error {
 	}
 	// What can be checked without touching the host is checked first, so
 	// that a wrong flag changes nothing.
-	cred, err := runAsCredential(c.RunAs, shim.LookupUser)
+	cred, uids, err := c.identity()
 	if err != nil {
 		return err
 	}
-	if cred == nil {
+	if cred == nil && uids == nil {
 		log.Warn("jobs run as root, as --run-as asks")
 	}
 	capacity := uint64(c.MemoryCapacity)
@@ -303,7 +329,7 @@ func (c *serveCmd) Run(e *env) error {
 				"fix", "boot with cgroup v2 unified (systemd.unified_cgroup_hierarchy=1) and delegate the controller to the server's cgroup")
 		}
 	}
-	m, err := job.Open(c.jobConfig(h, cred, capacity, func(err error) { log.Error("job manager", "error", err) }))
+	m, err := job.Open(c.jobConfig(h, cred, uids, capacity, func(err error) { log.Error("job manager", "error", err) }))
 	if err != nil {
 		return err
 	}
@@ -320,22 +346,27 @@ func (c *serveCmd) Run(e *env) error {
 	srv := service.NewServer(service.Config{
 		Jobs: m, Cgroups: h, TLS: tlsState.Config(), Log: log, Version: versionString(),
 		DefaultMemory: uint64(c.DefaultMemoryLimit), DefaultPids: c.DefaultPidsLimit, MaxStreams: c.MaxStreams,
+		DefaultNetwork: job.Network(c.DefaultNetwork),
 	})
 
-	if c.DebugListen != "" {
-		dbg, err := serveDebug(c.DebugListen)
+	if c.DebugSocket != "" {
+		dbg, err := serveDebug(c.DebugSocket)
 		if err != nil {
 			m.Close(context.Background())
 			lis.Close()
 			return err
 		}
 		defer dbg.Close()
-		log.Warn("serving runtime profiles without authentication", "debug_listen", dbg.Addr().String())
+		log.Info("serving runtime profiles to root", "debug_socket", c.DebugSocket)
 	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
-	log.Info("serving", "listen", lis.Addr().String(), "state_dir", c.StateDir, "cgroup_parent", h.Parent(), "controllers", strings.Join(h.Controllers(), ","), "run_as", c.RunAs)
+	runAs := c.RunAs
+	if uids != nil {
+		runAs = "a uid per user from " + uids.String()
+	}
+	log.Info("serving", "listen", lis.Addr().String(), "state_dir", c.StateDir, "cgroup_parent", h.Parent(), "controllers", strings.Join(h.Controllers(), ","), "run_as", runAs)
 	if c.Dev {
 		fmt.Fprintln(e.stderr, "# development server: point the CLI at it as admin with")
 		if err := printDevExports(e.stdout, filepath.Join(c.StateDir, "dev"), lis.Addr().String()); err != nil {
@@ -371,10 +402,11 @@ func (c *serveCmd) Run(e *env) error {
 
 // jobConfig is the job manager's configuration from the flags, with the
 // cgroup hierarchy, the run-as user and the memory capacity Run found.
-func (c *serveCmd) jobConfig(h *cgroupfs.Hierarchy, cred *shim.Credential, capacity uint64, onError func(error)) job.Config {
+func (c *serveCmd) jobConfig(h *cgroupfs.Hierarchy, cred *shim.Credential, uids *job.UIDRange, capacity uint64, onError func(error)) job.Config {
 	return job.Config{
 		StateDir:           c.StateDir,
 		Cgroups:            h,
+		UIDs:               uids,
 		RunAs:              cred,
 		Defaults:           cgroupfs.Limits{MemoryMax: uint64(c.DefaultMemoryLimit), PidsMax: c.DefaultPidsLimit},
 		MemoryHighFraction: c.MemoryHigh,
@@ -389,14 +421,32 @@ func (c *serveCmd) jobConfig(h *cgroupfs.Hierarchy, cred *shim.Credential, capac
 	}
 }
 
-// serveDebug serves net/http/pprof's handlers on addr: goroutine, heap and
-// CPU profiles of the running server, for an operator chasing a leak or a
-// slowdown. They are registered on a mux of their own, never on
+// serveDebug serves net/http/pprof's handlers on a unix socket at path:
+// goroutine, heap and CPU profiles of the running server, for an operator
+// chasing a leak or a slowdown. The socket is root's, mode 0600 from its
+// creation (the umask is narrowed around the bind), so that no job, nor any
+// other user, can reach it: the profiles need no authentication of their
+// own. A socket left by an earlier server is replaced; anything else in
+// its place is refused. The handlers are on a mux of their own, never on
 // http.DefaultServeMux.
-func serveDebug(addr string) (net.Listener, error) {
-	lis, err := net.Listen("tcp", addr)
+func serveDebug(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("--debug-socket %s: exists and is not a socket: remove it or choose another path", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("--debug-socket %s: %w", path, err)
+		}
+	}
+	old := unix.Umask(0o177)
+	lis, err := net.Listen("unix", path)
+	unix.Umask(old)
 	if err != nil {
-		return nil, fmt.Errorf("--debug-listen %s: %w", addr, err)
+		return nil, fmt.Errorf("--debug-socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("--debug-socket %s: %w", path, err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

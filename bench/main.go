@@ -35,7 +35,7 @@ func main() {
 	size := flag.Int64("bytes", 1<<30, "bytes the throughput job writes")
 	followers := flag.Int("followers", 1000, "followers in the fan-out run")
 	jobs := flag.Int("jobs", 1000, "jobs in the scale run")
-	debug := flag.String("debug-listen", "", "have the server serve pprof on ADDR (serve --debug-listen), to profile it during a run")
+	debug := flag.String("debug-socket", "", "have the server serve pprof on a unix socket at PATH (serve --debug-socket), to profile it during a run")
 	onlyFlag := flag.String("only", "", "comma-separated measures to run (start, throughput, fanout, stalled, scale); default all")
 	flag.Parse()
 	var only []string
@@ -53,7 +53,7 @@ type row struct {
 	name, value, baseline, ratio, target string
 }
 
-func run(bin, debugListen string, only []string, starts int, size int64, followers, jobs int) error {
+func run(bin, debugSocket string, only []string, starts int, size int64, followers, jobs int) error {
 	state, err := os.MkdirTemp("", "jobworker-bench-")
 	if err != nil {
 		return err
@@ -75,7 +75,7 @@ func run(bin, debugListen string, only []string, starts int, size int64, followe
 		return err
 	}
 	parent := "/" + filepath.Base(state)
-	srv, addr, err := startServer(bin, state, parent, debugListen)
+	srv, addr, err := startServer(bin, state, parent, debugSocket)
 	serverPID := 0
 	if srv != nil {
 		serverPID = srv.Process.Pid

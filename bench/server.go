@@ -14,13 +14,13 @@ import (
 
 // startServer starts `jobworker serve --dev` on a free port with room for
 // many jobs under the cgroup parent given, and returns it once it serves.
-// A debugListen address is passed to the server as --debug-listen.
-func startServer(bin, state, cgroupParent, debugListen string) (*exec.Cmd, string, error) {
+// A debugSocket path is passed to the server as --debug-socket.
+func startServer(bin, state, cgroupParent, debugSocket string) (*exec.Cmd, string, error) {
 	args := []string{"serve", "--dev", "--state-dir", state, "--listen", "127.0.0.1:0", "--cgroup-parent", cgroupParent,
 		"--default-memory-limit", "64M", "--memory-capacity", "1T", "--max-running", "2000",
 		"--output-cap", "0", "--retain", "0", "--retain-count", "0"}
-	if debugListen != "" {
-		args = append(args, "--debug-listen", debugListen)
+	if debugSocket != "" {
+		args = append(args, "--debug-socket", debugSocket)
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = io.Discard

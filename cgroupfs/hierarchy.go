@@ -222,7 +222,10 @@ func (h *Hierarchy) Create(user, jobID string, limits Limits) (g *Group, err err
 	h.userMu.Lock()
 	defer h.userMu.Unlock()
 	madeUser := false
-	if err := os.Mkdir(userPath, 0o755); err == nil {
+	// A user level can be passed through but not listed (0711): nobody
+	// but root learns from it which jobs a user runs. (Jobs do not see it
+	// at all: their cgroup namespace is rooted at their own cgroup.)
+	if err := os.Mkdir(userPath, 0o711); err == nil {
 		madeUser = true
 	} else if !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("create user cgroup: %w", err)

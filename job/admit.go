@@ -2,8 +2,10 @@ package job
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/jobworker/jobworker/cgroupfs"
@@ -117,6 +119,17 @@ func (m *Manager) start(req Request) (Status, error) {
 	if m.cfg.MemoryCapacity > 0 && limits.MemoryMax > m.cfg.MemoryCapacity {
 		return Status{}, fmt.Errorf("%w: %d bytes asked, capacity %d", ErrNeverFits, limits.MemoryMax, m.cfg.MemoryCapacity)
 	}
+	cred := m.cfg.RunAs
+	if m.uids != nil {
+		var err error
+		if cred, err = m.uids.credential(req.Owner); err != nil {
+			return Status{}, err
+		}
+	}
+	network := req.Network
+	if network == "" {
+		network = NetworkHost
+	}
 	id := NewID()
 	dir := filepath.Join(m.jobsDir(), id)
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -133,10 +146,13 @@ func (m *Manager) start(req Request) (Status, error) {
 		st: Status{
 			ID: id, Owner: req.Owner, Command: req.Command, Args: req.Args, Env: req.Env,
 			Dir: req.Dir, Limits: limits, Timeout: req.Timeout, State: StatePending, Created: time.Now(),
-			RequestID: req.RequestID,
+			RequestID: req.RequestID, Network: network, SecretEnvNames: sortedKeys(req.SecretEnv),
 		},
-		changed: make(chan struct{}),
-		done:    make(chan struct{}),
+		cred:      cred,
+		ownUID:    m.uids != nil,
+		secretEnv: req.SecretEnv,
+		changed:   make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	discard := func() {
 		log.Close()
@@ -249,7 +265,7 @@ func (m *Manager) schedule() {
 // answer is the shim's, except for what only the job's user is refused,
 // which the shim finds when the job starts.
 func (m *Manager) precheck(j *job) error {
-	_, err := shim.LookPath(j.st.Command, shim.EnvValue(m.jobEnv(j), "PATH"), m.workdir(j))
+	_, err := shim.LookPath(j.st.Command, shim.EnvValue(m.jobEnv(j), "PATH"), j.workdir())
 	return err
 }
 
@@ -259,4 +275,12 @@ func (m *Manager) precheck(j *job) error {
 // one place where a start error becomes a job's failure.
 func startFailed(err error) (Reason, string) {
 	return ReasonExecFailed, err.Error()
+}
+
+// sortedKeys are the keys of m, sorted; nil for none.
+func sortedKeys(m map[string]string) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(m))
 }

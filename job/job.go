@@ -64,7 +64,23 @@ type Request struct {
 	// the same owner with the same RequestID returns this job while it is
 	// retained (a lower-case UUID, like a job ID).
 	RequestID string
+	// Network is the job's network: the host's (empty or NetworkHost), or
+	// a namespace of its own with only loopback (NetworkNone).
+	Network Network
+	// SecretEnv are variables the job sees like Env's that are never
+	// written to disk nor returned: Status has their names only. Its names
+	// follow Env's rules, and none may be in both.
+	SecretEnv map[string]string
 }
+
+// Network is a job's network.
+type Network string
+
+// The networks.
+const (
+	NetworkHost Network = "host"
+	NetworkNone Network = "none"
+)
 
 // Status is a job as recorded: what was asked, what happened, what it used.
 // The record on disk has types of its own (record.go), so that a field
@@ -79,15 +95,18 @@ type Status struct {
 	Dir       string
 	Limits    cgroupfs.Limits
 	Timeout   time.Duration
-	State     State
-	Reason    Reason
-	ExitCode  *int
-	Signal    *int
-	Message   string
-	Created   time.Time
-	Started   time.Time
-	Ended     time.Time
-	Usage     cgroupfs.Usage
+	Network   Network
+	// SecretEnvNames are the names of the job's secret variables, sorted.
+	SecretEnvNames []string
+	State          State
+	Reason         Reason
+	ExitCode       *int
+	Signal         *int
+	Message        string
+	Created        time.Time
+	Started        time.Time
+	Ended          time.Time
+	Usage          cgroupfs.Usage
 	// OutputSize and OutputStart are filled in by Get and List from the
 	// job's output log: the bytes written and the first still kept.
 	OutputSize  int64
@@ -174,27 +193,43 @@ func (r *Request) Validate() error {
 	if n > MaxArgBytes {
 		return invalid("arguments are %d bytes, over the limit of %d", n, MaxArgBytes)
 	}
-	if len(r.Env) > MaxEnv {
-		return invalid("%d environment variables, over the limit of %d", len(r.Env), MaxEnv)
+	if len(r.Env)+len(r.SecretEnv) > MaxEnv {
+		return invalid("%d environment variables, over the limit of %d", len(r.Env)+len(r.SecretEnv), MaxEnv)
 	}
 	n = 0
-	for k, v := range r.Env {
-		if !validEnvName(k) {
-			return invalid("environment variable name %q: use letters, digits and _, not starting with a digit", k)
+	for _, vars := range []struct {
+		what string
+		env  map[string]string
+	}{{"environment variable", r.Env}, {"secret environment variable", r.SecretEnv}} {
+		for k, v := range vars.env {
+			if !validEnvName(k) {
+				return invalid("%s name %q: use letters, digits and _, not starting with a digit", vars.what, k)
+			}
+			if k == "JOBWORKER_JOB_ID" {
+				return invalid("environment variable JOBWORKER_JOB_ID is set by the server")
+			}
+			// A secret's value is never quoted: only its name.
+			if strings.IndexByte(v, 0) >= 0 {
+				return invalid("%s %s holds a NUL byte", vars.what, k)
+			}
+			if !utf8.ValidString(v) {
+				return invalid("%s %s is not valid UTF-8", vars.what, k)
+			}
+			n += len(k) + len(v) + 1
 		}
-		if k == "JOBWORKER_JOB_ID" {
-			return invalid("environment variable JOBWORKER_JOB_ID is set by the server")
+	}
+	for k := range r.SecretEnv {
+		if _, ok := r.Env[k]; ok {
+			return invalid("%s is both an environment variable and a secret one: give it once", k)
 		}
-		if strings.IndexByte(v, 0) >= 0 {
-			return invalid("environment variable %s holds a NUL byte", k)
-		}
-		if !utf8.ValidString(v) {
-			return invalid("environment variable %s is not valid UTF-8", k)
-		}
-		n += len(k) + len(v) + 1
 	}
 	if n > MaxEnvBytes {
 		return invalid("environment is %d bytes, over the limit of %d", n, MaxEnvBytes)
+	}
+	switch r.Network {
+	case "", NetworkHost, NetworkNone:
+	default:
+		return invalid("network %q: want host or none", truncateID(string(r.Network)))
 	}
 	if r.Dir != "" {
 		if !filepath.IsAbs(r.Dir) || strings.IndexByte(r.Dir, 0) >= 0 {

@@ -47,6 +47,18 @@ func TestValidate(t *testing.T) {
 		{"env value not UTF-8", func(r *Request) { r.Env = map[string]string{"A": "\xed\xa0\x80"} }, "variable A is not valid UTF-8"},
 		{"env job id", func(r *Request) { r.Env = map[string]string{"JOBWORKER_JOB_ID": "x"} }, "set by the server"},
 		{"env too large", func(r *Request) { r.Env = map[string]string{"A": strings.Repeat("x", MaxEnvBytes)} }, "over the limit"},
+		{"secret env ok", func(r *Request) { r.SecretEnv = map[string]string{"TOKEN": "x"}; r.Env = map[string]string{"A": "y"} }, ""},
+		{"secret env bad name", func(r *Request) { r.SecretEnv = map[string]string{"A-B": "x"} }, `secret environment variable name "A-B"`},
+		{"secret env NUL, value unquoted", func(r *Request) { r.SecretEnv = map[string]string{"T": "s3cret\x00"} }, "secret environment variable T holds a NUL byte"},
+		{"secret env job id", func(r *Request) { r.SecretEnv = map[string]string{"JOBWORKER_JOB_ID": "x"} }, "set by the server"},
+		{"secret and plain env name", func(r *Request) { r.SecretEnv = map[string]string{"A": "x"}; r.Env = map[string]string{"A": "y"} }, "A is both an environment variable and a secret one"},
+		{"secret env counted in the size", func(r *Request) {
+			r.Env = map[string]string{"A": strings.Repeat("x", MaxEnvBytes/2)}
+			r.SecretEnv = map[string]string{"B": strings.Repeat("x", MaxEnvBytes/2)}
+		}, "over the limit"},
+		{"network none", func(r *Request) { r.Network = NetworkNone }, ""},
+		{"network host", func(r *Request) { r.Network = NetworkHost }, ""},
+		{"network unknown", func(r *Request) { r.Network = "bridge" }, `network "bridge": want host or none`},
 		{"relative dir", func(r *Request) { r.Dir = "tmp" }, "not an absolute path"},
 		{"dir with ..", func(r *Request) { r.Dir = "/tmp/../etc" }, "not a clean path"},
 		{"dir ok", func(r *Request) { r.Dir = "/tmp" }, ""},
@@ -113,7 +125,8 @@ func TestPrecheck(t *testing.T) {
 	write("work/bin/rel", 0o755)
 	home := filepath.Join(dir, "home")
 	write("home/bin/inhome", 0o755)
-	m := &Manager{cfg: Config{RunAs: &shim.Credential{Home: home}}}
+	m := &Manager{}
+	cred := &shim.Credential{Home: home}
 	path := dir + ":/nonexistent"
 	tests := []struct {
 		cmd    string
@@ -133,13 +146,13 @@ func TestPrecheck(t *testing.T) {
 		{"rel", "bin", "", shim.ReasonNotFound},
 	}
 	for _, tt := range tests {
-		j := &job{st: Status{ID: "id-1", Command: tt.cmd, Dir: tt.dir, Env: map[string]string{"PATH": tt.path}}}
+		j := &job{cred: cred, st: Status{ID: "id-1", Command: tt.cmd, Dir: tt.dir, Env: map[string]string{"PATH": tt.path}}}
 		err := m.precheck(j)
 		var se *shim.StartError
 		if tt.reason == "" && err != nil || tt.reason != "" && (!errors.As(err, &se) || se.Reason != tt.reason) {
 			t.Errorf("precheck(%s, PATH %s, dir %q) = %v, want reason %q", tt.cmd, tt.path, tt.dir, err, tt.reason)
 		}
-		_, lerr := shim.LookPath(tt.cmd, tt.path, m.workdir(j))
+		_, lerr := shim.LookPath(tt.cmd, tt.path, j.workdir())
 		if fmt.Sprint(err) != fmt.Sprint(lerr) {
 			t.Errorf("precheck(%s) = %v, the shim's lookup says %v", tt.cmd, err, lerr)
 		}
@@ -207,12 +220,20 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func TestJobEnv(t *testing.T) {
-	m := &Manager{cfg: Config{RunAs: &shim.Credential{Home: "/nonexistent"}}}
-	j := &job{st: Status{ID: "id-1", Env: map[string]string{"PATH": "/opt/bin", "FOO": "bar"}}}
+	m := &Manager{}
+	j := &job{cred: &shim.Credential{Home: "/nonexistent"}, st: Status{ID: "id-1", Env: map[string]string{"PATH": "/opt/bin", "FOO": "bar"}}}
 	got := strings.Join(m.jobEnv(j), " ")
 	if want := "FOO=bar HOME=/ JOBWORKER_JOB_ID=id-1 PATH=/opt/bin"; got != want {
 		t.Errorf("jobEnv = %q, want %q", got, want)
 	}
+	// A job with a uid of its owner's own: HOME is its private /tmp; its
+	// secret variables are among the others.
+	j.ownUID, j.secretEnv = true, map[string]string{"TOKEN": "s3cret"}
+	got = strings.Join(m.jobEnv(j), " ")
+	if want := "FOO=bar HOME=/tmp JOBWORKER_JOB_ID=id-1 PATH=/opt/bin TOKEN=s3cret"; got != want {
+		t.Errorf("jobEnv of a job with its own uid and a secret = %q, want %q", got, want)
+	}
+	j.ownUID, j.secretEnv = false, nil
 	j.st.Env = nil
 	if got := strings.Join(m.jobEnv(j), " "); !strings.Contains(got, "PATH="+defaultPath) {
 		t.Errorf("jobEnv without PATH = %q, want the default PATH", got)

@@ -14,10 +14,13 @@ import (
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // jobEnv is the job's whole environment: PATH, HOME, the request's
-// variables, and JOBWORKER_JOB_ID.
+// variables and secret ones, and JOBWORKER_JOB_ID.
 func (m *Manager) jobEnv(j *job) []string {
-	vars := map[string]string{"PATH": defaultPath, "HOME": m.home()}
+	vars := map[string]string{"PATH": defaultPath, "HOME": j.home()}
 	for k, v := range j.st.Env {
+		vars[k] = v
+	}
+	for k, v := range j.secretEnv {
 		vars[k] = v
 	}
 	vars["JOBWORKER_JOB_ID"] = j.st.ID
@@ -29,27 +32,38 @@ func (m *Manager) jobEnv(j *job) []string {
 	return env
 }
 
-// home is the run-as user's home when it exists, otherwise /.
-func (m *Manager) home() string {
-	if c := m.cfg.RunAs; c != nil && c.Home != "" {
+// home is the job's HOME: for a job with a uid of its owner's own, its
+// private /tmp (isolate.go of the shim); for a --run-as user, that user's
+// home when it exists, otherwise /; for root, /root.
+func (j *job) home() string {
+	c := j.cred
+	switch {
+	case j.ownUID:
+		return "/tmp"
+	case c == nil:
+		return "/root"
+	case c.Home != "":
 		if fi, err := os.Stat(c.Home); err == nil && fi.IsDir() {
 			return c.Home
 		}
-		return "/"
-	}
-	if m.cfg.RunAs == nil {
-		return "/root"
 	}
 	return "/"
 }
 
 // workdir is the job's working directory: the request's, or the home.
-func (m *Manager) workdir(j *job) string {
+func (j *job) workdir() string {
 	if j.st.Dir != "" {
 		return j.st.Dir
 	}
-	return m.home()
+	return j.home()
 }
+
+// pidNamespace reports whether the job runs in a PID namespace of its own:
+// when it shares its uid with other owners' jobs (one --run-as user), which
+// could otherwise see and signal it. A job with a uid of its owner's own
+// runs in the host's, where it sees only that uid's processes and gets
+// signals as on the host.
+func (j *job) pidNamespace() bool { return !j.ownUID }
 
 // launch creates the job's cgroup, starts its command through the shim and
 // hands it to a supervising goroutine.
@@ -65,16 +79,19 @@ func (m *Manager) launch(j *job) error {
 	}
 	growPipe(r)
 	spec := shim.Spec{
-		Command:    j.st.Command,
-		Args:       j.st.Args,
-		Env:        m.jobEnv(j),
-		Dir:        m.workdir(j),
-		Cgroup:     g.Dir(),
-		Credential: m.cfg.RunAs,
-		Isolate:    true,
+		Command:      j.st.Command,
+		Args:         j.st.Args,
+		Env:          m.jobEnv(j),
+		Dir:          j.workdir(),
+		Cgroup:       g.Dir(),
+		Credential:   j.cred,
+		Isolate:      true,
+		PIDNamespace: j.pidNamespace(),
+		NoNetwork:    j.st.Network == NetworkNone,
 	}
 	p, err := m.cfg.Launcher.Start(spec, w, w)
 	w.Close()
+	j.secretEnv = nil // in the shim's hands now: kept nowhere else
 	if err != nil {
 		r.Close()
 		m.removeGroup(g)

@@ -24,8 +24,13 @@ type Config struct {
 	Cgroups *cgroupfs.Hierarchy
 	// Launcher starts the shim.
 	Launcher shim.Launcher
-	// RunAs is the user jobs run as; nil runs them as root, which a server
-	// must choose explicitly.
+	// UIDs, when set, gives each owner's jobs a uid and gid of their own,
+	// allocated once from the range and kept in the state directory. When
+	// nil, every job runs as RunAs, in a PID namespace of its own (jobs of
+	// one uid could otherwise see and signal each other).
+	UIDs *UIDRange
+	// RunAs is the one user jobs run as when UIDs is nil; nil runs them as
+	// root, which a server must choose explicitly.
 	RunAs *shim.Credential
 	// Defaults fill the limits a request leaves unset, where the host has
 	// the controller.
@@ -64,6 +69,8 @@ type Manager struct {
 	reserved uint64
 	closing  bool
 
+	uids *uidTable // nil: every job runs as cfg.RunAs
+
 	// starting counts the jobs between admission and launch's hand-over
 	// to their supervisor; it is added to only with mu held and closing
 	// false, so Close can wait for it to drain (see Close).
@@ -82,6 +89,13 @@ type job struct {
 
 	// persistMu orders the writes of this job's record.
 	persistMu sync.Mutex
+
+	// cred is the user the job runs as (nil: root), ownUID whether that is
+	// a uid of its owner's own; secretEnv its secret variables, kept in
+	// memory only, until it is launched.
+	cred      *shim.Credential
+	ownUID    bool
+	secretEnv map[string]string
 
 	// guarded by m.mu
 	st       Status
@@ -128,6 +142,11 @@ func Open(cfg Config) (*Manager, error) {
 	}
 	if err := os.MkdirAll(m.jobsDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("job manager: %w", err)
+	}
+	if cfg.UIDs != nil {
+		if m.uids, err = openUIDs(cfg.StateDir, *cfg.UIDs); err != nil {
+			return nil, fmt.Errorf("job manager: %w", err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -36,16 +36,22 @@ type record struct {
 	Timeout int64             `json:"timeout,omitempty"` // nanoseconds
 	// RequestID is the StartJob request ID, if any (new in version 1
 	// records written since; older ones have none).
-	RequestID string      `json:"request_id,omitempty"`
-	State     string      `json:"state"`
-	Reason    string      `json:"reason,omitempty"`
-	ExitCode  *int        `json:"exit_code,omitempty"`
-	Signal    *int        `json:"signal,omitempty"`
-	Message   string      `json:"message,omitempty"`
-	Created   time.Time   `json:"created"`
-	Started   time.Time   `json:"started,omitzero"`
-	Ended     time.Time   `json:"ended,omitzero"`
-	Usage     recordUsage `json:"usage"`
+	RequestID string `json:"request_id,omitempty"`
+	// Network is "host" or "none"; records from before it have none and
+	// ran on the host's network.
+	Network string `json:"network,omitempty"`
+	// SecretEnvNames are the names of the job's secret variables (their
+	// values are never recorded).
+	SecretEnvNames []string    `json:"secret_env_names,omitempty"`
+	State          string      `json:"state"`
+	Reason         string      `json:"reason,omitempty"`
+	ExitCode       *int        `json:"exit_code,omitempty"`
+	Signal         *int        `json:"signal,omitempty"`
+	Message        string      `json:"message,omitempty"`
+	Created        time.Time   `json:"created"`
+	Started        time.Time   `json:"started,omitzero"`
+	Ended          time.Time   `json:"ended,omitzero"`
+	Usage          recordUsage `json:"usage"`
 }
 
 // recordLimits are a job's limits on disk (cgroupfs.Limits).
@@ -95,6 +101,7 @@ func encodeRecord(st Status) ([]byte, error) {
 			IOWeight: l.IOWeight, PidsMax: l.PidsMax,
 		},
 		Timeout: int64(st.Timeout), RequestID: st.RequestID,
+		Network: string(st.Network), SecretEnvNames: st.SecretEnvNames,
 		State: string(st.State), Reason: string(st.Reason),
 		ExitCode: st.ExitCode, Signal: st.Signal, Message: st.Message,
 		Created: st.Created, Started: st.Started, Ended: st.Ended,
@@ -154,6 +161,7 @@ func (r *record) status() Status {
 			IOWeight: l.IOWeight, PidsMax: l.PidsMax,
 		},
 		Timeout: time.Duration(r.Timeout), RequestID: r.RequestID,
+		Network: Network(r.Network), SecretEnvNames: r.SecretEnvNames,
 		State: State(r.State), Reason: Reason(r.Reason),
 		ExitCode: r.ExitCode, Signal: r.Signal, Message: r.Message,
 		Created: r.Created, Started: r.Started, Ended: r.Ended,

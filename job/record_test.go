@@ -50,7 +50,7 @@ var notInRecord = []string{"OutputSize", "OutputStart", "Damaged"}
 
 // newerThanFixture are the fields records hold since the fixture was
 // written; TestRecordNewFields round-trips them.
-var newerThanFixture = []string{"RequestID"}
+var newerThanFixture = []string{"RequestID", "Network", "SecretEnvNames"}
 
 // loadFixture reads testdata/name as the record of job id.
 func loadFixture(t *testing.T, name, id string) (Status, error) {
@@ -276,6 +276,7 @@ func TestRecordNewerVersion(t *testing.T) {
 func TestRecordNewFields(t *testing.T) {
 	want := fullStatus()
 	want.RequestID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+	want.Network, want.SecretEnvNames = NetworkNone, []string{"API_TOKEN", "DB_PASSWORD"}
 	dir := filepath.Join(t.TempDir(), want.ID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -294,11 +295,17 @@ func TestRecordNewFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.RequestID != want.RequestID {
-		t.Errorf("RequestID read back as %q, want %q", got.RequestID, want.RequestID)
+	if d := sameStatus(got, want); len(d) > 0 {
+		t.Errorf("fields read back differently: %v", d)
 	}
 	old, err := loadFixture(t, "record-unversioned.json", want.ID)
-	if err != nil || old.RequestID != "" {
-		t.Errorf("the fixture's RequestID = %q, %v; want none", old.RequestID, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ov := reflect.ValueOf(old)
+	for _, name := range newerThanFixture {
+		if !ov.FieldByName(name).IsZero() {
+			t.Errorf("the fixture's %s = %v; want none", name, ov.FieldByName(name))
+		}
 	}
 }

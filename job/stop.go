@@ -43,11 +43,12 @@ func (m *Manager) terminate(j *job, grace time.Duration) {
 
 // sigtermLocked sends SIGTERM to the job's process group and reports
 // whether the grace is to be cut short: when the job's cgroup is empty
-// right after, or its only process is the job's PID 1 and that neither
-// handles nor ignores SIGTERM. Such a process would have died of the
-// signal anywhere else, but as PID 1 of its own PID namespace the kernel
-// delivers it only the signals it handles (pid_namespaces(7)): it cannot
-// use a grace. Any other process of the job keeps it, so that a wrapper
+// right after, or the job has a PID namespace of its own (pidNamespace)
+// and its only process is its PID 1, which neither handles nor ignores
+// SIGTERM. Such a process would have died of the signal anywhere else, but
+// as PID 1 of its own PID namespace the kernel delivers it only the
+// signals it handles (pid_namespaces(7)): it cannot use a grace. (A job in
+// the host's PID namespace dies of the signal itself, and ends by it.) Any other process of the job keeps it, so that a wrapper
 // such as `sh -c 'app; cleanup'` (a PID 1 without a handler) gives app the
 // time to finish and cleanup the time to run.
 //
@@ -70,7 +71,7 @@ func (m *Manager) sigtermLocked(j *job) (cut bool, err error) {
 	switch {
 	case len(procs) == 0:
 		return true, nil
-	case len(procs) == 1 && procs[0] == pid:
+	case len(procs) == 1 && procs[0] == pid && j.pidNamespace():
 		return !handlesSignal(pid, unix.SIGTERM), nil
 	}
 	return false, nil

@@ -43,24 +43,36 @@ func writeRecord(dir string, st Status, sync bool) error {
 	return writeRecordSync(dir, st, s)
 }
 
-// writeRecordSync writes st into dir's record atomically: a temporary file,
-// synced, renamed over the old record; then the job's directory is synced,
-// which makes the new name durable, and its parent (the jobs directory),
-// which makes the name of the job's directory durable: Start made it, and
-// its first synced record is when it must last. Each sync follows the
-// change it makes durable, so that a crash at any point leaves the old
-// record or the new one, whole. A nil sync syncs nothing.
+// writeRecordSync writes st into dir's record atomically (writeFileSync),
+// then syncs dir's parent (the jobs directory), which makes the name of the
+// job's directory durable: Start made it, and its first synced record is
+// when it must last. A crash at any point leaves the old record or the new
+// one, whole. A nil sync syncs nothing.
 func writeRecordSync(dir string, st Status, sync syncFunc) error {
 	b, err := encodeRecord(st)
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, recordFile+".tmp")
+	if err := writeFileSync(dir, recordFile, append(b, '\n'), sync); err != nil {
+		return err
+	}
+	if sync == nil {
+		return nil
+	}
+	return syncDir(filepath.Dir(dir), sync)
+}
+
+// writeFileSync replaces dir/name with b atomically: a temporary file
+// (mode 0600), synced, renamed over the old one; then dir is synced, which
+// makes the new name durable. Each sync follows the change it makes
+// durable. A nil sync syncs nothing.
+func writeFileSync(dir, name string, b []byte, sync syncFunc) error {
+	tmp := filepath.Join(dir, name+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
+	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return err
 	}
@@ -73,18 +85,13 @@ func writeRecordSync(dir string, st Status, sync syncFunc) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, recordFile)); err != nil {
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return err
 	}
 	if sync == nil {
 		return nil
 	}
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := syncDir(d, sync); err != nil {
-			return err
-		}
-	}
-	return nil
+	return syncDir(dir, sync)
 }
 
 // syncDir syncs the directory dir: the names in it.

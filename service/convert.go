@@ -97,21 +97,23 @@ var reasonToProto = map[job.Reason]jobworkerv1.FailureReason{
 
 func jobToProto(st job.Status) *jobworkerv1.Job {
 	j := &jobworkerv1.Job{
-		Id:          st.ID,
-		Owner:       st.Owner,
-		Command:     st.Command,
-		Args:        st.Args,
-		Env:         st.Env,
-		WorkingDir:  st.Dir,
-		Limits:      limitsToProto(st.Limits),
-		State:       stateToProto[st.State],
-		Reason:      reasonToProto[st.Reason],
-		Message:     st.Message,
-		CreateTime:  timestamppb.New(st.Created),
-		Usage:       usageToProto(st.Usage),
-		OutputSize:  st.OutputSize,
-		OutputStart: st.OutputStart,
-		Damaged:     st.Damaged,
+		Id:             st.ID,
+		Owner:          st.Owner,
+		Command:        st.Command,
+		Args:           st.Args,
+		Env:            st.Env,
+		WorkingDir:     st.Dir,
+		Limits:         limitsToProto(st.Limits),
+		State:          stateToProto[st.State],
+		Reason:         reasonToProto[st.Reason],
+		Message:        st.Message,
+		CreateTime:     timestamppb.New(st.Created),
+		Usage:          usageToProto(st.Usage),
+		OutputSize:     st.OutputSize,
+		OutputStart:    st.OutputStart,
+		Damaged:        st.Damaged,
+		Network:        networkToProto(st.Network),
+		SecretEnvNames: st.SecretEnvNames,
 	}
 	if st.Timeout > 0 {
 		j.Timeout = durationpb.New(st.Timeout)
@@ -173,4 +175,13 @@ func usageToProto(u cgroupfs.Usage) *jobworkerv1.Usage {
 		PidsCurrent:        u.PidsCurrent,
 		OomKills:           u.OOMKills,
 	}
+}
+
+// networkToProto is a job's network; a record from before networks is the
+// host's.
+func networkToProto(n job.Network) jobworkerv1.Network {
+	if n == job.NetworkNone {
+		return jobworkerv1.Network_NETWORK_NONE
+	}
+	return jobworkerv1.Network_NETWORK_HOST
 }

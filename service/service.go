@@ -41,6 +41,10 @@ type Config struct {
 	// (0: no such bound).
 	DefaultMemory uint64
 	DefaultPids   uint64
+	// DefaultNetwork is the network of a job that asks for none
+	// (empty: the host's); only an admin may ask for the host's network
+	// when it is job.NetworkNone.
+	DefaultNetwork job.Network
 	// MaxStreams bounds the concurrent streams of one connection.
 	MaxStreams uint32
 }
@@ -107,14 +111,15 @@ type api struct {
 
 // defaults are the limits only an admin may lift.
 type defaults struct {
-	memory uint64
-	pids   uint64
+	memory  uint64
+	pids    uint64
+	network job.Network
 }
 
 func newAPI(cfg Config, authz *auth.Authorizer) *api {
 	return &api{
 		m: cfg.Jobs, authz: authz, h: cfg.Cgroups, version: cfg.Version,
-		defaults: defaults{memory: cfg.DefaultMemory, pids: cfg.DefaultPids},
+		defaults: defaults{memory: cfg.DefaultMemory, pids: cfg.DefaultPids, network: cfg.DefaultNetwork},
 		out:      newOutputStreams(),
 	}
 }
@@ -144,6 +149,8 @@ func jobError(err error) error {
 		return status.Errorf(codes.FailedPrecondition, "cannot start the command: %v", se)
 	case errors.As(err, &mce):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, job.ErrUIDsExhausted):
+		return status.Errorf(codes.ResourceExhausted, "%v: the server needs a wider --uid-range for a new user", err)
 	case errors.Is(err, job.ErrStateFull):
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -190,6 +197,10 @@ func (s *api) StartJob(ctx context.Context, req *jobworkerv1.StartJobRequest) (*
 			return nil, status.Errorf(codes.PermissionDenied, "pids limit %d is above the server's default of %d: only an admin may lift it", limits.PidsMax, s.defaults.pids)
 		}
 	}
+	network, err := s.network(id, req.GetNetwork())
+	if err != nil {
+		return nil, err
+	}
 	var timeout time.Duration
 	if t := req.GetTimeout(); t != nil {
 		if err := t.CheckValid(); err != nil {
@@ -208,11 +219,35 @@ func (s *api) StartJob(ctx context.Context, req *jobworkerv1.StartJobRequest) (*
 		Timeout: timeout,
 		// Another user's request ID is another key: Owner is part of it.
 		RequestID: req.GetRequestId(),
+		Network:   network,
+		SecretEnv: req.GetSecretEnv(),
 	})
 	if err != nil {
 		return nil, jobError(err)
 	}
 	return &jobworkerv1.StartJobResponse{Job: jobToProto(st)}, nil
+}
+
+// network is the network a job of the caller's asks for: the default when
+// it asks for none. Like a limit, a user may restrict it (none where the
+// default is the host's) but only an admin may lift it past the default.
+func (s *api) network(id auth.Identity, n jobworkerv1.Network) (job.Network, error) {
+	def := s.defaults.network
+	if def == "" {
+		def = job.NetworkHost
+	}
+	switch n {
+	case jobworkerv1.Network_NETWORK_UNSPECIFIED:
+		return def, nil
+	case jobworkerv1.Network_NETWORK_NONE:
+		return job.NetworkNone, nil
+	case jobworkerv1.Network_NETWORK_HOST:
+		if def == job.NetworkNone && id.Role != auth.RoleAdmin {
+			return "", status.Error(codes.PermissionDenied, "the host's network is past the server's default network none: only an admin may ask for it")
+		}
+		return job.NetworkHost, nil
+	}
+	return "", status.Errorf(codes.InvalidArgument, "network %d is not one of host, none", n)
 }
 
 // StopJob stops a job and returns its final state.

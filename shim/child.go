@@ -95,6 +95,9 @@ func parseSpec(b []byte) (Spec, error) {
 	if s.Cgroup != "" && !filepath.IsAbs(s.Cgroup) {
 		return s, fmt.Errorf("cgroup %q is not an absolute path", s.Cgroup)
 	}
+	if (s.PIDNamespace || s.NoNetwork) && !s.Isolate {
+		return s, errors.New("a PID or network namespace is asked for without Isolate")
+	}
 	if s.Dir == "" {
 		s.Dir = "/"
 	}
@@ -116,7 +119,7 @@ func startCommand(s Spec) error {
 		}
 	}
 	if s.Isolate {
-		if err := mountOwnProc(); err != nil {
+		if err := isolate(s); err != nil {
 			return internal("isolate", err)
 		}
 	}
@@ -155,17 +158,4 @@ func startCommand(s Spec) error {
 	err = unix.Exec(path, argv, s.Env)
 	err = fmt.Errorf("%s: %w", path, err)
 	return &StartError{Reason: execReason(err), Stage: "exec", Err: err}
-}
-
-// mountOwnProc gives the shim's new mount namespace a /proc of its new PID
-// namespace. The mounts are made private first, so that the new /proc never
-// propagates back into the host's namespace (mount_namespaces(7)).
-func mountOwnProc() error {
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make mounts private: %w", err)
-	}
-	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("mount /proc: %w", err)
-	}
-	return nil
 }

@@ -69,16 +69,25 @@ func run(t *testing.T, spec shim.Spec) (string, int, error) {
 }
 
 // TestFirstActSeesItsCgroup: the command's first instruction already runs
-// in the job's cgroup.
+// in the job's cgroup. Without Isolate it sees the cgroup's whole path;
+// isolated, its cgroup namespace is rooted there, so it sees /, and the
+// cgroup mounted at /sys/fs/cgroup holds its process.
 func TestFirstActSeesItsCgroup(t *testing.T) {
 	_, g := setup(t, "cat-cgroup")
 	mount, _ := cgroupfs.FindMount()
-	out, code, err := run(t, shim.Spec{Command: "/bin/cat", Args: []string{"/proc/self/cgroup"}, Env: []string{"PATH=/bin"}, Cgroup: g.Dir(), Credential: nobody(t), Isolate: true})
+	out, code, err := run(t, shim.Spec{Command: "/bin/cat", Args: []string{"/proc/self/cgroup"}, Env: []string{"PATH=/bin"}, Cgroup: g.Dir(), Credential: nobody(t)})
 	if err != nil || code != 0 {
 		t.Fatalf("cat /proc/self/cgroup: %v, exit %d, %q", err, code, out)
 	}
 	if want := "0::" + strings.TrimPrefix(g.Dir(), mount) + "\n"; out != want {
 		t.Errorf("the job saw itself in %q, want %q", out, want)
+	}
+	out, code, err = run(t, shim.Spec{Command: "/bin/sh", Args: []string{"-c", "cat /proc/self/cgroup; grep -x $$ /sys/fs/cgroup/cgroup.procs"}, Env: []string{"PATH=/bin"}, Cgroup: g.Dir(), Credential: nobody(t), Isolate: true})
+	if err != nil || code != 0 {
+		t.Fatalf("isolated: %v, exit %d, %q", err, code, out)
+	}
+	if lines := strings.Split(out, "\n"); len(lines) != 3 || lines[0] != "0::/" || lines[1] == "" {
+		t.Errorf("isolated, the job saw itself in %q, want 0::/ and its pid in /sys/fs/cgroup/cgroup.procs", out)
 	}
 }
 

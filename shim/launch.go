@@ -75,7 +75,7 @@ func (l Launcher) Start(spec Spec, stdout, stderr *os.File) (*os.Process, error)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.ExtraFiles = []*os.File{specR, errW} // fds 3 and 4
 	if spec.Isolate {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneFlags(spec)}
 	}
 	err = cmd.Start()
 	specR.Close()

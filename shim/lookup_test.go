@@ -177,6 +177,9 @@ func TestParseSpec(t *testing.T) {
 		{`{"command":"/bin/true","cgroup":"x"}`, "", false},
 		{`{"command":"/bin/true","dir":"tmp"}`, "", false},
 		{`{"command":`, "", false},
+		{`{"command":"/bin/true","isolate":true,"pid_namespace":true,"no_network":true}`, "/", true},
+		{`{"command":"/bin/true","pid_namespace":true}`, "", false},
+		{`{"command":"/bin/true","no_network":true}`, "", false},
 	}
 	for _, tt := range tests {
 		s, err := parseSpec([]byte(tt.in))

@@ -8,7 +8,11 @@
 // thread:
 //
 //  1. writes its own pid into the job's cgroup.procs;
-//  2. with Isolate, mounts a /proc of its new PID namespace;
+//  2. with Isolate, enters a cgroup namespace rooted at the job's cgroup
+//     and sets up its own mounts (isolate.go): host mounts followed as a
+//     slave, a /proc showing only the job's own processes, private /tmp and
+//     /dev/shm, the job's own cgroup read-only at /sys/fs/cgroup, and
+//     loopback up in a network namespace of its own if it has one;
 //  3. starts a new session (setsid), leaving the server's process group;
 //  4. drops privileges: setgroups, setgid, setuid (Go applies them to
 //     every thread of the process);
@@ -42,11 +46,19 @@ type Spec struct {
 	// Credential of the job's user; nil runs as the caller (root), which
 	// the server does only when told to.
 	Credential *Credential `json:"credential,omitempty"`
-	// Isolate runs the command as PID 1 of a PID namespace of its own, with
-	// a mount namespace whose /proc shows only that namespace: a job can
-	// neither see nor signal processes outside it, other jobs included.
-	// It needs CAP_SYS_ADMIN (the server runs as root).
+	// Isolate runs the command in mount, IPC and cgroup namespaces of its
+	// own (see isolate.go for what it then sees). It needs CAP_SYS_ADMIN
+	// (the server runs as root).
 	Isolate bool `json:"isolate,omitempty"`
+	// PIDNamespace, with Isolate, also runs the command as PID 1 of a PID
+	// namespace of its own. It is for jobs that share one uid with other
+	// users' jobs (--run-as), which could otherwise signal each other;
+	// jobs with a uid of their own see only their own uid's processes (a
+	// /proc mounted hidepid=invisible) and get signals as on the host.
+	PIDNamespace bool `json:"pid_namespace,omitempty"`
+	// NoNetwork, with Isolate, runs the command in a network namespace of
+	// its own with only loopback, up.
+	NoNetwork bool `json:"no_network,omitempty"`
 }
 
 // Credential is the user a job runs as.

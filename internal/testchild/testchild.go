@@ -46,10 +46,14 @@ func Command(mode string) *exec.Cmd {
 
 // PublicDir makes a temporary directory that a job, running as an
 // unprivileged user, can enter and read (t.TempDir's are private to root),
-// and removes it when the test ends.
+// and removes it when the test ends. It is under /var/tmp, not /tmp: a job
+// has a /tmp of its own.
 func PublicDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "jobworker-test-")
+	if err := os.MkdirAll(publicRoot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(publicRoot, "jobworker-test-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +63,9 @@ func PublicDir(t testing.TB) string {
 	}
 	return dir
 }
+
+// publicRoot holds the PublicDir directories.
+const publicRoot = "/var/tmp"
 
 // Alloc100M touches every page of 100 MiB, so that all of it is charged to
 // the process's memory cgroup, and exits 0.

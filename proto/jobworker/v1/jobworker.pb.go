@@ -178,6 +178,61 @@ func (FailureReason) EnumDescriptor() ([]byte, []int) {
 	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{1}
 }
 
+// Network is the network a job runs on.
+type Network int32
+
+const (
+	// NETWORK_UNSPECIFIED in a request takes the server's default
+	// (serve --default-network); a Job never has it.
+	Network_NETWORK_UNSPECIFIED Network = 0
+	// NETWORK_HOST: the host's network.
+	Network_NETWORK_HOST Network = 1
+	// NETWORK_NONE: a network namespace of the job's own, with only loopback,
+	// up.
+	Network_NETWORK_NONE Network = 2
+)
+
+// Enum value maps for Network.
+var (
+	Network_name = map[int32]string{
+		0: "NETWORK_UNSPECIFIED",
+		1: "NETWORK_HOST",
+		2: "NETWORK_NONE",
+	}
+	Network_value = map[string]int32{
+		"NETWORK_UNSPECIFIED": 0,
+		"NETWORK_HOST":        1,
+		"NETWORK_NONE":        2,
+	}
+)
+
+func (x Network) Enum() *Network {
+	p := new(Network)
+	*p = x
+	return p
+}
+
+func (x Network) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Network) Descriptor() protoreflect.EnumDescriptor {
+	return file_jobworker_v1_jobworker_proto_enumTypes[2].Descriptor()
+}
+
+func (Network) Type() protoreflect.EnumType {
+	return &file_jobworker_v1_jobworker_proto_enumTypes[2]
+}
+
+func (x Network) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Network.Descriptor instead.
+func (Network) EnumDescriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{2}
+}
+
 // IOMax caps the I/O of a job on one block device (cgroup v2 io.max). A
 // zero rate means no cap for that rate.
 type IOMax struct {
@@ -561,9 +616,14 @@ type Job struct {
 	// job whose record is sound keeps its recorded state, and only its output
 	// (or the recording of its final state) is damaged. Reading missing output
 	// skips it like output dropped by the disk cap (GetJobOutputResponse.dropped).
-	Damaged       string `protobuf:"bytes,20,opt,name=damaged" json:"damaged,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Damaged string `protobuf:"bytes,20,opt,name=damaged" json:"damaged,omitempty"`
+	// network is the network the job runs on.
+	Network Network `protobuf:"varint,21,opt,name=network,enum=jobworker.v1.Network" json:"network,omitempty"`
+	// secret_env_names are the names of the job's secret variables, sorted;
+	// their values are never returned, nor kept on disk.
+	SecretEnvNames []string `protobuf:"bytes,22,rep,name=secret_env_names,json=secretEnvNames" json:"secret_env_names,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -736,6 +796,20 @@ func (x *Job) GetDamaged() string {
 	return ""
 }
 
+func (x *Job) GetNetwork() Network {
+	if x != nil {
+		return x.Network
+	}
+	return Network_NETWORK_UNSPECIFIED
+}
+
+func (x *Job) GetSecretEnvNames() []string {
+	if x != nil {
+		return x.SecretEnvNames
+	}
+	return nil
+}
+
 // StartJobRequest asks for a new job.
 type StartJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -749,7 +823,9 @@ type StartJobRequest struct {
 	// starting with a digit.
 	Env map[string]string `protobuf:"bytes,3,rep,name=env" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// working_dir is the directory the command starts in; an absolute path.
-	// Default: the run-as user's home directory, or / when it has none.
+	// Default: the job's HOME (for a job with a uid of its owner's own, its
+	// private /tmp; for a --run-as user, that user's home, or / when it has
+	// none).
 	WorkingDir string `protobuf:"bytes,4,opt,name=working_dir,json=workingDir" json:"working_dir,omitempty"`
 	// limits override the server's defaults; unset fields take them.
 	Limits *Limits `protobuf:"bytes,5,opt,name=limits" json:"limits,omitempty"`
@@ -761,7 +837,16 @@ type StartJobRequest struct {
 	// while the first job is retained, gets the first job back instead of a
 	// second one, so that a client may retry a StartJob whose answer it lost.
 	// Another user's request_id never matches.
-	RequestId     string `protobuf:"bytes,7,opt,name=request_id,json=requestId" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,7,opt,name=request_id,json=requestId" json:"request_id,omitempty"`
+	// network is the job's network; unset takes the server's default. A user
+	// may ask for NETWORK_NONE on a server whose default is NETWORK_HOST; only
+	// an admin may ask for NETWORK_HOST on one whose default is NETWORK_NONE.
+	Network Network `protobuf:"varint,8,opt,name=network,enum=jobworker.v1.Network" json:"network,omitempty"`
+	// secret_env are variables the job sees like env's, that the server never
+	// writes to disk, never logs and never returns (Job.secret_env_names
+	// lists their names). Names follow env's rules; a name may not be in both.
+	// They do not survive a server restart (nor does the job).
+	SecretEnv     map[string]string `protobuf:"bytes,9,rep,name=secret_env,json=secretEnv" json:"secret_env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -843,6 +928,20 @@ func (x *StartJobRequest) GetRequestId() string {
 		return x.RequestId
 	}
 	return ""
+}
+
+func (x *StartJobRequest) GetNetwork() Network {
+	if x != nil {
+		return x.Network
+	}
+	return Network_NETWORK_UNSPECIFIED
+}
+
+func (x *StartJobRequest) GetSecretEnv() map[string]string {
+	if x != nil {
+		return x.SecretEnv
+	}
+	return nil
 }
 
 // StartJobResponse is the new job.
@@ -1533,7 +1632,7 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"ioWriteOps\x12!\n" +
 	"\fpids_current\x18\n" +
 	" \x01(\x04R\vpidsCurrent\x12\x1b\n" +
-	"\toom_kills\x18\v \x01(\x04R\boomKills\"\xbb\x06\n" +
+	"\toom_kills\x18\v \x01(\x04R\boomKills\"\x96\a\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x18\n" +
@@ -1559,10 +1658,12 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\voutput_size\x18\x12 \x01(\x03R\n" +
 	"outputSize\x12!\n" +
 	"\foutput_start\x18\x13 \x01(\x03R\voutputStart\x12\x18\n" +
-	"\adamaged\x18\x14 \x01(\tR\adamaged\x1a6\n" +
+	"\adamaged\x18\x14 \x01(\tR\adamaged\x12/\n" +
+	"\anetwork\x18\x15 \x01(\x0e2\x15.jobworker.v1.NetworkR\anetwork\x12(\n" +
+	"\x10secret_env_names\x18\x16 \x03(\tR\x0esecretEnvNames\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd4\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x90\x04\n" +
 	"\x0fStartJobRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\tR\acommand\x12\x12\n" +
 	"\x04args\x18\x02 \x03(\tR\x04args\x128\n" +
@@ -1572,8 +1673,14 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x06limits\x18\x05 \x01(\v2\x14.jobworker.v1.LimitsR\x06limits\x123\n" +
 	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\a \x01(\tR\trequestId\x1a6\n" +
+	"request_id\x18\a \x01(\tR\trequestId\x12/\n" +
+	"\anetwork\x18\b \x01(\x0e2\x15.jobworker.v1.NetworkR\anetwork\x12K\n" +
+	"\n" +
+	"secret_env\x18\t \x03(\v2,.jobworker.v1.StartJobRequest.SecretEnvEntryR\tsecretEnv\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a<\n" +
+	"\x0eSecretEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"7\n" +
 	"\x10StartJobResponse\x12#\n" +
@@ -1630,7 +1737,11 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x1aFAILURE_REASON_EXEC_FAILED\x10\x05\x12#\n" +
 	"\x1fFAILURE_REASON_SERVER_RESTARTED\x10\x06\x12\x1e\n" +
 	"\x1aFAILURE_REASON_OUTPUT_LOST\x10\a\x12\x1a\n" +
-	"\x16FAILURE_REASON_DAMAGED\x10\b2\x82\x04\n" +
+	"\x16FAILURE_REASON_DAMAGED\x10\b*F\n" +
+	"\aNetwork\x12\x17\n" +
+	"\x13NETWORK_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fNETWORK_HOST\x10\x01\x12\x10\n" +
+	"\fNETWORK_NONE\x10\x022\x82\x04\n" +
 	"\x10JobWorkerService\x12I\n" +
 	"\bStartJob\x12\x1d.jobworker.v1.StartJobRequest\x1a\x1e.jobworker.v1.StartJobResponse\x12F\n" +
 	"\aStopJob\x12\x1c.jobworker.v1.StopJobRequest\x1a\x1d.jobworker.v1.StopJobResponse\x12W\n" +
@@ -1651,71 +1762,76 @@ func file_jobworker_v1_jobworker_proto_rawDescGZIP() []byte {
 	return file_jobworker_v1_jobworker_proto_rawDescData
 }
 
-var file_jobworker_v1_jobworker_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_jobworker_v1_jobworker_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_jobworker_v1_jobworker_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_jobworker_v1_jobworker_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_jobworker_v1_jobworker_proto_goTypes = []any{
 	(JobState)(0),                   // 0: jobworker.v1.JobState
 	(FailureReason)(0),              // 1: jobworker.v1.FailureReason
-	(*IOMax)(nil),                   // 2: jobworker.v1.IOMax
-	(*Limits)(nil),                  // 3: jobworker.v1.Limits
-	(*Usage)(nil),                   // 4: jobworker.v1.Usage
-	(*Job)(nil),                     // 5: jobworker.v1.Job
-	(*StartJobRequest)(nil),         // 6: jobworker.v1.StartJobRequest
-	(*StartJobResponse)(nil),        // 7: jobworker.v1.StartJobResponse
-	(*StopJobRequest)(nil),          // 8: jobworker.v1.StopJobRequest
-	(*StopJobResponse)(nil),         // 9: jobworker.v1.StopJobResponse
-	(*GetJobStatusRequest)(nil),     // 10: jobworker.v1.GetJobStatusRequest
-	(*GetJobStatusResponse)(nil),    // 11: jobworker.v1.GetJobStatusResponse
-	(*GetJobOutputRequest)(nil),     // 12: jobworker.v1.GetJobOutputRequest
-	(*GetJobOutputResponse)(nil),    // 13: jobworker.v1.GetJobOutputResponse
-	(*ListJobsRequest)(nil),         // 14: jobworker.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),        // 15: jobworker.v1.ListJobsResponse
-	(*GetServerStatusRequest)(nil),  // 16: jobworker.v1.GetServerStatusRequest
-	(*GetServerStatusResponse)(nil), // 17: jobworker.v1.GetServerStatusResponse
-	nil,                             // 18: jobworker.v1.Job.EnvEntry
-	nil,                             // 19: jobworker.v1.StartJobRequest.EnvEntry
-	(*durationpb.Duration)(nil),     // 20: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 21: google.protobuf.Timestamp
+	(Network)(0),                    // 2: jobworker.v1.Network
+	(*IOMax)(nil),                   // 3: jobworker.v1.IOMax
+	(*Limits)(nil),                  // 4: jobworker.v1.Limits
+	(*Usage)(nil),                   // 5: jobworker.v1.Usage
+	(*Job)(nil),                     // 6: jobworker.v1.Job
+	(*StartJobRequest)(nil),         // 7: jobworker.v1.StartJobRequest
+	(*StartJobResponse)(nil),        // 8: jobworker.v1.StartJobResponse
+	(*StopJobRequest)(nil),          // 9: jobworker.v1.StopJobRequest
+	(*StopJobResponse)(nil),         // 10: jobworker.v1.StopJobResponse
+	(*GetJobStatusRequest)(nil),     // 11: jobworker.v1.GetJobStatusRequest
+	(*GetJobStatusResponse)(nil),    // 12: jobworker.v1.GetJobStatusResponse
+	(*GetJobOutputRequest)(nil),     // 13: jobworker.v1.GetJobOutputRequest
+	(*GetJobOutputResponse)(nil),    // 14: jobworker.v1.GetJobOutputResponse
+	(*ListJobsRequest)(nil),         // 15: jobworker.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),        // 16: jobworker.v1.ListJobsResponse
+	(*GetServerStatusRequest)(nil),  // 17: jobworker.v1.GetServerStatusRequest
+	(*GetServerStatusResponse)(nil), // 18: jobworker.v1.GetServerStatusResponse
+	nil,                             // 19: jobworker.v1.Job.EnvEntry
+	nil,                             // 20: jobworker.v1.StartJobRequest.EnvEntry
+	nil,                             // 21: jobworker.v1.StartJobRequest.SecretEnvEntry
+	(*durationpb.Duration)(nil),     // 22: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 23: google.protobuf.Timestamp
 }
 var file_jobworker_v1_jobworker_proto_depIdxs = []int32{
-	2,  // 0: jobworker.v1.Limits.io_max:type_name -> jobworker.v1.IOMax
-	18, // 1: jobworker.v1.Job.env:type_name -> jobworker.v1.Job.EnvEntry
-	3,  // 2: jobworker.v1.Job.limits:type_name -> jobworker.v1.Limits
-	20, // 3: jobworker.v1.Job.timeout:type_name -> google.protobuf.Duration
+	3,  // 0: jobworker.v1.Limits.io_max:type_name -> jobworker.v1.IOMax
+	19, // 1: jobworker.v1.Job.env:type_name -> jobworker.v1.Job.EnvEntry
+	4,  // 2: jobworker.v1.Job.limits:type_name -> jobworker.v1.Limits
+	22, // 3: jobworker.v1.Job.timeout:type_name -> google.protobuf.Duration
 	0,  // 4: jobworker.v1.Job.state:type_name -> jobworker.v1.JobState
 	1,  // 5: jobworker.v1.Job.reason:type_name -> jobworker.v1.FailureReason
-	21, // 6: jobworker.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	21, // 7: jobworker.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	21, // 8: jobworker.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	4,  // 9: jobworker.v1.Job.usage:type_name -> jobworker.v1.Usage
-	19, // 10: jobworker.v1.StartJobRequest.env:type_name -> jobworker.v1.StartJobRequest.EnvEntry
-	3,  // 11: jobworker.v1.StartJobRequest.limits:type_name -> jobworker.v1.Limits
-	20, // 12: jobworker.v1.StartJobRequest.timeout:type_name -> google.protobuf.Duration
-	5,  // 13: jobworker.v1.StartJobResponse.job:type_name -> jobworker.v1.Job
-	20, // 14: jobworker.v1.StopJobRequest.grace:type_name -> google.protobuf.Duration
-	5,  // 15: jobworker.v1.StopJobResponse.job:type_name -> jobworker.v1.Job
-	20, // 16: jobworker.v1.GetJobStatusRequest.interval:type_name -> google.protobuf.Duration
-	5,  // 17: jobworker.v1.GetJobStatusResponse.job:type_name -> jobworker.v1.Job
-	0,  // 18: jobworker.v1.ListJobsRequest.states:type_name -> jobworker.v1.JobState
-	5,  // 19: jobworker.v1.ListJobsResponse.jobs:type_name -> jobworker.v1.Job
-	4,  // 20: jobworker.v1.GetServerStatusResponse.usage:type_name -> jobworker.v1.Usage
-	6,  // 21: jobworker.v1.JobWorkerService.StartJob:input_type -> jobworker.v1.StartJobRequest
-	8,  // 22: jobworker.v1.JobWorkerService.StopJob:input_type -> jobworker.v1.StopJobRequest
-	10, // 23: jobworker.v1.JobWorkerService.GetJobStatus:input_type -> jobworker.v1.GetJobStatusRequest
-	12, // 24: jobworker.v1.JobWorkerService.GetJobOutput:input_type -> jobworker.v1.GetJobOutputRequest
-	14, // 25: jobworker.v1.JobWorkerService.ListJobs:input_type -> jobworker.v1.ListJobsRequest
-	16, // 26: jobworker.v1.JobWorkerService.GetServerStatus:input_type -> jobworker.v1.GetServerStatusRequest
-	7,  // 27: jobworker.v1.JobWorkerService.StartJob:output_type -> jobworker.v1.StartJobResponse
-	9,  // 28: jobworker.v1.JobWorkerService.StopJob:output_type -> jobworker.v1.StopJobResponse
-	11, // 29: jobworker.v1.JobWorkerService.GetJobStatus:output_type -> jobworker.v1.GetJobStatusResponse
-	13, // 30: jobworker.v1.JobWorkerService.GetJobOutput:output_type -> jobworker.v1.GetJobOutputResponse
-	15, // 31: jobworker.v1.JobWorkerService.ListJobs:output_type -> jobworker.v1.ListJobsResponse
-	17, // 32: jobworker.v1.JobWorkerService.GetServerStatus:output_type -> jobworker.v1.GetServerStatusResponse
-	27, // [27:33] is the sub-list for method output_type
-	21, // [21:27] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	23, // 6: jobworker.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	23, // 7: jobworker.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	23, // 8: jobworker.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	5,  // 9: jobworker.v1.Job.usage:type_name -> jobworker.v1.Usage
+	2,  // 10: jobworker.v1.Job.network:type_name -> jobworker.v1.Network
+	20, // 11: jobworker.v1.StartJobRequest.env:type_name -> jobworker.v1.StartJobRequest.EnvEntry
+	4,  // 12: jobworker.v1.StartJobRequest.limits:type_name -> jobworker.v1.Limits
+	22, // 13: jobworker.v1.StartJobRequest.timeout:type_name -> google.protobuf.Duration
+	2,  // 14: jobworker.v1.StartJobRequest.network:type_name -> jobworker.v1.Network
+	21, // 15: jobworker.v1.StartJobRequest.secret_env:type_name -> jobworker.v1.StartJobRequest.SecretEnvEntry
+	6,  // 16: jobworker.v1.StartJobResponse.job:type_name -> jobworker.v1.Job
+	22, // 17: jobworker.v1.StopJobRequest.grace:type_name -> google.protobuf.Duration
+	6,  // 18: jobworker.v1.StopJobResponse.job:type_name -> jobworker.v1.Job
+	22, // 19: jobworker.v1.GetJobStatusRequest.interval:type_name -> google.protobuf.Duration
+	6,  // 20: jobworker.v1.GetJobStatusResponse.job:type_name -> jobworker.v1.Job
+	0,  // 21: jobworker.v1.ListJobsRequest.states:type_name -> jobworker.v1.JobState
+	6,  // 22: jobworker.v1.ListJobsResponse.jobs:type_name -> jobworker.v1.Job
+	5,  // 23: jobworker.v1.GetServerStatusResponse.usage:type_name -> jobworker.v1.Usage
+	7,  // 24: jobworker.v1.JobWorkerService.StartJob:input_type -> jobworker.v1.StartJobRequest
+	9,  // 25: jobworker.v1.JobWorkerService.StopJob:input_type -> jobworker.v1.StopJobRequest
+	11, // 26: jobworker.v1.JobWorkerService.GetJobStatus:input_type -> jobworker.v1.GetJobStatusRequest
+	13, // 27: jobworker.v1.JobWorkerService.GetJobOutput:input_type -> jobworker.v1.GetJobOutputRequest
+	15, // 28: jobworker.v1.JobWorkerService.ListJobs:input_type -> jobworker.v1.ListJobsRequest
+	17, // 29: jobworker.v1.JobWorkerService.GetServerStatus:input_type -> jobworker.v1.GetServerStatusRequest
+	8,  // 30: jobworker.v1.JobWorkerService.StartJob:output_type -> jobworker.v1.StartJobResponse
+	10, // 31: jobworker.v1.JobWorkerService.StopJob:output_type -> jobworker.v1.StopJobResponse
+	12, // 32: jobworker.v1.JobWorkerService.GetJobStatus:output_type -> jobworker.v1.GetJobStatusResponse
+	14, // 33: jobworker.v1.JobWorkerService.GetJobOutput:output_type -> jobworker.v1.GetJobOutputResponse
+	16, // 34: jobworker.v1.JobWorkerService.ListJobs:output_type -> jobworker.v1.ListJobsResponse
+	18, // 35: jobworker.v1.JobWorkerService.GetServerStatus:output_type -> jobworker.v1.GetServerStatusResponse
+	30, // [30:36] is the sub-list for method output_type
+	24, // [24:30] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_jobworker_v1_jobworker_proto_init() }
@@ -1728,8 +1844,8 @@ func file_jobworker_v1_jobworker_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobworker_v1_jobworker_proto_rawDesc), len(file_jobworker_v1_jobworker_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   18,
+			NumEnums:      3,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
