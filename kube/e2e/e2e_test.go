@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobworker/jobworker/internal/testchild"
 	"github.com/jobworker/jobworker/kube/provider"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -189,13 +190,8 @@ func TestPlacement(t *testing.T) {
 func TestLogOptions(t *testing.T) {
 	data := make([]byte, 300<<10)
 	rand.Read(data)
-	dir, err := os.MkdirTemp("", "kube-e2e-logs-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	file := filepath.Join(dir, "data")
+	// Where the job, an unprivileged user with a /tmp of its own, can read.
+	file := filepath.Join(testchild.PublicDir(t), "data")
 	if err := os.WriteFile(file, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
