@@ -414,14 +414,22 @@ func TestStats(t *testing.T) {
 }
 
 // TestProviderRestart: jobworker-kube is killed and started again. It
-// finds its pods' jobs on the hosts: no pod runs twice, and every pod's
-// status is right again, also of a job that ended while it was down.
+// finds its pods' jobs on the hosts: no pod runs twice, every pod's status
+// is right again, also of a job that ended while it was down, and the job
+// of a pod deleted while it was down is stopped.
 func TestProviderRestart(t *testing.T) {
 	long := createPod(t, "restart-long", podSpec("sleep 4; echo done"))
 	quick := createPod(t, "restart-quick", podSpec("echo quick"))
+	orphan := createPod(t, "restart-orphan", podSpec("sleep 300"))
 	waitPod(t, "restart-long", time.Minute, "Running", phaseIs(corev1.PodRunning))
 	waitPod(t, "restart-quick", time.Minute, "Succeeded", phaseIs(corev1.PodSucceeded))
+	waitPod(t, "restart-orphan", time.Minute, "Running", phaseIs(corev1.PodRunning))
 	cluster.provider.kill(syscall.SIGKILL)
+	// A pod deleted while no provider runs (forcibly: no kubelet answers).
+	zero := int64(0)
+	if err := cluster.kube.CoreV1().Pods(ns).Delete(context.Background(), "restart-orphan", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
 	// The long pod's job ends while no provider watches it.
 	jobs := cluster.jobsOf(t, string(long.UID))
 	if len(jobs) != 1 {
@@ -447,6 +455,21 @@ func TestProviderRestart(t *testing.T) {
 		if jobs := cluster.jobsOf(t, string(p.UID)); len(jobs) != 1 {
 			t.Errorf("pod %s has %d jobs after the provider's restart, want 1", p.Name, len(jobs))
 		}
+	}
+	// The deleted pod's job is stopped once the provider is back.
+	deadline = time.Now().Add(time.Minute)
+	for {
+		jobs := cluster.jobsOf(t, string(orphan.UID))
+		if len(jobs) != 1 {
+			t.Fatalf("pod restart-orphan has %d jobs, want 1", len(jobs))
+		}
+		if jobs[0].GetState() == jobworkerv1.JobState_JOB_STATE_STOPPED {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job of pod restart-orphan, deleted while the provider was down, is %s after its restart, want STOPPED", jobs[0].GetState())
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -64,9 +64,11 @@ type entry struct {
 // New makes the provider for one node and rebuilds what it knew before a
 // restart: every job of the host that records a pod (PodOf) whose pod
 // still exists with that UID and is bound to this node is that pod again,
-// and its status is watched anew. So a restart of the provider never
-// starts a pod a second time. The provider lives until ctx ends; Wait
-// waits for its goroutines.
+// and its status is watched anew, so a restart of the provider never
+// starts a pod a second time; a job still running whose pod no longer
+// exists (deleted while the provider was away) is stopped with the host's
+// default grace. The provider lives until ctx ends; Wait waits for its
+// goroutines.
 func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.Image == "" {
 		cfg.Image = DefaultImage
@@ -79,19 +81,25 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list the jobs of node %s's host: %w", cfg.NodeName, err)
 	}
+	var orphans []string
 	for _, j := range list.GetJobs() {
 		ref, ok := PodOf(j)
 		if !ok {
 			continue
 		}
 		pod, err := cfg.Kube.CoreV1().Pods(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
+		if err != nil && !apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("look up pod %s of job %s: %w", ref.Key(), j.GetId(), err)
 		}
-		if pod.UID != ref.UID || pod.Spec.NodeName != cfg.NodeName {
+		if err != nil || pod.UID != ref.UID {
+			// The pod was deleted while the provider was away: its job
+			// must not run on.
+			if !ended(j) {
+				orphans = append(orphans, j.GetId())
+			}
+			continue
+		}
+		if pod.Spec.NodeName != cfg.NodeName {
 			continue
 		}
 		if e, seen := p.pods[ref.Key()]; seen && e.job.GetCreateTime().AsTime().After(j.GetCreateTime().AsTime()) {
@@ -103,6 +111,14 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	}
 	for key, e := range p.pods {
 		p.watch(key, e.jobID)
+	}
+	for _, id := range orphans {
+		cfg.Log.Info("stopping the job of a pod deleted while the provider was away", "job", id)
+		p.wg.Go(func() {
+			if _, err := cfg.API.StopJob(ctx, &jobworkerv1.StopJobRequest{Id: id}); err != nil && ctx.Err() == nil {
+				cfg.Log.Warn("stop the job of a deleted pod", "job", id, "err", err)
+			}
+		})
 	}
 	return p, nil
 }
