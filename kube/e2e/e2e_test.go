@@ -301,15 +301,14 @@ func TestRefused(t *testing.T) {
 	vol := podSpec("true")
 	vol.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 	vol.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
-	limit := podSpec("true")
-	limit.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}
+	limit, controller := limitWithoutController(t)
 	for _, tt := range []struct {
 		name, reason, want string
 		spec               corev1.PodSpec
 	}{
 		{"refuse-two", provider.ReasonUnsupported, "2 containers", two},
 		{"refuse-volume", provider.ReasonUnsupported, `volume "scratch"`, vol},
-		{"refuse-limit", provider.ReasonStartFailed, "memory", limit},
+		{"refuse-limit", provider.ReasonStartFailed, controller, limit},
 	} {
 		createPod(t, tt.name, tt.spec)
 		pod := waitPod(t, tt.name, time.Minute, "Failed", phaseIs(corev1.PodFailed))
@@ -371,6 +370,39 @@ func kubeletGet(t *testing.T, name, path string) []byte {
 		t.Fatalf("kubelet API of %s: GET %s: %s %v %s", name, path, resp.Status, err, b)
 	}
 	return b
+}
+
+// limitWithoutController is a pod spec asking for a limit whose cgroup
+// controller the hosts lack, and the controller's name, which the host's
+// refusal names. Where the hosts have every controller the pod asks for a
+// memory limit no host can ever hold, which the host refuses naming memory.
+func limitWithoutController(t *testing.T) (corev1.PodSpec, string) {
+	t.Helper()
+	have := map[string]bool{}
+	for _, h := range cluster.hosts {
+		st, err := h.conn.GetServerStatus(context.Background(), &jobworkerv1.GetServerStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range st.GetCgroupControllers() {
+			have[c] = true
+		}
+	}
+	spec := podSpec("true")
+	c := &spec.Containers[0]
+	switch {
+	case !have["memory"]:
+		c.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}
+		return spec, "memory"
+	case !have["cpu"]:
+		c.Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")}
+		return spec, "cpu"
+	}
+	// A small request, or the limit would be the request, which no node
+	// offers, and the pod would never be placed.
+	c.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Gi")}
+	c.Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Mi")}
+	return spec, "memory"
 }
 
 // TestStats: the kubelet API's stats summary, which `kubectl top` reads
@@ -598,5 +630,28 @@ func TestHostKilled(t *testing.T) {
 			t.Fatalf("Job survivor did not complete: %+v", j.Status)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestProviderStartsWithHostDown: jobworker-kube starts while one host is
+// down: it serves the other node at once (a pod that only fits there
+// runs), and the down host's node once the host is back.
+func TestProviderStartsWithHostDown(t *testing.T) {
+	cluster.provider.kill(syscall.SIGKILL)
+	small := cluster.hosts[hostSmall]
+	small.proc.kill(syscall.SIGKILL)
+	cluster.provider = cluster.providerFn()
+	createPod(t, "while-down", podSpec("echo up"), memoryRequest("2Gi"))
+	pod := waitPod(t, "while-down", time.Minute, "Succeeded", phaseIs(corev1.PodSucceeded))
+	if pod.Spec.NodeName != hostLarge {
+		t.Errorf("pod while-down ran on %s, want %s", pod.Spec.NodeName, hostLarge)
+	}
+	if err := cluster.startHost(small); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := cluster.waitNodeReady(ctx, hostSmall, true); err != nil {
+		t.Fatalf("after its host came back: %v", err)
 	}
 }

@@ -77,7 +77,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	p := &Provider{cfg: cfg, ctx: ctx, pods: map[string]*entry{}, usage: map[string]cpuSample{}}
-	list, err := cfg.API.ListJobs(ctx, &jobworkerv1.ListJobsRequest{})
+	list, err := listJobs(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("list the jobs of node %s's host: %w", cfg.NodeName, err)
 	}
@@ -121,6 +121,31 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		})
 	}
 	return p, nil
+}
+
+// listJobs lists the host's jobs, waiting with back-off while the host
+// does not answer: a provider that starts while its host is down serves the
+// node once the host is back.
+func listJobs(ctx context.Context, cfg Config) (*jobworkerv1.ListJobsResponse, error) {
+	backoff := 200 * time.Millisecond
+	for said := false; ; {
+		list, err := cfg.API.ListJobs(ctx, &jobworkerv1.ListJobsRequest{})
+		if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
+			return list, err
+		}
+		if !said {
+			cfg.Log.Warn("the jobworker host does not answer; waiting for it", "err", err)
+			said = true
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 // Wait waits for the provider's goroutines, which end with its context.

@@ -138,11 +138,14 @@ func run(ctx context.Context, c *cli, log *slog.Logger) error {
 			return err
 		}
 		defer conn.Close()
-		n, p, err := newNode(ctx, kube, conn, h, listen, nodeIP, int32(port+i), tlsConfig, c.Image, c.Check, log.With("node", h.name))
-		if err != nil {
-			return err
-		}
+		// Each node on its own: one whose host is down waits for it
+		// without holding up the others.
 		wg.Go(func() {
+			n, p, err := newNode(ctx, kube, conn, h, listen, nodeIP, int32(port+i), tlsConfig, c.Image, c.Check, log.With("node", h.name))
+			if err != nil {
+				errs <- err
+				return
+			}
 			defer p.Wait()
 			errs <- n.Run(ctx)
 		})
