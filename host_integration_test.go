@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -566,5 +567,19 @@ func TestOnHostMissingControllers(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("the stopped job's cgroup %s: %v, want removed", dir, err)
+	}
+}
+
+// TestOnHostServerStatusCPUCount: GetServerStatus reports the CPUs the
+// server may run jobs on, what jobworker-kube offers as the node's CPU
+// capacity.
+func TestOnHostServerStatusCPUCount(t *testing.T) {
+	s := startHostServer(t)
+	st, err := s.client("admin").GetServerStatus(context.Background(), &jobworkerv1.GetServerStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := st.GetCpuCount(), uint32(runtime.NumCPU()); got != want {
+		t.Errorf("GetServerStatus().cpu_count = %d, want %d (runtime.NumCPU of this host, the server's affinity being the same)", got, want)
 	}
 }

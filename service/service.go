@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"slices"
 	"time"
 
@@ -368,5 +369,6 @@ func (s *api) GetServerStatus(ctx context.Context, req *jobworkerv1.GetServerSta
 		MemoryReservedBytes: t.MemoryReserved,
 		Usage:               usageToProto(t.Usage),
 		CgroupControllers:   s.h.Controllers(),
+		CpuCount:            uint32(runtime.NumCPU()),
 	}, nil
 }

@@ -1568,8 +1568,11 @@ type GetServerStatusResponse struct {
 	// cgroup_controllers are the cgroup v2 controllers jobs get (cpu, io,
 	// memory, pids); a limit whose controller is missing is refused.
 	CgroupControllers []string `protobuf:"bytes,8,rep,name=cgroup_controllers,json=cgroupControllers" json:"cgroup_controllers,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// cpu_count is the number of CPUs the server may run jobs on (those of
+	// its CPU affinity), what a scheduler offers as the host's CPU capacity.
+	CpuCount      uint32 `protobuf:"varint,9,opt,name=cpu_count,json=cpuCount" json:"cpu_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetServerStatusResponse) Reset() {
@@ -1656,6 +1659,13 @@ func (x *GetServerStatusResponse) GetCgroupControllers() []string {
 		return x.CgroupControllers
 	}
 	return nil
+}
+
+func (x *GetServerStatusResponse) GetCpuCount() uint32 {
+	if x != nil {
+		return x.CpuCount
+	}
+	return 0
 }
 
 // SignalJobRequest asks to signal a job.
@@ -2178,7 +2188,7 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"9\n" +
 	"\x10ListJobsResponse\x12%\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x11.jobworker.v1.JobR\x04jobs\"\x18\n" +
-	"\x16GetServerStatusRequest\"\xdc\x02\n" +
+	"\x16GetServerStatusRequest\"\xf9\x02\n" +
 	"\x17GetServerStatusResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12!\n" +
 	"\fjobs_running\x18\x02 \x01(\rR\vjobsRunning\x12!\n" +
@@ -2188,7 +2198,8 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x15memory_capacity_bytes\x18\x05 \x01(\x04R\x13memoryCapacityBytes\x122\n" +
 	"\x15memory_reserved_bytes\x18\x06 \x01(\x04R\x13memoryReservedBytes\x12)\n" +
 	"\x05usage\x18\a \x01(\v2\x13.jobworker.v1.UsageR\x05usage\x12-\n" +
-	"\x12cgroup_controllers\x18\b \x03(\tR\x11cgroupControllers\":\n" +
+	"\x12cgroup_controllers\x18\b \x03(\tR\x11cgroupControllers\x12\x1b\n" +
+	"\tcpu_count\x18\t \x01(\rR\bcpuCount\":\n" +
 	"\x10SignalJobRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06signal\x18\x02 \x01(\tR\x06signal\"8\n" +
