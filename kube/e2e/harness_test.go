@@ -543,12 +543,12 @@ func (c *testCluster) jobsOf(t *testing.T, uid string) []*jobworkerv1.Job {
 	t.Helper()
 	var jobs []*jobworkerv1.Job
 	for _, h := range c.hosts {
-		list, err := h.conn.ListJobs(context.Background(), &jobworkerv1.ListJobsRequest{})
+		list, err := h.conn.ListJobs(context.Background(), &jobworkerv1.ListJobsRequest{Labels: map[string]string{provider.LabelPodUID: uid}})
 		if err != nil {
 			t.Fatalf("ListJobs on %s: %v", h.name, err)
 		}
 		for _, j := range list.GetJobs() {
-			if j.GetEnv()[provider.EnvPodUID] == uid {
+			if j.GetLabels()[provider.LabelPodUID] == uid {
 				jobs = append(jobs, j)
 			}
 		}

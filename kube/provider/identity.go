@@ -6,10 +6,17 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// The variables that record on a job which pod it runs. They are this
-// package's one answer to "which pod is this job": PodEnv writes them,
+// The labels that record on a job which pod it runs. They are this
+// package's one answer to "which pod is this job": PodLabels writes them,
 // PodOf reads them back from a listed job, and nothing else looks at them.
+// The job also gets the same in its environment (PodEnv), for the command
+// to know its pod, as the downward API would tell it; jobs started before
+// the labels existed are recognised by it.
 const (
+	LabelPodNamespace = "kube.jobworker.io/pod-namespace"
+	LabelPodName      = "kube.jobworker.io/pod-name"
+	LabelPodUID       = "kube.jobworker.io/pod-uid"
+
 	EnvPodNamespace = "JOBWORKER_KUBE_POD_NAMESPACE"
 	EnvPodName      = "JOBWORKER_KUBE_POD_NAME"
 	EnvPodUID       = "JOBWORKER_KUBE_POD_UID"
@@ -25,7 +32,16 @@ type PodRef struct {
 // by.
 func (r PodRef) Key() string { return r.Namespace + "/" + r.Name }
 
-// PodEnv is what a job records of the pod it runs.
+// PodLabels are the labels of the job of pod.
+func PodLabels(pod *corev1.Pod) map[string]string {
+	return map[string]string{
+		LabelPodNamespace: pod.Namespace,
+		LabelPodName:      pod.Name,
+		LabelPodUID:       string(pod.UID),
+	}
+}
+
+// PodEnv is what a job's environment says of the pod it runs.
 func PodEnv(pod *corev1.Pod) map[string]string {
 	return map[string]string{
 		EnvPodNamespace: pod.Namespace,
@@ -34,10 +50,15 @@ func PodEnv(pod *corev1.Pod) map[string]string {
 	}
 }
 
-// PodOf reads back which pod a job runs; ok is false for a job that no pod
+// PodOf reads back which pod a job runs, from its labels (or, for a job
+// from before them, its environment); ok is false for a job that no pod
 // started.
 func PodOf(j *jobworkerv1.Job) (ref PodRef, ok bool) {
-	env := j.GetEnv()
-	ref = PodRef{Namespace: env[EnvPodNamespace], Name: env[EnvPodName], UID: types.UID(env[EnvPodUID])}
+	l := j.GetLabels()
+	ref = PodRef{Namespace: l[LabelPodNamespace], Name: l[LabelPodName], UID: types.UID(l[LabelPodUID])}
+	if ref.UID == "" {
+		env := j.GetEnv()
+		ref = PodRef{Namespace: env[EnvPodNamespace], Name: env[EnvPodName], UID: types.UID(env[EnvPodUID])}
+	}
 	return ref, ref.Namespace != "" && ref.Name != "" && ref.UID != ""
 }

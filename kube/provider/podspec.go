@@ -84,6 +84,7 @@ func JobRequest(pod *corev1.Pod, image string) (*jobworkerv1.StartJobRequest, er
 		Env:        map[string]string{},
 		WorkingDir: c.WorkingDir,
 		RequestId:  string(pod.UID),
+		Labels:     PodLabels(pod),
 	}
 	for _, e := range c.Env {
 		if e.ValueFrom != nil {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -70,6 +71,20 @@ func TestJobRequest(t *testing.T) {
 	env := req.GetEnv()
 	if env["A"] != "1" || env[EnvPodNamespace] != "ns" || env[EnvPodName] != "p" || env[EnvPodUID] != string(pod.UID) {
 		t.Errorf("JobRequest: env %v", env)
+	}
+	if l := req.GetLabels(); len(l) != 3 || l[LabelPodNamespace] != "ns" || l[LabelPodName] != "p" || l[LabelPodUID] != string(pod.UID) {
+		t.Errorf("JobRequest: labels %v, want the pod's namespace, name and UID", l)
+	}
+	job := &jobworkerv1.Job{Labels: req.GetLabels()}
+	if ref, ok := PodOf(job); !ok || ref.Key() != "ns/p" || ref.UID != pod.UID {
+		t.Errorf("PodOf(a job with the labels) = %v, %v", ref, ok)
+	}
+	old := &jobworkerv1.Job{Env: PodEnv(pod)}
+	if ref, ok := PodOf(old); !ok || ref.Key() != "ns/p" {
+		t.Errorf("PodOf(a job from before the labels, its pod in its env) = %v, %v", ref, ok)
+	}
+	if _, ok := PodOf(&jobworkerv1.Job{}); ok {
+		t.Error("PodOf(a job no pod started) = ok")
 	}
 	l := req.GetLimits()
 	if l.GetMemoryMaxBytes() != 64<<20 || l.GetCpus() != 1.5 || l.GetCpuWeight() != 39 || l.GetPidsMax() != 50 || l.GetIoWeight() != 200 {
