@@ -72,7 +72,7 @@ func flagEnvs(t *testing.T) map[string][]string {
 // other.
 func TestEnvironmentNames(t *testing.T) {
 	clientFlags := []string{"server", "ca", "cert", "key", "json"}
-	clientVerbs := []string{"run", "stop", "status", "logs", "list", "signal", "pause", "resume", "update"}
+	clientVerbs := []string{"run", "stop", "status", "logs", "list", "events", "signal", "pause", "resume", "update"}
 	serveSpecial := map[string]string{"cert": "JOBWORKER_SERVER_CERT", "key": "JOBWORKER_SERVER_KEY", "client-ca": "JOBWORKER_CLIENT_CA"}
 	meaning := map[string]string{} // variable -> the flag it sets
 	for flag, got := range flagEnvs(t) {

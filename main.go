@@ -45,6 +45,7 @@ type cli struct {
 	Status  statusCmd  `cmd:"" help:"Show a job's status and usage, or the server's figures without an ID."`
 	Logs    logsCmd    `cmd:"" help:"Print a job's output."`
 	List    listCmd    `cmd:"" help:"List jobs."`
+	Events  eventsCmd  `cmd:"" help:"Print the state changes of jobs as they happen."`
 	Signal  signalCmd  `cmd:"" help:"Send a signal to a job's process group."`
 	Pause   pauseCmd   `cmd:"" help:"Freeze every process of a job (cgroup.freeze)."`
 	Resume  resumeCmd  `cmd:"" help:"Thaw a paused job."`

@@ -325,35 +325,46 @@ func (s *api) GetJobStatus(req *jobworkerv1.GetJobStatusRequest, ss grpc.ServerS
 
 // ListJobs lists the jobs the caller may see.
 func (s *api) ListJobs(ctx context.Context, req *jobworkerv1.ListJobsRequest) (*jobworkerv1.ListJobsResponse, error) {
-	id := identity(ctx)
-	f := job.Filter{Owners: req.GetOwners(), Name: req.GetName(), Labels: req.GetLabels()}
-	if f.Name != "" {
-		if err := job.CheckName(f.Name); err != nil {
-			return nil, jobError(err)
-		}
-	}
-	if err := job.CheckLabels(f.Labels); err != nil {
-		return nil, jobError(err)
-	}
-	for _, st := range req.GetStates() {
-		js, ok := stateFromProto[st]
-		if !ok {
-			return nil, status.Errorf(codes.InvalidArgument, "state filter %v is not a job state", st)
-		}
-		f.States = append(f.States, js)
-	}
-	if !auth.JobVisible(id, "") {
-		// A user sees its own jobs only, whatever owners it asks for.
-		if len(f.Owners) > 0 && !slices.Contains(f.Owners, id.User) {
-			return &jobworkerv1.ListJobsResponse{}, nil
-		}
-		f.Owners = []string{id.User}
+	f, none, err := visibleFilter(ctx, req.GetOwners(), req.GetStates(), req.GetName(), req.GetLabels())
+	if err != nil || none {
+		return &jobworkerv1.ListJobsResponse{}, err
 	}
 	resp := &jobworkerv1.ListJobsResponse{}
 	for _, st := range s.m.List(f) {
 		resp.Jobs = append(resp.Jobs, jobToProto(st))
 	}
 	return resp, nil
+}
+
+// visibleFilter is the filter of ListJobs and WatchJobs: the one asked,
+// narrowed to the jobs the caller may see. none reports that it matches no
+// job the caller may see.
+func visibleFilter(ctx context.Context, owners []string, states []jobworkerv1.JobState, name string, labels map[string]string) (f job.Filter, none bool, err error) {
+	id := identity(ctx)
+	f = job.Filter{Owners: owners, Name: name, Labels: labels}
+	if f.Name != "" {
+		if err := job.CheckName(f.Name); err != nil {
+			return f, false, jobError(err)
+		}
+	}
+	if err := job.CheckLabels(f.Labels); err != nil {
+		return f, false, jobError(err)
+	}
+	for _, st := range states {
+		js, ok := stateFromProto[st]
+		if !ok {
+			return f, false, status.Errorf(codes.InvalidArgument, "state filter %v is not a job state", st)
+		}
+		f.States = append(f.States, js)
+	}
+	if !auth.JobVisible(id, "") {
+		// A user sees its own jobs only, whatever owners it asks for.
+		if len(f.Owners) > 0 && !slices.Contains(f.Owners, id.User) {
+			return f, true, nil
+		}
+		f.Owners = []string{id.User}
+	}
+	return f, false, nil
 }
 
 // GetServerStatus reports the server-wide figures.
