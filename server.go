@@ -52,6 +52,7 @@ type serveCmd struct {
 	Retain             time.Duration   `env:"JOBWORKER_RETAIN" default:"168h" placeholder:"DUR" help:"How long finished jobs are kept (0: forever)."`
 	RetainCount        int             `env:"JOBWORKER_RETAIN_COUNT" default:"10000" placeholder:"N" help:"Most finished jobs kept (0: no bound)."`
 	MaxStreams         uint32          `env:"JOBWORKER_MAX_STREAMS" default:"128" placeholder:"N" help:"Most concurrent streams per client connection."`
+	MetricsListen      string          `env:"JOBWORKER_METRICS_LISTEN" placeholder:"ADDR" help:"Serve Prometheus metrics at https://ADDR/metrics, with the server's certificate, to reader and admin certificates of the client CA. Off by default."`
 	DebugSocket        string          `env:"JOBWORKER_DEBUG_SOCKET" placeholder:"PATH" type:"path" help:"Serve Go's runtime profiles (net/http/pprof) on a unix socket at PATH, mode 0600, for root only. Off by default."`
 }
 
@@ -350,7 +351,10 @@ func (c *serveCmd) Run(e *env) error {
 				"fix", "boot with cgroup v2 unified (systemd.unified_cgroup_hierarchy=1) and delegate the controller to the server's cgroup")
 		}
 	}
-	m, err := job.Open(c.jobConfig(h, cred, uids, capacity, func(err error) { log.Error("job manager", "error", err) }))
+	metrics := service.NewMetrics()
+	jobCfg := c.jobConfig(h, cred, uids, capacity, func(err error) { log.Error("job manager", "error", err) })
+	jobCfg.OnEvent = metrics.OnEvent
+	m, err := job.Open(jobCfg)
 	if err != nil {
 		return err
 	}
@@ -367,8 +371,20 @@ func (c *serveCmd) Run(e *env) error {
 	srv := service.NewServer(service.Config{
 		Jobs: m, Cgroups: h, TLS: tlsState.Config(), Log: log, Version: versionString(),
 		DefaultMemory: uint64(c.DefaultMemoryLimit), DefaultPids: c.DefaultPidsLimit, MaxStreams: c.MaxStreams,
-		DefaultNetwork: job.Network(c.DefaultNetwork),
+		DefaultNetwork: job.Network(c.DefaultNetwork), Metrics: metrics,
 	})
+
+	if c.MetricsListen != "" {
+		mlis, err := net.Listen("tcp", c.MetricsListen)
+		if err != nil {
+			m.Close(context.Background())
+			lis.Close()
+			return fmt.Errorf("--metrics-listen %s: %w", c.MetricsListen, err)
+		}
+		msrv := metrics.ServeMetrics(mlis, tlsState.Config(), log)
+		defer msrv.Close()
+		log.Info("serving metrics", "metrics_listen", mlis.Addr().String())
+	}
 
 	if c.DebugSocket != "" {
 		dbg, err := serveDebug(c.DebugSocket)

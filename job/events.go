@@ -79,13 +79,15 @@ func newEventLog(size int) *eventLog {
 	return &eventLog{ring: make([]Event, size), next: 1, wake: make(chan struct{})}
 }
 
-func (l *eventLog) publish(t EventType, st Status) {
+func (l *eventLog) publish(t EventType, st Status) Event {
 	l.mu.Lock()
-	l.ring[l.next%uint64(len(l.ring))] = Event{Seq: l.next, Time: time.Now(), Type: t, Job: st}
+	ev := Event{Seq: l.next, Time: time.Now(), Type: t, Job: st}
+	l.ring[l.next%uint64(len(l.ring))] = ev
 	l.next++
 	close(l.wake)
 	l.wake = make(chan struct{})
 	l.mu.Unlock()
+	return ev
 }
 
 // oldestLocked is the sequence number of the oldest event kept.
@@ -99,7 +101,10 @@ func (l *eventLog) oldestLocked() uint64 {
 // publishLocked records event t of j. Called with m.mu held, so that the
 // events of a job are in the order of its changes.
 func (m *Manager) publishLocked(j *job, t EventType) {
-	m.events.publish(t, j.st)
+	ev := m.events.publish(t, j.st)
+	if m.cfg.OnEvent != nil {
+		m.cfg.OnEvent(ev)
+	}
 }
 
 // eventsLocked publishes what changed of j's state since its last event:

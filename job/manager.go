@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jobworker/jobworker/cgroupfs"
@@ -55,6 +56,10 @@ type Config struct {
 	// EventBuffer is the number of job events kept for WatchEvents; 0:
 	// DefaultEventBuffer.
 	EventBuffer int
+	// OnEvent, when set, is called with every event as it is published,
+	// with the Manager's lock held: it must not block nor call the
+	// Manager (metrics count them).
+	OnEvent func(Event)
 	// OnError receives errors of background work (a record that could not
 	// be written, a cgroup that could not be removed); nil drops them.
 	OnError func(error)
@@ -84,6 +89,8 @@ type Manager struct {
 	copyBuffers *sync.Pool // see newCopyBuffers
 
 	events *eventLog
+
+	outputWritten, outputDropped atomic.Int64 // see Figures
 }
 
 // job is one job. Fields under "guarded by m.mu" are read and written with

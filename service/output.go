@@ -123,6 +123,7 @@ func (s *api) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.ServerS
 		if err != nil {
 			return err
 		}
+		s.metrics.streamed.Add(float64(n))
 		dropped = 0
 	}
 }

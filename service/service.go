@@ -46,6 +46,9 @@ type Config struct {
 	DefaultNetwork job.Network
 	// MaxStreams bounds the concurrent streams of one connection.
 	MaxStreams uint32
+	// Metrics, when set, are counted (its OnEvent should be the job
+	// manager's); NewServer adds the job manager's figures to them.
+	Metrics *Metrics
 }
 
 // MaxRequestBytes bounds a request message: arguments and environment are
@@ -64,10 +67,17 @@ type Server struct {
 // checked for UTF-8, before a handler sees it.
 func NewServer(cfg Config) *Server {
 	authz := auth.NewAuthorizer(cfg.Log, MethodRoles())
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	a := newAPI(cfg, authz)
+	cfg.Metrics.reg.MustRegister(newJobsCollector(cfg.Jobs, a.out))
 	srv := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(cfg.TLS)),
-		grpc.ChainUnaryInterceptor(authz.UnaryInterceptor, utf8Unary),
-		grpc.ChainStreamInterceptor(authz.StreamInterceptor, utf8Stream),
+		// Metrics first: a call the authorizer refuses is counted too.
+		grpc.ChainUnaryInterceptor(cfg.Metrics.unaryInterceptor, authz.UnaryInterceptor, utf8Unary),
+		grpc.ChainStreamInterceptor(cfg.Metrics.streamInterceptor, authz.StreamInterceptor, utf8Stream),
+		grpc.StatsHandler(connStats{cfg.Metrics}),
 		grpc.MaxConcurrentStreams(cfg.MaxStreams),
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
@@ -76,7 +86,7 @@ func NewServer(cfg Config) *Server {
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
-	jobworkerv1.RegisterJobWorkerServiceServer(srv, newAPI(cfg, authz))
+	jobworkerv1.RegisterJobWorkerServiceServer(srv, a)
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(jobworkerv1.JobWorkerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	return &Server{grpc: srv, health: hs}
@@ -106,6 +116,7 @@ type api struct {
 	version  string
 	defaults defaults
 	out      outputStreams
+	metrics  *Metrics
 }
 
 // defaults are the limits only an admin may lift.
@@ -120,6 +131,7 @@ func newAPI(cfg Config, authz *auth.Authorizer) *api {
 		m: cfg.Jobs, authz: authz, h: cfg.Cgroups, version: cfg.Version,
 		defaults: defaults{memory: cfg.DefaultMemory, pids: cfg.DefaultPids, network: cfg.DefaultNetwork},
 		out:      newOutputStreams(),
+		metrics:  cfg.Metrics,
 	}
 }
 
