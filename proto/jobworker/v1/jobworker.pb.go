@@ -1336,7 +1336,15 @@ type GetJobOutputRequest struct {
 	// `tail -c`. An offset past the end is OUT_OF_RANGE.
 	Offset int64 `protobuf:"varint,2,opt,name=offset" json:"offset,omitempty"`
 	// follow keeps the stream open and sends new output until the job ends.
-	Follow        bool `protobuf:"varint,3,opt,name=follow" json:"follow,omitempty"`
+	Follow bool `protobuf:"varint,3,opt,name=follow" json:"follow,omitempty"`
+	// since, when set, starts at the first byte that arrived at or after
+	// it, when that is later than offset (the server's time index, to about
+	// a second for a busy job; output written before the server kept one
+	// has no time and is not selected by since).
+	Since *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since" json:"since,omitempty"`
+	// until, when set, ends the stream before the first byte that arrived
+	// after it; a follower's stream ends once the server's clock passes it.
+	Until         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=until" json:"until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1392,6 +1400,20 @@ func (x *GetJobOutputRequest) GetFollow() bool {
 	return false
 }
 
+func (x *GetJobOutputRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *GetJobOutputRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
 // GetJobOutputResponse is one chunk of output.
 type GetJobOutputResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1405,7 +1427,12 @@ type GetJobOutputResponse struct {
 	// job's output (see Job.damaged): the first chunk carries those between the
 	// offset asked for and the oldest kept byte, and a chunk of a follower that
 	// the cap overtook, or that met missing output, carries the gap it skipped.
-	Dropped       int64 `protobuf:"varint,3,opt,name=dropped" json:"dropped,omitempty"`
+	Dropped int64 `protobuf:"varint,3,opt,name=dropped" json:"dropped,omitempty"`
+	// time is when the chunk's first byte arrived, as the server's time
+	// index has it; a chunk ends where the index has a later time, so every
+	// byte of it arrived at or after time and before the next chunk's.
+	// Unset for output written before the server kept a time index.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time" json:"time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1459,6 +1486,13 @@ func (x *GetJobOutputResponse) GetDropped() int64 {
 		return x.Dropped
 	}
 	return 0
+}
+
+func (x *GetJobOutputResponse) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
 }
 
 // ListJobsRequest asks for jobs.
@@ -2430,15 +2464,18 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x05watch\x18\x02 \x01(\bR\x05watch\x125\n" +
 	"\binterval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\binterval\";\n" +
 	"\x14GetJobStatusResponse\x12#\n" +
-	"\x03job\x18\x01 \x01(\v2\x11.jobworker.v1.JobR\x03job\"U\n" +
+	"\x03job\x18\x01 \x01(\v2\x11.jobworker.v1.JobR\x03job\"\xb9\x01\n" +
 	"\x13GetJobOutputRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x16\n" +
-	"\x06follow\x18\x03 \x01(\bR\x06follow\"\\\n" +
+	"\x06follow\x18\x03 \x01(\bR\x06follow\x120\n" +
+	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x8c\x01\n" +
 	"\x14GetJobOutputResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x18\n" +
-	"\adropped\x18\x03 \x01(\x03R\adropped\"\xeb\x01\n" +
+	"\adropped\x18\x03 \x01(\x03R\adropped\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xeb\x01\n" +
 	"\x0fListJobsRequest\x12\x16\n" +
 	"\x06owners\x18\x01 \x03(\tR\x06owners\x12.\n" +
 	"\x06states\x18\x02 \x03(\x0e2\x16.jobworker.v1.JobStateR\x06states\x12\x12\n" +
@@ -2618,48 +2655,51 @@ var file_jobworker_v1_jobworker_proto_depIdxs = []int32{
 	7,  // 20: jobworker.v1.StopJobResponse.job:type_name -> jobworker.v1.Job
 	38, // 21: jobworker.v1.GetJobStatusRequest.interval:type_name -> google.protobuf.Duration
 	7,  // 22: jobworker.v1.GetJobStatusResponse.job:type_name -> jobworker.v1.Job
-	0,  // 23: jobworker.v1.ListJobsRequest.states:type_name -> jobworker.v1.JobState
-	36, // 24: jobworker.v1.ListJobsRequest.labels:type_name -> jobworker.v1.ListJobsRequest.LabelsEntry
-	7,  // 25: jobworker.v1.ListJobsResponse.jobs:type_name -> jobworker.v1.Job
-	6,  // 26: jobworker.v1.GetServerStatusResponse.usage:type_name -> jobworker.v1.Usage
-	7,  // 27: jobworker.v1.SignalJobResponse.job:type_name -> jobworker.v1.Job
-	7,  // 28: jobworker.v1.PauseJobResponse.job:type_name -> jobworker.v1.Job
-	7,  // 29: jobworker.v1.ResumeJobResponse.job:type_name -> jobworker.v1.Job
-	5,  // 30: jobworker.v1.UpdateJobRequest.limits:type_name -> jobworker.v1.Limits
-	7,  // 31: jobworker.v1.UpdateJobResponse.job:type_name -> jobworker.v1.Job
-	0,  // 32: jobworker.v1.WatchJobsRequest.states:type_name -> jobworker.v1.JobState
-	37, // 33: jobworker.v1.WatchJobsRequest.labels:type_name -> jobworker.v1.WatchJobsRequest.LabelsEntry
-	30, // 34: jobworker.v1.WatchJobsResponse.event:type_name -> jobworker.v1.JobEvent
-	3,  // 35: jobworker.v1.JobEvent.type:type_name -> jobworker.v1.JobEventType
-	39, // 36: jobworker.v1.JobEvent.time:type_name -> google.protobuf.Timestamp
-	7,  // 37: jobworker.v1.JobEvent.job:type_name -> jobworker.v1.Job
-	8,  // 38: jobworker.v1.JobWorkerService.StartJob:input_type -> jobworker.v1.StartJobRequest
-	10, // 39: jobworker.v1.JobWorkerService.StopJob:input_type -> jobworker.v1.StopJobRequest
-	12, // 40: jobworker.v1.JobWorkerService.GetJobStatus:input_type -> jobworker.v1.GetJobStatusRequest
-	14, // 41: jobworker.v1.JobWorkerService.GetJobOutput:input_type -> jobworker.v1.GetJobOutputRequest
-	16, // 42: jobworker.v1.JobWorkerService.ListJobs:input_type -> jobworker.v1.ListJobsRequest
-	18, // 43: jobworker.v1.JobWorkerService.GetServerStatus:input_type -> jobworker.v1.GetServerStatusRequest
-	20, // 44: jobworker.v1.JobWorkerService.SignalJob:input_type -> jobworker.v1.SignalJobRequest
-	22, // 45: jobworker.v1.JobWorkerService.PauseJob:input_type -> jobworker.v1.PauseJobRequest
-	24, // 46: jobworker.v1.JobWorkerService.ResumeJob:input_type -> jobworker.v1.ResumeJobRequest
-	26, // 47: jobworker.v1.JobWorkerService.UpdateJob:input_type -> jobworker.v1.UpdateJobRequest
-	28, // 48: jobworker.v1.JobWorkerService.WatchJobs:input_type -> jobworker.v1.WatchJobsRequest
-	9,  // 49: jobworker.v1.JobWorkerService.StartJob:output_type -> jobworker.v1.StartJobResponse
-	11, // 50: jobworker.v1.JobWorkerService.StopJob:output_type -> jobworker.v1.StopJobResponse
-	13, // 51: jobworker.v1.JobWorkerService.GetJobStatus:output_type -> jobworker.v1.GetJobStatusResponse
-	15, // 52: jobworker.v1.JobWorkerService.GetJobOutput:output_type -> jobworker.v1.GetJobOutputResponse
-	17, // 53: jobworker.v1.JobWorkerService.ListJobs:output_type -> jobworker.v1.ListJobsResponse
-	19, // 54: jobworker.v1.JobWorkerService.GetServerStatus:output_type -> jobworker.v1.GetServerStatusResponse
-	21, // 55: jobworker.v1.JobWorkerService.SignalJob:output_type -> jobworker.v1.SignalJobResponse
-	23, // 56: jobworker.v1.JobWorkerService.PauseJob:output_type -> jobworker.v1.PauseJobResponse
-	25, // 57: jobworker.v1.JobWorkerService.ResumeJob:output_type -> jobworker.v1.ResumeJobResponse
-	27, // 58: jobworker.v1.JobWorkerService.UpdateJob:output_type -> jobworker.v1.UpdateJobResponse
-	29, // 59: jobworker.v1.JobWorkerService.WatchJobs:output_type -> jobworker.v1.WatchJobsResponse
-	49, // [49:60] is the sub-list for method output_type
-	38, // [38:49] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	39, // 23: jobworker.v1.GetJobOutputRequest.since:type_name -> google.protobuf.Timestamp
+	39, // 24: jobworker.v1.GetJobOutputRequest.until:type_name -> google.protobuf.Timestamp
+	39, // 25: jobworker.v1.GetJobOutputResponse.time:type_name -> google.protobuf.Timestamp
+	0,  // 26: jobworker.v1.ListJobsRequest.states:type_name -> jobworker.v1.JobState
+	36, // 27: jobworker.v1.ListJobsRequest.labels:type_name -> jobworker.v1.ListJobsRequest.LabelsEntry
+	7,  // 28: jobworker.v1.ListJobsResponse.jobs:type_name -> jobworker.v1.Job
+	6,  // 29: jobworker.v1.GetServerStatusResponse.usage:type_name -> jobworker.v1.Usage
+	7,  // 30: jobworker.v1.SignalJobResponse.job:type_name -> jobworker.v1.Job
+	7,  // 31: jobworker.v1.PauseJobResponse.job:type_name -> jobworker.v1.Job
+	7,  // 32: jobworker.v1.ResumeJobResponse.job:type_name -> jobworker.v1.Job
+	5,  // 33: jobworker.v1.UpdateJobRequest.limits:type_name -> jobworker.v1.Limits
+	7,  // 34: jobworker.v1.UpdateJobResponse.job:type_name -> jobworker.v1.Job
+	0,  // 35: jobworker.v1.WatchJobsRequest.states:type_name -> jobworker.v1.JobState
+	37, // 36: jobworker.v1.WatchJobsRequest.labels:type_name -> jobworker.v1.WatchJobsRequest.LabelsEntry
+	30, // 37: jobworker.v1.WatchJobsResponse.event:type_name -> jobworker.v1.JobEvent
+	3,  // 38: jobworker.v1.JobEvent.type:type_name -> jobworker.v1.JobEventType
+	39, // 39: jobworker.v1.JobEvent.time:type_name -> google.protobuf.Timestamp
+	7,  // 40: jobworker.v1.JobEvent.job:type_name -> jobworker.v1.Job
+	8,  // 41: jobworker.v1.JobWorkerService.StartJob:input_type -> jobworker.v1.StartJobRequest
+	10, // 42: jobworker.v1.JobWorkerService.StopJob:input_type -> jobworker.v1.StopJobRequest
+	12, // 43: jobworker.v1.JobWorkerService.GetJobStatus:input_type -> jobworker.v1.GetJobStatusRequest
+	14, // 44: jobworker.v1.JobWorkerService.GetJobOutput:input_type -> jobworker.v1.GetJobOutputRequest
+	16, // 45: jobworker.v1.JobWorkerService.ListJobs:input_type -> jobworker.v1.ListJobsRequest
+	18, // 46: jobworker.v1.JobWorkerService.GetServerStatus:input_type -> jobworker.v1.GetServerStatusRequest
+	20, // 47: jobworker.v1.JobWorkerService.SignalJob:input_type -> jobworker.v1.SignalJobRequest
+	22, // 48: jobworker.v1.JobWorkerService.PauseJob:input_type -> jobworker.v1.PauseJobRequest
+	24, // 49: jobworker.v1.JobWorkerService.ResumeJob:input_type -> jobworker.v1.ResumeJobRequest
+	26, // 50: jobworker.v1.JobWorkerService.UpdateJob:input_type -> jobworker.v1.UpdateJobRequest
+	28, // 51: jobworker.v1.JobWorkerService.WatchJobs:input_type -> jobworker.v1.WatchJobsRequest
+	9,  // 52: jobworker.v1.JobWorkerService.StartJob:output_type -> jobworker.v1.StartJobResponse
+	11, // 53: jobworker.v1.JobWorkerService.StopJob:output_type -> jobworker.v1.StopJobResponse
+	13, // 54: jobworker.v1.JobWorkerService.GetJobStatus:output_type -> jobworker.v1.GetJobStatusResponse
+	15, // 55: jobworker.v1.JobWorkerService.GetJobOutput:output_type -> jobworker.v1.GetJobOutputResponse
+	17, // 56: jobworker.v1.JobWorkerService.ListJobs:output_type -> jobworker.v1.ListJobsResponse
+	19, // 57: jobworker.v1.JobWorkerService.GetServerStatus:output_type -> jobworker.v1.GetServerStatusResponse
+	21, // 58: jobworker.v1.JobWorkerService.SignalJob:output_type -> jobworker.v1.SignalJobResponse
+	23, // 59: jobworker.v1.JobWorkerService.PauseJob:output_type -> jobworker.v1.PauseJobResponse
+	25, // 60: jobworker.v1.JobWorkerService.ResumeJob:output_type -> jobworker.v1.ResumeJobResponse
+	27, // 61: jobworker.v1.JobWorkerService.UpdateJob:output_type -> jobworker.v1.UpdateJobResponse
+	29, // 62: jobworker.v1.JobWorkerService.WatchJobs:output_type -> jobworker.v1.WatchJobsResponse
+	52, // [52:63] is the sub-list for method output_type
+	41, // [41:52] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_jobworker_v1_jobworker_proto_init() }
