@@ -140,6 +140,7 @@ type Log struct {
 	closed   bool
 	wake     chan struct{} // closed at the next write or Close; nil when nobody waits
 	slots    chan struct{} // read slots; made at the first read
+	tail     timeEntry     // the newest entry of the time index this Log wrote
 
 	// fsync makes a file durable: (*os.File).Sync, or a test's recorder.
 	fsync func(*os.File) error

@@ -33,6 +33,13 @@ const (
 	indexAllowance = 4096 * entrySize
 )
 
+// timeEntry is an entry of the index: a write's first offset and its time
+// (Unix nanoseconds); ok says it is one.
+type timeEntry struct {
+	off, t int64
+	ok     bool
+}
+
 func (l *Log) indexPath(base int64) string {
 	return filepath.Join(l.dir, fmt.Sprintf("%020d%s", base, indexSuffix))
 }
@@ -68,6 +75,7 @@ func (l *Log) noteTime(off int64, t time.Time, segStart bool) {
 		s.first = t.UnixNano()
 	}
 	s.entries++
+	l.tail = timeEntry{off: off, t: t.UnixNano(), ok: true}
 	l.mu.Unlock()
 }
 
@@ -97,6 +105,12 @@ func (l *Log) TimeAt(off int64) (t time.Time, next int64) {
 	next = -1
 	if i+1 < len(l.segs) {
 		next = l.segs[i+1].base
+	}
+	if tail := l.tail; tail.ok && off >= tail.off && tail.off >= seg.base {
+		// At or after the newest entry (a follower at the end): no
+		// file to read.
+		l.mu.Unlock()
+		return time.Unix(0, tail.t), next
 	}
 	l.mu.Unlock()
 	if seg.entries == 0 || off < seg.base {
