@@ -77,7 +77,7 @@ func TestE2EEvents(t *testing.T) {
 	reader := s.events("reader", "--state", "stopped", "--after", "1")
 	failed := s.events("reader", "--state", "failed", "--user", "dev-user", "--after", "1")
 
-	for _, verb := range [][]string{{"pause", id}, {"resume", id}, {"update", "--memory-limit", "48M", id}, {"stop", "--grace", "0s", id}} {
+	for _, verb := range [][]string{{"pause", id}, {"resume", id}, {"update", "--memory-limit", "24M", id}, {"stop", "--grace", "0s", id}} {
 		if r := s.cli("user", verb...); r.code != 0 {
 			t.Fatalf("%v: exit %d, stderr %q", verb, r.code, r.err)
 		}
@@ -119,8 +119,8 @@ func TestE2EEvents(t *testing.T) {
 		if ev.GetSequence() != uint64(i+2) || ev.GetType() != w.typ || ev.GetJob().GetState() != w.state || ev.GetJob().GetId() != wantID || ev.GetTime() == nil {
 			t.Errorf("event %d: %s; want sequence %d, %v, %v, job %s", i, line, i+2, w.typ, w.state, wantID)
 		}
-		if w.typ == jobworkerv1.JobEventType_JOB_EVENT_TYPE_LIMITS_UPDATED && ev.GetJob().GetLimits().GetMemoryMaxBytes() != 48<<20 {
-			t.Errorf("limits_updated: memory limit %d, want 48M", ev.GetJob().GetLimits().GetMemoryMaxBytes())
+		if w.typ == jobworkerv1.JobEventType_JOB_EVENT_TYPE_LIMITS_UPDATED && ev.GetJob().GetLimits().GetMemoryMaxBytes() != 24<<20 {
+			t.Errorf("limits_updated: memory limit %d, want 24M", ev.GetJob().GetLimits().GetMemoryMaxBytes())
 		}
 		if w.state == jobworkerv1.JobState_JOB_STATE_FAILED && (ev.GetJob().GetReason() != jobworkerv1.FailureReason_FAILURE_REASON_EXIT_CODE || ev.GetJob().GetExitCode() != 3) {
 			t.Errorf("ended: %s; want exit_code 3", line)
