@@ -36,6 +36,12 @@ func (c *eventsCmd) Run(e *env) error {
 	for _, s := range c.State {
 		req.States = append(req.States, jobworkerv1.JobState(jobworkerv1.JobState_value["JOB_STATE_"+strings.ToUpper(s)]))
 	}
+	return c.watch(e, api, req)
+}
+
+// watch prints the events of req's stream, resuming after the last one
+// printed when the server ends it for falling behind.
+func (c *eventsCmd) watch(e *env, api jobworkerv1.JobWorkerServiceClient, req *jobworkerv1.WatchJobsRequest) error {
 	for {
 		stream, err := api.WatchJobs(e.ctx, req)
 		if err != nil {
