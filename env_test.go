@@ -61,79 +61,65 @@ func flagEnvs(t *testing.T) map[string][]string {
 	return out
 }
 
-// TestEveryFlagFromTheEnvironment: README's "Every flag can also be set
-// from the environment as JOBWORKER_<FLAG> ...; the server's own
-// certificate flags read JOBWORKER_SERVER_CERT, JOBWORKER_SERVER_KEY and
-// JOBWORKER_CLIENT_CA". First every flag of the CLI synopsis (serve's, each
-// client verb's with the shared client flags, certs') by its documented
-// name; then every flag of the model, so that a flag added later without
-// its variable fails too. --help is the one flag without a variable.
-func TestEveryFlagFromTheEnvironment(t *testing.T) {
-	documented := map[string]string{
-		"serve listen": "JOBWORKER_LISTEN", "serve state-dir": "JOBWORKER_STATE_DIR", "serve dev": "JOBWORKER_DEV",
-		"serve cert": "JOBWORKER_SERVER_CERT", "serve key": "JOBWORKER_SERVER_KEY", "serve client-ca": "JOBWORKER_CLIENT_CA",
-		"serve run-as": "JOBWORKER_RUN_AS", "serve uid-range": "JOBWORKER_UID_RANGE", "serve default-network": "JOBWORKER_DEFAULT_NETWORK", "serve cgroup-parent": "JOBWORKER_CGROUP_PARENT",
-		"serve default-memory-limit": "JOBWORKER_DEFAULT_MEMORY_LIMIT", "serve default-pids-limit": "JOBWORKER_DEFAULT_PIDS_LIMIT",
-		"serve memory-high": "JOBWORKER_MEMORY_HIGH", "serve memory-capacity": "JOBWORKER_MEMORY_CAPACITY",
-		"serve max-running": "JOBWORKER_MAX_RUNNING", "serve stop-grace": "JOBWORKER_STOP_GRACE",
-		"serve ring-size": "JOBWORKER_RING_SIZE", "serve output-cap": "JOBWORKER_OUTPUT_CAP",
-		"serve retain": "JOBWORKER_RETAIN", "serve retain-count": "JOBWORKER_RETAIN_COUNT",
-		"serve debug-socket": "JOBWORKER_DEBUG_SOCKET",
-
-		"run cpu-weight": "JOBWORKER_CPU_WEIGHT", "run cpus": "JOBWORKER_CPUS", "run memory-limit": "JOBWORKER_MEMORY_LIMIT",
-		"run io-weight": "JOBWORKER_IO_WEIGHT", "run io-read-bps": "JOBWORKER_IO_READ_BPS", "run io-write-bps": "JOBWORKER_IO_WRITE_BPS",
-		"run io-read-iops": "JOBWORKER_IO_READ_IOPS", "run io-write-iops": "JOBWORKER_IO_WRITE_IOPS",
-		"run pids-limit": "JOBWORKER_PIDS_LIMIT", "run timeout": "JOBWORKER_TIMEOUT", "run env": "JOBWORKER_ENV",
-		"run workdir": "JOBWORKER_WORKDIR", "run detach": "JOBWORKER_DETACH",
-		"stop grace":   "JOBWORKER_GRACE",
-		"status watch": "JOBWORKER_WATCH",
-		"logs follow":  "JOBWORKER_FOLLOW", "logs offset": "JOBWORKER_OFFSET", "logs tail": "JOBWORKER_TAIL",
-		"list state": "JOBWORKER_STATE", "list user": "JOBWORKER_USER",
-		// Names that would mean two things under the rule: certs server
-		// --name is JOBWORKER_NAME; run's limits are not update's.
-		"run name": "JOBWORKER_RUN_NAME", "run label": "JOBWORKER_RUN_LABEL",
-		"list name": "JOBWORKER_LIST_NAME", "list label": "JOBWORKER_LIST_LABEL",
-		"update cpu-weight": "JOBWORKER_UPDATE_CPU_WEIGHT", "update cpus": "JOBWORKER_UPDATE_CPUS",
-		"update memory-limit": "JOBWORKER_UPDATE_MEMORY_LIMIT", "update io-weight": "JOBWORKER_UPDATE_IO_WEIGHT",
-		"update pids-limit": "JOBWORKER_UPDATE_PIDS_LIMIT",
-
-		"certs ca out":        "JOBWORKER_OUT",
-		"certs server ca-dir": "JOBWORKER_CA_DIR", "certs server out": "JOBWORKER_OUT", "certs server name": "JOBWORKER_NAME", "certs server ip": "JOBWORKER_IP",
-		"certs client ca-dir": "JOBWORKER_CA_DIR", "certs client out": "JOBWORKER_OUT", "certs client user": "JOBWORKER_USER",
-		"certs client role": "JOBWORKER_ROLE", "certs client valid": "JOBWORKER_VALID",
-	}
-	clientFlagEnvs := map[string]string{"server": "JOBWORKER_SERVER", "ca": "JOBWORKER_CA", "cert": "JOBWORKER_CERT", "key": "JOBWORKER_KEY", "json": "JOBWORKER_JSON"}
-	for _, verb := range []string{"run", "stop", "status", "logs", "list", "signal", "pause", "resume", "update"} {
-		for f, env := range clientFlagEnvs {
-			documented[verb+" "+f] = env
-		}
-	}
-
-	model := flagEnvs(t)
-	for flag, want := range documented {
-		got, ok := model[flag]
-		if !ok {
-			t.Errorf("README's flag %q is not in the command model", flag)
-			continue
-		}
-		if !slices.Equal(got, []string{want}) {
-			t.Errorf("environment of %q = %q, want [%s]", flag, got, want)
-		}
-	}
-	// The rule for every flag: its name upper-cased with - as _, after
-	// JOBWORKER_; the server's certificate flags as above.
-	for flag, got := range model {
+// TestEnvironmentNames: README's "each shared client flag and each serve
+// flag has exactly one JOBWORKER_* name, and no name means two things".
+// Serve's flags read JOBWORKER_<FLAG> (its certificate flags
+// JOBWORKER_SERVER_CERT, JOBWORKER_SERVER_KEY and JOBWORKER_CLIENT_CA, so
+// that they never clash with the client's); the client flags every client
+// verb shares read JOBWORKER_<FLAG>; no other flag reads any variable, so
+// that an exported JOBWORKER_DETACH or JOBWORKER_USER never silently
+// changes a verb. Every name is in README's table, and the table has no
+// other.
+func TestEnvironmentNames(t *testing.T) {
+	clientFlags := []string{"server", "ca", "cert", "key", "json"}
+	clientVerbs := []string{"run", "stop", "status", "logs", "list", "events", "signal", "pause", "resume", "update"}
+	serveSpecial := map[string]string{"cert": "JOBWORKER_SERVER_CERT", "key": "JOBWORKER_SERVER_KEY", "client-ca": "JOBWORKER_CLIENT_CA"}
+	meaning := map[string]string{} // variable -> the flag it sets
+	for flag, got := range flagEnvs(t) {
 		words := strings.Fields(flag)
 		name := words[len(words)-1]
-		want := []string{"JOBWORKER_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+		var want []string
+		m := flag
 		switch {
-		case name == "help":
-			want = nil
-		case documented[flag] != "":
-			want = []string{documented[flag]}
+		case name == "help" || name == "version":
+		case len(words) == 2 && words[0] == "serve":
+			want = []string{"JOBWORKER_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+			if v, ok := serveSpecial[name]; ok {
+				want = []string{v}
+			}
+		case len(words) == 2 && slices.Contains(clientVerbs, words[0]) && slices.Contains(clientFlags, name):
+			want = []string{"JOBWORKER_" + strings.ToUpper(name)}
+			m = "client " + name // one meaning, whichever verb
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("environment of %q = %q, want %q", flag, got, want)
+		}
+		for _, e := range got {
+			if prev, ok := meaning[e]; ok && prev != m {
+				t.Errorf("%s sets both %q and %q", e, prev, m)
+			}
+			meaning[e] = m
+		}
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inTable := map[string]bool{}
+	for line := range strings.Lines(string(readme)) {
+		if v, ok := strings.CutPrefix(line, "| `JOBWORKER_"); ok {
+			name, _, _ := strings.Cut(v, "`")
+			inTable["JOBWORKER_"+name] = true
+		}
+	}
+	for e := range meaning {
+		if !inTable[e] {
+			t.Errorf("%s is not in README's table of variables", e)
+		}
+	}
+	for e := range inTable {
+		if _, ok := meaning[e]; !ok {
+			t.Errorf("README's table has %s, which no flag reads", e)
 		}
 	}
 }
@@ -173,7 +159,11 @@ func TestEnvironmentSetsServeFlags(t *testing.T) {
 		{"JOBWORKER_STOP_GRACE", map[string]string{"JOBWORKER_STOP_GRACE": "3s"}, []string{"serve"}, func(c *cli) any { return c.Serve.StopGrace }, 3 * time.Second},
 		{"JOBWORKER_RETAIN_COUNT", map[string]string{"JOBWORKER_RETAIN_COUNT": "7"}, []string{"serve"}, func(c *cli) any { return c.Serve.RetainCount }, 7},
 		{"JOBWORKER_SERVER, a client flag", map[string]string{"JOBWORKER_SERVER": "worker1:50051"}, []string{"logs", "id"}, func(c *cli) any { return c.Logs.Server }, "worker1:50051"},
-		{"JOBWORKER_WORKDIR, a run flag", map[string]string{"JOBWORKER_WORKDIR": "/srv"}, []string{"run", "--", "true"}, func(c *cli) any { return c.Run.Workdir }, "/srv"},
+		{"JOBWORKER_SERVER, a client flag, for run", map[string]string{"JOBWORKER_SERVER": "worker1:50051"}, []string{"run", "--", "true"}, func(c *cli) any { return c.Run.Server }, "worker1:50051"},
+		{"JOBWORKER_WORKDIR does not change run", map[string]string{"JOBWORKER_WORKDIR": "/srv"}, []string{"run", "--", "true"}, func(c *cli) any { return c.Run.Workdir }, ""},
+		{"JOBWORKER_DETACH does not detach run", map[string]string{"JOBWORKER_DETACH": "true"}, []string{"run", "--", "true"}, func(c *cli) any { return c.Run.Detach }, false},
+		{"JOBWORKER_FOLLOW does not make logs follow", map[string]string{"JOBWORKER_FOLLOW": "true"}, []string{"logs", "id"}, func(c *cli) any { return c.Logs.Follow }, false},
+		{"JOBWORKER_USER is neither list's nor certs'", map[string]string{"JOBWORKER_USER": "mallory"}, []string{"list"}, func(c *cli) any { return len(c.List.User) }, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

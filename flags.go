@@ -13,11 +13,11 @@ import (
 
 // clientFlags are the flags every client verb shares.
 type clientFlags struct {
-	Server string `default:"localhost:50051" placeholder:"ADDR" help:"Server address (host:port)."`
-	CA     string `name:"ca" placeholder:"FILE" help:"CA that signed the server's certificate (PEM)."`
-	Cert   string `placeholder:"FILE" help:"Client certificate (PEM)."`
-	Key    string `placeholder:"FILE" help:"Client private key (PEM)."`
-	JSON   bool   `name:"json" help:"Print the API's messages as protobuf JSON, one object per line."`
+	Server string `env:"JOBWORKER_SERVER" default:"localhost:50051" placeholder:"ADDR" help:"Server address (host:port)."`
+	CA     string `env:"JOBWORKER_CA" name:"ca" placeholder:"FILE" help:"CA that signed the server's certificate (PEM)."`
+	Cert   string `env:"JOBWORKER_CERT" placeholder:"FILE" help:"Client certificate (PEM)."`
+	Key    string `env:"JOBWORKER_KEY" placeholder:"FILE" help:"Client private key (PEM)."`
+	JSON   bool   `env:"JOBWORKER_JSON" name:"json" help:"Print the API's messages as protobuf JSON, one object per line."`
 }
 
 func (f *clientFlags) config() client.Config {

@@ -128,9 +128,9 @@ func printJob(w io.Writer, j *jobworkerv1.Job) {
 	}
 	row("Owner", ownerName(j))
 	row("Command", commandLine(j))
-	times := "created " + j.GetCreateTime().AsTime().Local().Format(time.DateTime)
+	times := "created " + humanTime(j.GetCreateTime().AsTime())
 	if j.StartTime != nil {
-		times += ", started " + j.GetStartTime().AsTime().Local().Format(time.DateTime)
+		times += ", started " + humanTime(j.GetStartTime().AsTime())
 	}
 	if j.EndTime != nil && j.StartTime != nil {
 		times += ", ran " + j.GetEndTime().AsTime().Sub(j.GetStartTime().AsTime()).Round(time.Millisecond).String()
@@ -226,7 +226,7 @@ func printJobTable(w io.Writer, jobs []*jobworkerv1.Job) error {
 	sort.SliceStable(jobs, func(a, b int) bool {
 		return jobs[a].GetCreateTime().AsTime().After(jobs[b].GetCreateTime().AsTime())
 	})
-	fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-16s  %-19s  %s\n", "ID", "STATE", "OWNER", "NAME", "CREATED", "COMMAND")
+	fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-16s  %-25s  %s\n", "ID", "STATE", "OWNER", "NAME", "CREATED", "COMMAND")
 	for _, j := range jobs {
 		cmd := commandLine(j)
 		if len(cmd) > 60 {
@@ -237,7 +237,7 @@ func printJobTable(w io.Writer, jobs []*jobworkerv1.Job) error {
 			}
 			cmd = cmd[:cut] + "..."
 		}
-		fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-16s  %-19s  %s\n", safe(j.GetId()), outcome(j), ownerName(j), jobName(j), j.GetCreateTime().AsTime().Local().Format(time.DateTime), cmd)
+		fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-16s  %-25s  %s\n", safe(j.GetId()), outcome(j), ownerName(j), jobName(j), humanTime(j.GetCreateTime().AsTime()), cmd)
 	}
 	return nil
 }
@@ -256,3 +256,10 @@ func printServerStatus(w io.Writer, r *jobworkerv1.GetServerStatusResponse) erro
 	row("Controllers", ctl)
 	return nil
 }
+
+// humanTimeLayout is how human output shows a time: local, to the second,
+// with the zone's offset, so that a time read from another host's output
+// (or pasted into a report) still says when it was.
+const humanTimeLayout = "2006-01-02 15:04:05 -07:00"
+
+func humanTime(t time.Time) string { return t.Local().Format(humanTimeLayout) }

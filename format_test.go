@@ -201,3 +201,14 @@ func TestOutcomeDamaged(t *testing.T) {
 		t.Errorf("status of a damaged job without owner:\n%s", b.String())
 	}
 }
+
+// TestHumanTimeHasZone: a time in human output carries its zone's offset,
+// so that it reads back as the same instant wherever it is read.
+func TestHumanTimeHasZone(t *testing.T) {
+	at := time.Date(2026, 12, 2, 3, 4, 5, 0, time.FixedZone("", 5*3600+1800))
+	s := humanTime(at)
+	back, err := time.Parse(humanTimeLayout, s)
+	if err != nil || !back.Equal(at) || !strings.Contains(s, ":05 ") {
+		t.Errorf("humanTime(%v) = %q, reads back as %v (%v); want the same instant, to the second, with its offset", at, s, back, err)
+	}
+}

@@ -12,8 +12,8 @@ type listCmd struct {
 
 	State []string          `placeholder:"STATE" enum:"pending,running,paused,completed,failed,stopped" help:"Only jobs in this state (repeatable): pending, running, paused, completed, failed, stopped."`
 	User  []string          `placeholder:"NAME" help:"Only jobs of this user (repeatable)."`
-	Name  string            `placeholder:"NAME" env:"JOBWORKER_LIST_NAME" help:"Only jobs of this name."`
-	Label map[string]string `placeholder:"K=V" env:"JOBWORKER_LIST_LABEL" help:"Only jobs with this label (repeatable: all must match)."`
+	Name  string            `placeholder:"NAME" help:"Only jobs of this name."`
+	Label map[string]string `placeholder:"K=V" help:"Only jobs with this label (repeatable: all must match)."`
 }
 
 // Run lists jobs.

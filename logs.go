@@ -1,19 +1,59 @@
 package main
 
-import "github.com/jobworker/jobworker/client"
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/jobworker/jobworker/client"
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+)
 
 // logsCmd is `jobworker logs`.
 type logsCmd struct {
 	clientFlags `embed:""`
 
-	Follow bool   `short:"f" help:"Keep printing new output until the job ends."`
-	Offset *int64 `xor:"start" placeholder:"N" help:"Start at byte N (negative: N bytes before the end)."`
-	Tail   *int   `xor:"start" placeholder:"N" help:"Show the last N lines."`
-	ID     string `arg:"" name:"id" help:"Job ID, or a unique prefix of it (at least 8 characters)."`
+	Follow     bool   `short:"f" help:"Keep printing new output until the job ends."`
+	Offset     *int64 `xor:"start" placeholder:"N" help:"Start at byte N (negative: N bytes before the end)."`
+	Tail       *int   `xor:"start" placeholder:"N" help:"Show the last N lines."`
+	Since      string `placeholder:"T" help:"Only output that arrived at or after T: a duration before now (10m, 1h30m) or an RFC 3339 time (2026-12-02T03:00:00Z)."`
+	Until      string `placeholder:"T" help:"Only output that arrived before or at T: a duration before now or an RFC 3339 time."`
+	Timestamps bool   `short:"t" help:"Prefix each line with the RFC 3339 time its first byte arrived."`
+	ID         string `arg:"" name:"id" help:"Job ID, or a unique prefix of it (at least 8 characters)."`
+}
+
+// parseWhen reads a --since or --until: a duration before now, or an RFC
+// 3339 time.
+func parseWhen(flag, s string, now time.Time) (*timestamppb.Timestamp, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return nil, fmt.Errorf("logs: --%s %s: give a duration before now without a sign (10m), or an RFC 3339 time", flag, s)
+		}
+		return timestamppb.New(now.Add(-d)), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return nil, fmt.Errorf("logs: --%s %q: want a duration (10m, 1h30m) or an RFC 3339 time (2026-12-02T03:00:00Z)", flag, s)
+	}
+	return timestamppb.New(t), nil
 }
 
 // Run prints a job's output.
 func (c *logsCmd) Run(e *env) error {
+	now := time.Now()
+	since, err := parseWhen("since", c.Since, now)
+	if err != nil {
+		return &exitCodeError{code: exitUsage, msg: err.Error()}
+	}
+	until, err := parseWhen("until", c.Until, now)
+	if err != nil {
+		return &exitCodeError{code: exitUsage, msg: err.Error()}
+	}
 	api, err := c.connect()
 	if err != nil {
 		return err
@@ -32,11 +72,46 @@ func (c *logsCmd) Run(e *env) error {
 			return c.rpcError("output of job "+c.ID, err)
 		}
 	}
-	if _, err := streamOutput(e.ctx, api, c.ID, off, c.Follow, e.stdout, e.stderr, c.JSON); err != nil {
+	emit := printOutput(e.stdout, e.stderr, c.JSON)
+	if c.Timestamps && !c.JSON {
+		emit = printTimestamped(e.stdout, e.stderr)
+	}
+	req := &jobworkerv1.GetJobOutputRequest{Id: c.ID, Offset: off, Follow: c.Follow, Since: since, Until: until}
+	if _, err := client.FollowRequest(e.ctx, api, req, emit, e.stderr); err != nil {
 		if e.ctx.Err() != nil {
 			return nil
 		}
 		return c.rpcError("output of job "+c.ID, err)
 	}
 	return nil
+}
+
+// timestampLayout is RFC 3339 in UTC with nine fractional digits, so that
+// the prefixes of logs --timestamps line up.
+const timestampLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// printTimestamped prints output with each line prefixed by the time its
+// first byte arrived (timestampLayout) and a space; a line the server has
+// no time for gets "-".
+func printTimestamped(w, notes io.Writer) func(*jobworkerv1.GetJobOutputResponse) error {
+	lineStart := true
+	return func(r *jobworkerv1.GetJobOutputResponse) error {
+		if r.GetDropped() > 0 {
+			fmt.Fprintf(notes, "jobworker: %d bytes of output before offset %d were dropped by the server's output cap\n", r.GetDropped(), r.GetOffset())
+		}
+		prefix := "- "
+		if r.GetTime() != nil {
+			prefix = r.GetTime().AsTime().UTC().Format(timestampLayout) + " "
+		}
+		var out []byte
+		for _, b := range r.GetData() {
+			if lineStart {
+				out = append(out, prefix...)
+			}
+			out = append(out, b)
+			lineStart = b == '\n'
+		}
+		_, err := w.Write(out)
+		return err
+	}
 }

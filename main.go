@@ -28,16 +28,24 @@ const (
 	exitOK    = 0
 	exitError = 1 // the command failed; the message says why
 	exitUsage = 2 // the command line is wrong
+	// exitRunFailed is run's code when jobworker itself failed (the
+	// command line, the connection, the server's refusal), not the job:
+	// docker run's 125, so that a job's own exit 1 or 2 is never taken
+	// for it.
+	exitRunFailed = 125
 )
 
 // cli is the whole command line: one field per verb.
 type cli struct {
+	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
+
 	Serve   serveCmd   `cmd:"" help:"Run the job server (as root)."`
 	Run     runCmd     `cmd:"" help:"Start a job, stream its output and exit with its exit code."`
 	Stop    stopCmd    `cmd:"" help:"Stop a job: SIGTERM, a grace period, then kill every process of it."`
 	Status  statusCmd  `cmd:"" help:"Show a job's status and usage, or the server's figures without an ID."`
 	Logs    logsCmd    `cmd:"" help:"Print a job's output."`
 	List    listCmd    `cmd:"" help:"List jobs."`
+	Events  eventsCmd  `cmd:"" help:"Print the state changes of jobs as they happen."`
 	Signal  signalCmd  `cmd:"" help:"Send a signal to a job's process group."`
 	Pause   pauseCmd   `cmd:"" help:"Freeze every process of a job (cgroup.freeze)."`
 	Resume  resumeCmd  `cmd:"" help:"Thaw a paused job."`
@@ -62,6 +70,9 @@ type env struct {
 type exitCodeError struct {
 	code int
 	msg  string
+	// failed marks a failure of jobworker itself, not of the job, in a
+	// verb (run) whose exit code is otherwise the job's.
+	failed bool
 }
 
 func (e *exitCodeError) Error() string { return e.msg }
@@ -84,8 +95,8 @@ func newParser(c *cli, stdout, stderr io.Writer) (*kong.Kong, error) {
 	return kong.New(c,
 		kong.Name("jobworker"),
 		kong.Description("Run Linux processes in their own cgroup v2, stream their output, over gRPC with mutual TLS."),
-		kong.DefaultEnvars("JOBWORKER"),
-		kong.Vars{"default_uid_range": job.DefaultUIDRange.String()},
+		kong.Vars{"default_uid_range": job.DefaultUIDRange.String(), "version": "jobworker " + versionString()},
+		kong.Configuration(loadServeConfig),
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(exitRequest(code)) }),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
@@ -103,6 +114,9 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	for i, a := range args {
 		if !utf8.ValidString(a) {
 			fmt.Fprintf(stderr, "jobworker: argument %d, %q, is not valid UTF-8: jobs take UTF-8 text only\n", i+1, a)
+			if args[0] == "run" {
+				return exitRunFailed
+			}
 			return exitUsage
 		}
 	}
@@ -124,6 +138,9 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	kctx, err := parser.Parse(joinNegativeValues(args))
 	if err != nil {
 		fmt.Fprintf(stderr, "jobworker: %v (see jobworker --help)\n", err)
+		if len(args) > 0 && args[0] == "run" {
+			return exitRunFailed
+		}
 		return exitUsage
 	}
 
@@ -135,7 +152,11 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	}
 	var ec *exitCodeError
 	if errors.As(err, &ec) {
-		if ec.msg != "" {
+		switch {
+		case ec.msg == "":
+		case ec.failed:
+			fmt.Fprintf(stderr, "jobworker %s: %s\n", verbName(kctx.Command()), ec.msg)
+		default:
 			fmt.Fprintf(stderr, "jobworker: %s\n", ec.msg)
 		}
 		return ec.code

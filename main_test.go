@@ -36,7 +36,7 @@ func TestUsageErrorExitsTwo(t *testing.T) {
 		{"no-such-verb"},
 		{"stop"}, // missing ID
 		{"logs", "--offset", "1", "--tail", "2", "x"}, // exclusive flags
-		{"run", "--memory-limit", "lots", "--", "true"},
+		{"update", "--memory-limit", "lots", "x"},
 		{"list", "--state", "sleeping"},
 		{"certs", "client", "--ca-dir", "d", "--out", "o", "--user", "u", "--role", "root"},
 	}
@@ -79,8 +79,12 @@ func TestClientVerbsNeedCertificates(t *testing.T) {
 		var out, errOut bytes.Buffer
 		code := run(args, &out, &errOut)
 		msg := errOut.String()
-		if code != exitError || !strings.Contains(msg, "missing --ca, --cert, --key") || strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "jobworker "+args[0]+": ") {
-			t.Errorf("run(%q) = %d, stderr %q; want %d and one line naming the missing flags", args, code, msg, exitError)
+		want := exitError
+		if args[0] == "run" {
+			want = exitRunFailed
+		}
+		if code != want || !strings.Contains(msg, "missing --ca, --cert, --key") || strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "jobworker "+args[0]+": ") {
+			t.Errorf("run(%q) = %d, stderr %q; want %d and one line naming the missing flags", args, code, msg, want)
 		}
 	}
 }
@@ -271,16 +275,47 @@ func TestArgumentsMustBeUTF8(t *testing.T) {
 	clearJobworkerEnv(t)
 	var out, errOut bytes.Buffer
 	code := run([]string{"run", "--", "echo", "caf\xe9"}, &out, &errOut)
-	if code != exitUsage || !strings.Contains(errOut.String(), `argument 4, "caf\xe9", is not valid UTF-8`) {
-		t.Errorf("run with a Latin-1 argument = %d, %q; want %d and the argument named", code, errOut.String(), exitUsage)
+	if code != exitRunFailed || !strings.Contains(errOut.String(), `argument 4, "caf\xe9", is not valid UTF-8`) {
+		t.Errorf("run with a Latin-1 argument = %d, %q; want %d and the argument named", code, errOut.String(), exitRunFailed)
 	}
 	out.Reset()
 	errOut.Reset()
 	code = run([]string{"run", "--", "echo", "café"}, &out, &errOut)
-	if msg := errOut.String(); code != exitError || !strings.HasPrefix(msg, "jobworker run: missing --ca, --cert, --key") || strings.Count(msg, "\n") != 1 {
-		t.Errorf("run with a UTF-8 argument and no certificates = %d, %q; want %d and the one line naming the missing flags", code, msg, exitError)
+	if msg := errOut.String(); code != exitRunFailed || !strings.HasPrefix(msg, "jobworker run: missing --ca, --cert, --key") || strings.Count(msg, "\n") != 1 {
+		t.Errorf("run with a UTF-8 argument and no certificates = %d, %q; want %d and the one line naming the missing flags", code, msg, exitRunFailed)
 	}
 	if out.Len() != 0 {
 		t.Errorf("run with a UTF-8 argument and no certificates printed %q, want nothing", out.String())
+	}
+}
+
+// TestRunFailureExits125: when jobworker itself fails in run (the command
+// line, no certificates, no server), run exits 125, never a code a job
+// could have exited with; a verb other than run keeps 2 and 1.
+func TestRunFailureExits125(t *testing.T) {
+	clearJobworkerEnv(t)
+	dir := t.TempDir()
+	for _, f := range []string{"ca.crt", "c.crt", "c.key"} {
+		if err := os.WriteFile(dir+"/"+f, []byte("not PEM"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	certs := []string{"--ca", dir + "/ca.crt", "--cert", dir + "/c.crt", "--key", dir + "/c.key"}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--memory-limit", "lots", "--", "true"}, `invalid size "lots"`},
+		{[]string{"run", "--cpus", "many", "--", "true"}, "--cpus"},
+		{[]string{"run", "--io-read-bps", "sda", "--", "true"}, "want DEV=RATE"},
+		{[]string{"run"}, "expected"},
+		{[]string{"run", "--", "true"}, "missing --ca, --cert, --key"},
+		{append(append([]string{"run"}, certs...), "--", "true"), "holds no PEM certificate"},
+	}
+	for _, tt := range tests {
+		var out, errOut bytes.Buffer
+		if code := run(tt.args, &out, &errOut); code != exitRunFailed || !strings.Contains(errOut.String(), tt.want) || strings.Count(errOut.String(), "\n") != 1 {
+			t.Errorf("run(%q) = %d, %q; want %d and one line with %q", tt.args, code, errOut.String(), exitRunFailed, tt.want)
+		}
 	}
 }

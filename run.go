@@ -39,8 +39,8 @@ type runCmd struct {
 	SecretEnv   []string          `name:"secret-env" placeholder:"K=V|K" help:"Add a secret variable, never stored, logged or shown (repeatable); K alone takes its value from this environment, off the command line."`
 	Workdir     string            `placeholder:"DIR" help:"Directory the command starts in (absolute)."`
 	Network     string            `enum:",host,none" default:"" placeholder:"host|none" help:"The job's network: the host's, or none (only loopback); default: the server's."`
-	Name        string            `placeholder:"NAME" env:"JOBWORKER_RUN_NAME" help:"A name for the job (letters, digits, '.', '_', '-'; need not be unique)."`
-	Label       map[string]string `placeholder:"K=V" env:"JOBWORKER_RUN_LABEL" help:"A label for the job, to find it by (repeatable)."`
+	Name        string            `placeholder:"NAME" help:"A name for the job (letters, digits, '.', '_', '-'; need not be unique)."`
+	Label       map[string]string `placeholder:"K=V" help:"A label for the job, to find it by (repeatable)."`
 	Detach      bool              `short:"d" help:"Print the job ID and return at once."`
 	Command     []string          `arg:"" passthrough:"" name:"command" help:"The command and its arguments, after --."`
 
@@ -62,7 +62,7 @@ func (c *runCmd) argv() []string {
 func (c *runCmd) request() (*jobworkerv1.StartJobRequest, error) {
 	argv := c.argv()
 	if len(argv) == 0 {
-		return nil, &exitCodeError{code: exitUsage, msg: "run: missing command after --"}
+		return nil, &exitCodeError{code: exitUsage, failed: true, msg: "missing command after --"}
 	}
 	l := &jobworkerv1.Limits{CpuWeight: c.CPUWeight, Cpus: c.CPUs, IoWeight: c.IOWeight, PidsMax: c.PidsLimit}
 	if c.MemoryLimit != nil {
@@ -85,7 +85,7 @@ func (c *runCmd) request() (*jobworkerv1.StartJobRequest, error) {
 		for _, kv := range spec.values {
 			dev, rate, ok := strings.Cut(kv, "=")
 			if !ok || dev == "" {
-				return nil, &exitCodeError{code: exitUsage, msg: fmt.Sprintf("run: %s %q: want DEV=RATE, e.g. /dev/sda=10M", spec.flag, kv)}
+				return nil, &exitCodeError{code: exitUsage, failed: true, msg: fmt.Sprintf("%s %q: want DEV=RATE, e.g. /dev/sda=10M", spec.flag, kv)}
 			}
 			var v uint64
 			var err error
@@ -95,7 +95,7 @@ func (c *runCmd) request() (*jobworkerv1.StartJobRequest, error) {
 				v, err = strconv.ParseUint(rate, 10, 64)
 			}
 			if err != nil || v == 0 {
-				return nil, &exitCodeError{code: exitUsage, msg: fmt.Sprintf("run: %s %q: the rate must be a positive number", spec.flag, kv)}
+				return nil, &exitCodeError{code: exitUsage, failed: true, msg: fmt.Sprintf("%s %q: the rate must be a positive number", spec.flag, kv)}
 			}
 			m, ok := devs[dev]
 			if !ok {
@@ -120,7 +120,7 @@ func (c *runCmd) request() (*jobworkerv1.StartJobRequest, error) {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
 			if v, ok = os.LookupEnv(k); !ok {
-				return nil, &exitCodeError{code: exitUsage, msg: fmt.Sprintf("run: --secret-env %s: no such variable in this environment; give K=V, or export %s first", k, k)}
+				return nil, &exitCodeError{code: exitUsage, failed: true, msg: fmt.Sprintf("--secret-env %s: no such variable in this environment; give K=V, or export %s first", k, k)}
 			}
 		}
 		if req.SecretEnv == nil {
@@ -137,6 +137,26 @@ func (c *runCmd) request() (*jobworkerv1.StartJobRequest, error) {
 // Run starts a job and, unless detached, streams its output and exits with
 // its exit code. Interrupting it stops the job.
 func (c *runCmd) Run(e *env) error {
+	return runFailed(c.run(e))
+}
+
+// runFailed gives every failure of jobworker itself in run (one that is
+// not the job's own exit, nor a command that could not be found or
+// executed: 127 and 126, as a shell) the exit code exitRunFailed.
+func runFailed(err error) error {
+	var ec *exitCodeError
+	switch {
+	case err == nil:
+		return nil
+	case !errors.As(err, &ec):
+		return &exitCodeError{code: exitRunFailed, failed: true, msg: err.Error()}
+	case ec.failed:
+		return &exitCodeError{code: exitRunFailed, failed: true, msg: ec.msg}
+	}
+	return err
+}
+
+func (c *runCmd) run(e *env) error {
 	req, err := c.request()
 	if err != nil {
 		return err
@@ -272,9 +292,9 @@ func withFlagNames(err error) error {
 
 // startError picks the exit code of a StartJob failure: 127 for a command
 // that was not found, 126 for one that cannot be executed (as a shell
-// does), 1 otherwise.
+// does), exitRunFailed otherwise.
 func startError(msg error, err error) error {
-	code := exitError
+	code := exitRunFailed
 	if status.Code(err) == codes.FailedPrecondition {
 		m := status.Convert(err).Message()
 		switch {

@@ -79,20 +79,21 @@ func TestRunRequest(t *testing.T) {
 }
 
 // TestRunRequestRefuses: a DEV=RATE the client cannot read is a usage
-// error (exit 2) that names the flag and the value, before any connection.
+// error of jobworker's own (run exits 125 for it) that names the flag and
+// the value, before any connection.
 func TestRunRequestRefuses(t *testing.T) {
 	tests := []struct {
 		args []string
 		msg  string
 	}{
-		{[]string{"--io-read-bps", "/dev/sda"}, `run: --io-read-bps "/dev/sda": want DEV=RATE`},
-		{[]string{"--io-write-bps", "=10M"}, `run: --io-write-bps "=10M": want DEV=RATE`},
-		{[]string{"--io-read-bps", "/dev/sda=0"}, `run: --io-read-bps "/dev/sda=0": the rate must be a positive number`},
-		{[]string{"--io-read-bps", "/dev/sda=lots"}, `run: --io-read-bps "/dev/sda=lots": the rate must be a positive number`},
-		{[]string{"--io-read-bps", "/dev/sda=-1"}, `run: --io-read-bps "/dev/sda=-1": the rate must be a positive number`},
-		{[]string{"--io-read-iops", "/dev/sda=0"}, `run: --io-read-iops "/dev/sda=0": the rate must be a positive number`},
-		{[]string{"--io-write-iops", "/dev/sda=1.5"}, `run: --io-write-iops "/dev/sda=1.5": the rate must be a positive number`},
-		{[]string{"--io-write-iops", "/dev/sda=10K"}, `run: --io-write-iops "/dev/sda=10K": the rate must be a positive number`},
+		{[]string{"--io-read-bps", "/dev/sda"}, `--io-read-bps "/dev/sda": want DEV=RATE`},
+		{[]string{"--io-write-bps", "=10M"}, `--io-write-bps "=10M": want DEV=RATE`},
+		{[]string{"--io-read-bps", "/dev/sda=0"}, `--io-read-bps "/dev/sda=0": the rate must be a positive number`},
+		{[]string{"--io-read-bps", "/dev/sda=lots"}, `--io-read-bps "/dev/sda=lots": the rate must be a positive number`},
+		{[]string{"--io-read-bps", "/dev/sda=-1"}, `--io-read-bps "/dev/sda=-1": the rate must be a positive number`},
+		{[]string{"--io-read-iops", "/dev/sda=0"}, `--io-read-iops "/dev/sda=0": the rate must be a positive number`},
+		{[]string{"--io-write-iops", "/dev/sda=1.5"}, `--io-write-iops "/dev/sda=1.5": the rate must be a positive number`},
+		{[]string{"--io-write-iops", "/dev/sda=10K"}, `--io-write-iops "/dev/sda=10K": the rate must be a positive number`},
 	}
 	for _, tt := range tests {
 		args := append(append([]string{"run"}, tt.args...), "--", "cmd")
@@ -103,8 +104,11 @@ func TestRunRequestRefuses(t *testing.T) {
 		}
 		req, err := c.Run.request()
 		var ee *exitCodeError
-		if !errors.As(err, &ee) || ee.code != exitUsage || !strings.HasPrefix(ee.msg, tt.msg) {
-			t.Errorf("request(%q) = %v, %v; want exit %d with %q", args, req, err, exitUsage, tt.msg)
+		if !errors.As(err, &ee) || !ee.failed || !strings.HasPrefix(ee.msg, tt.msg) {
+			t.Errorf("request(%q) = %v, %v; want a failure of jobworker's own with %q", args, req, err, tt.msg)
+		}
+		if f := runFailed(err); !errors.As(f, &ee) || ee.code != exitRunFailed {
+			t.Errorf("request(%q): run would exit %v, want %d", args, f, exitRunFailed)
 		}
 	}
 }

@@ -17,8 +17,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/alecthomas/kong"
 	"github.com/jobworker/jobworker/auth"
 	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/internal/sdnotify"
 	"github.com/jobworker/jobworker/job"
 	"github.com/jobworker/jobworker/service"
 	"github.com/jobworker/jobworker/shim"
@@ -27,28 +29,31 @@ import (
 
 // serveCmd is `jobworker serve`: the daemon.
 type serveCmd struct {
-	Listen             string        `default:"127.0.0.1:50051" placeholder:"ADDR" help:"Address to listen on (host:port)."`
-	StateDir           string        `default:"/var/lib/jobworker" placeholder:"DIR" type:"path" help:"Where job records and output are kept."`
-	Dev                bool          `help:"Development mode: make a PKI in <state-dir>/dev on first start and use it."`
-	Cert               string        `env:"JOBWORKER_SERVER_CERT" placeholder:"FILE" help:"Server certificate (PEM)."`
-	Key                string        `env:"JOBWORKER_SERVER_KEY" placeholder:"FILE" help:"Server private key (PEM)."`
-	ClientCA           string        `name:"client-ca" env:"JOBWORKER_CLIENT_CA" placeholder:"FILE" help:"CA that signs client certificates (PEM)."`
-	UIDRange           string        `name:"uid-range" placeholder:"FIRST-LAST" help:"Give each user's jobs a uid and gid of their own from this range (default: ${default_uid_range}, which the host conventions leave unused)."`
-	RunAs              string        `placeholder:"USER" help:"Run every job as this one user instead of a uid per user; root must be asked for explicitly."`
-	DefaultNetwork     string        `default:"host" enum:"host,none" placeholder:"host|none" help:"Network of a job that asks for none: the host's, or none (only loopback); only an admin may ask for host past none."`
-	CgroupParent       string        `placeholder:"PATH" help:"cgroup v2 directory jobs are placed under (default: the server's own cgroup, or <it>/jobworker when that is the root)."`
-	DefaultMemoryLimit byteSize      `default:"512M" placeholder:"SIZE" help:"memory.max of a job that asks for none."`
-	DefaultPidsLimit   uint64        `default:"1024" placeholder:"N" help:"pids.max of a job that asks for none."`
-	MemoryHigh         float64       `default:"0.9" placeholder:"F" help:"memory.high as a fraction of memory.max (0 or 1: not set)."`
-	MemoryCapacity     byteSize      `placeholder:"SIZE" help:"Memory all running jobs may reserve in all (default: 3/4 of MemTotal)."`
-	MaxRunning         int           `default:"256" placeholder:"N" help:"Most jobs running at once; more wait PENDING."`
-	StopGrace          time.Duration `default:"10s" placeholder:"DUR" help:"Time between SIGTERM and kill when a job is stopped."`
-	RingSize           byteSize      `default:"256K" placeholder:"SIZE" help:"Output kept in memory per job (the newest part)."`
-	OutputCap          byteSize      `default:"1G" placeholder:"SIZE" help:"Output kept on disk per job; past it the oldest is dropped."`
-	Retain             time.Duration `default:"168h" placeholder:"DUR" help:"How long finished jobs are kept (0: forever)."`
-	RetainCount        int           `default:"10000" placeholder:"N" help:"Most finished jobs kept (0: no bound)."`
-	MaxStreams         uint32        `default:"128" placeholder:"N" help:"Most concurrent streams per client connection."`
-	DebugSocket        string        `placeholder:"PATH" type:"path" help:"Serve Go's runtime profiles (net/http/pprof) on a unix socket at PATH, mode 0600, for root only. Off by default."`
+	Config             kong.ConfigFlag `env:"JOBWORKER_CONFIG" type:"existingfile" placeholder:"FILE" help:"Read serve's flags from a JSON file (keys: the flag names); flags and JOBWORKER_* variables override it."`
+	LogFormat          string          `env:"JOBWORKER_LOG_FORMAT" default:"text" enum:"text,json" placeholder:"text|json" help:"Format of the server's log lines on stderr (slog's text or JSON handler)."`
+	Listen             string          `env:"JOBWORKER_LISTEN" default:"127.0.0.1:50051" placeholder:"ADDR" help:"Address to listen on (host:port)."`
+	StateDir           string          `env:"JOBWORKER_STATE_DIR" default:"/var/lib/jobworker" placeholder:"DIR" type:"path" help:"Where job records and output are kept."`
+	Dev                bool            `env:"JOBWORKER_DEV" help:"Development mode: make a PKI in <state-dir>/dev on first start and use it."`
+	Cert               string          `env:"JOBWORKER_SERVER_CERT" placeholder:"FILE" help:"Server certificate (PEM)."`
+	Key                string          `env:"JOBWORKER_SERVER_KEY" placeholder:"FILE" help:"Server private key (PEM)."`
+	ClientCA           string          `name:"client-ca" env:"JOBWORKER_CLIENT_CA" placeholder:"FILE" help:"CA that signs client certificates (PEM)."`
+	UIDRange           string          `env:"JOBWORKER_UID_RANGE" name:"uid-range" placeholder:"FIRST-LAST" help:"Give each user's jobs a uid and gid of their own from this range (default: ${default_uid_range}, which the host conventions leave unused)."`
+	RunAs              string          `env:"JOBWORKER_RUN_AS" placeholder:"USER" help:"Run every job as this one user instead of a uid per user; root must be asked for explicitly."`
+	DefaultNetwork     string          `env:"JOBWORKER_DEFAULT_NETWORK" default:"host" enum:"host,none" placeholder:"host|none" help:"Network of a job that asks for none: the host's, or none (only loopback); only an admin may ask for host past none."`
+	CgroupParent       string          `env:"JOBWORKER_CGROUP_PARENT" placeholder:"PATH" help:"cgroup v2 directory jobs are placed under (default: the server's own cgroup, or <it>/jobworker when that is the root)."`
+	DefaultMemoryLimit byteSize        `env:"JOBWORKER_DEFAULT_MEMORY_LIMIT" default:"512M" placeholder:"SIZE" help:"memory.max of a job that asks for none."`
+	DefaultPidsLimit   uint64          `env:"JOBWORKER_DEFAULT_PIDS_LIMIT" default:"1024" placeholder:"N" help:"pids.max of a job that asks for none."`
+	MemoryHigh         float64         `env:"JOBWORKER_MEMORY_HIGH" default:"0.9" placeholder:"F" help:"memory.high as a fraction of memory.max (0 or 1: not set)."`
+	MemoryCapacity     byteSize        `env:"JOBWORKER_MEMORY_CAPACITY" placeholder:"SIZE" help:"Memory all running jobs may reserve in all (default: 3/4 of MemTotal)."`
+	MaxRunning         int             `env:"JOBWORKER_MAX_RUNNING" default:"256" placeholder:"N" help:"Most jobs running at once; more wait PENDING."`
+	StopGrace          time.Duration   `env:"JOBWORKER_STOP_GRACE" default:"10s" placeholder:"DUR" help:"Time between SIGTERM and kill when a job is stopped."`
+	RingSize           byteSize        `env:"JOBWORKER_RING_SIZE" default:"256K" placeholder:"SIZE" help:"Output kept in memory per job (the newest part)."`
+	OutputCap          byteSize        `env:"JOBWORKER_OUTPUT_CAP" default:"1G" placeholder:"SIZE" help:"Output kept on disk per job; past it the oldest is dropped."`
+	Retain             time.Duration   `env:"JOBWORKER_RETAIN" default:"168h" placeholder:"DUR" help:"How long finished jobs are kept (0: forever)."`
+	RetainCount        int             `env:"JOBWORKER_RETAIN_COUNT" default:"10000" placeholder:"N" help:"Most finished jobs kept (0: no bound)."`
+	MaxStreams         uint32          `env:"JOBWORKER_MAX_STREAMS" default:"128" placeholder:"N" help:"Most concurrent streams per client connection."`
+	MetricsListen      string          `env:"JOBWORKER_METRICS_LISTEN" placeholder:"ADDR" help:"Serve Prometheus metrics at https://ADDR/metrics, with the server's certificate, to reader and admin certificates of the client CA. Off by default."`
+	DebugSocket        string          `env:"JOBWORKER_DEBUG_SOCKET" placeholder:"PATH" type:"path" help:"Serve Go's runtime profiles (net/http/pprof) on a unix socket at PATH, mode 0600, for root only. Off by default."`
 }
 
 // lockExclusive takes an exclusive flock on path, opened with flag, without
@@ -236,7 +241,12 @@ func (c *serveCmd) Run(e *env) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	var log *slog.Logger
+	if c.LogFormat == "json" {
+		log = slog.New(slog.NewJSONHandler(e.stderr, nil))
+	} else {
+		log = slog.New(slog.NewTextHandler(e.stderr, nil))
+	}
 	if os.Geteuid() != 0 {
 		return errors.New("the server must run as root (it creates cgroups and starts jobs as other users): run it with sudo")
 	}
@@ -301,13 +311,25 @@ func (c *serveCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	// systemd (Type=notify) is told when the server serves, reloads and
+	// stops; a notification that fails is logged, never fatal.
+	notify := sdnotify.New(os.Getenv("NOTIFY_SOCKET"))
+	tell := func(err error) {
+		if err != nil {
+			log.Warn("systemd notification", "error", err)
+		}
+	}
+	ready := make(chan struct{})
 	go func() {
 		for range hup {
+			<-ready // a reload asked at start-up is told once serving
+			tell(notify.Reloading())
 			if err := tlsState.Reload(); err != nil {
 				log.Error("reload on SIGHUP refused; the certificates in use stay", "error", err)
 			} else {
 				log.Info("reloaded the server certificate, key and client CA")
 			}
+			tell(notify.Ready())
 		}
 	}()
 
@@ -329,7 +351,10 @@ func (c *serveCmd) Run(e *env) error {
 				"fix", "boot with cgroup v2 unified (systemd.unified_cgroup_hierarchy=1) and delegate the controller to the server's cgroup")
 		}
 	}
-	m, err := job.Open(c.jobConfig(h, cred, uids, capacity, func(err error) { log.Error("job manager", "error", err) }))
+	metrics := service.NewMetrics()
+	jobCfg := c.jobConfig(h, cred, uids, capacity, func(err error) { log.Error("job manager", "error", err) })
+	jobCfg.OnEvent = metrics.OnEvent
+	m, err := job.Open(jobCfg)
 	if err != nil {
 		return err
 	}
@@ -346,8 +371,20 @@ func (c *serveCmd) Run(e *env) error {
 	srv := service.NewServer(service.Config{
 		Jobs: m, Cgroups: h, TLS: tlsState.Config(), Log: log, Version: versionString(),
 		DefaultMemory: uint64(c.DefaultMemoryLimit), DefaultPids: c.DefaultPidsLimit, MaxStreams: c.MaxStreams,
-		DefaultNetwork: job.Network(c.DefaultNetwork),
+		DefaultNetwork: job.Network(c.DefaultNetwork), Metrics: metrics,
 	})
+
+	if c.MetricsListen != "" {
+		mlis, err := net.Listen("tcp", c.MetricsListen)
+		if err != nil {
+			m.Close(context.Background())
+			lis.Close()
+			return fmt.Errorf("--metrics-listen %s: %w", c.MetricsListen, err)
+		}
+		msrv := metrics.ServeMetrics(mlis, tlsState.Config(), log)
+		defer msrv.Close()
+		log.Info("serving metrics", "metrics_listen", mlis.Addr().String())
+	}
 
 	if c.DebugSocket != "" {
 		dbg, err := serveDebug(c.DebugSocket)
@@ -362,6 +399,8 @@ func (c *serveCmd) Run(e *env) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
+	tell(notify.Ready())
+	close(ready)
 	runAs := c.RunAs
 	if uids != nil {
 		runAs = "a uid per user from " + uids.String()
@@ -380,6 +419,7 @@ func (c *serveCmd) Run(e *env) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-e.ctx.Done():
 	}
+	tell(notify.Stopping())
 	log.Info("shutting down: stopping jobs")
 	stopped := make(chan struct{})
 	go func() {

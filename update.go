@@ -6,17 +6,15 @@ import (
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 )
 
-// updateCmd is `jobworker update`. Its flags have variables of their own
-// (JOBWORKER_UPDATE_...), so that a variable meant for run's limits never
-// changes a job's limits.
+// updateCmd is `jobworker update`.
 type updateCmd struct {
 	clientFlags `embed:""`
 
-	CPUWeight   *uint32   `name:"cpu-weight" placeholder:"N" env:"JOBWORKER_UPDATE_CPU_WEIGHT" help:"CPU weight, 1-10000 (cpu.weight)."`
-	CPUs        *float64  `name:"cpus" placeholder:"F" env:"JOBWORKER_UPDATE_CPUS" help:"CPU cap in CPUs, e.g. 1.5 (cpu.max); 0 removes the cap."`
-	MemoryLimit *byteSize `placeholder:"SIZE" env:"JOBWORKER_UPDATE_MEMORY_LIMIT" help:"Hard memory limit (memory.max, and memory.high with it), e.g. 512M."`
-	IOWeight    *uint32   `name:"io-weight" placeholder:"N" env:"JOBWORKER_UPDATE_IO_WEIGHT" help:"I/O weight, 1-10000 (io.bfq.weight or io.weight)."`
-	PidsLimit   *uint64   `placeholder:"N" env:"JOBWORKER_UPDATE_PIDS_LIMIT" help:"Most processes and threads (pids.max)."`
+	CPUWeight   *uint32   `name:"cpu-weight" placeholder:"N" help:"CPU weight, 1-10000 (cpu.weight)."`
+	CPUs        *float64  `name:"cpus" placeholder:"F" help:"CPU cap in CPUs, e.g. 1.5 (cpu.max); 0 removes the cap."`
+	MemoryLimit *byteSize `placeholder:"SIZE" help:"Hard memory limit (memory.max, and memory.high with it), e.g. 512M."`
+	IOWeight    *uint32   `name:"io-weight" placeholder:"N" help:"I/O weight, 1-10000 (io.bfq.weight or io.weight)."`
+	PidsLimit   *uint64   `placeholder:"N" help:"Most processes and threads (pids.max)."`
 	ID          string    `arg:"" name:"id" help:"Job ID, or a unique prefix of it (at least 8 characters)."`
 }
 

@@ -20,11 +20,19 @@ import (
 // says so once per outage on notes. It returns the offset after the last
 // byte emitted.
 func Follow(ctx context.Context, api jobworkerv1.JobWorkerServiceClient, id string, offset int64, follow bool, emit func(*jobworkerv1.GetJobOutputResponse) error, notes io.Writer) (next int64, err error) {
+	return FollowRequest(ctx, api, &jobworkerv1.GetJobOutputRequest{Id: id, Offset: offset, Follow: follow}, emit, notes)
+}
+
+// FollowRequest is Follow of a whole request (with since and until, which
+// each resumed stream keeps); the request's offset moves on as it goes.
+func FollowRequest(ctx context.Context, api jobworkerv1.JobWorkerServiceClient, req *jobworkerv1.GetJobOutputRequest, emit func(*jobworkerv1.GetJobOutputResponse) error, notes io.Writer) (next int64, err error) {
+	offset := req.GetOffset()
 	backoff := 100 * time.Millisecond
 	reconnecting := false
 	for {
 		var stream grpc.ServerStreamingClient[jobworkerv1.GetJobOutputResponse]
-		stream, err = api.GetJobOutput(ctx, &jobworkerv1.GetJobOutputRequest{Id: id, Offset: offset, Follow: follow})
+		req.Offset = offset
+		stream, err = api.GetJobOutput(ctx, req)
 		if err == nil {
 			for {
 				var r *jobworkerv1.GetJobOutputResponse

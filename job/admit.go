@@ -213,6 +213,7 @@ func (m *Manager) start(req Request) (Status, error) {
 	}
 	m.jobs[id] = j
 	m.queue = append(m.queue, j)
+	m.eventsLocked(j)
 	m.mu.Unlock()
 	// A job may have ended between the check and the queueing.
 	m.schedule()

@@ -262,6 +262,7 @@ func (m *Manager) updatePending(j *job, limits cgroupfs.Limits) (Status, error) 
 		return Status{}, err
 	}
 	j.st.Limits = limits
+	m.publishLocked(j, EventLimitsUpdated)
 	m.notifyLocked(j)
 	m.mu.Unlock()
 	m.report(m.persist(j))
@@ -313,6 +314,7 @@ func (m *Manager) updateStarted(j *job, c cgroupfs.Change, limits cgroupfs.Limit
 		}
 		if werr == nil {
 			j.st.Limits = limits
+			m.publishLocked(j, EventLimitsUpdated)
 			m.notifyLocked(j)
 		}
 	}

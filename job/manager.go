@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jobworker/jobworker/cgroupfs"
@@ -52,6 +53,13 @@ type Config struct {
 	Retain time.Duration
 	// RetainCount keeps at most this many finished jobs; 0: no bound.
 	RetainCount int
+	// EventBuffer is the number of job events kept for WatchEvents; 0:
+	// DefaultEventBuffer.
+	EventBuffer int
+	// OnEvent, when set, is called with every event as it is published,
+	// with the Manager's lock held: it must not block nor call the
+	// Manager (metrics count them).
+	OnEvent func(Event)
 	// OnError receives errors of background work (a record that could not
 	// be written, a cgroup that could not be removed); nil drops them.
 	OnError func(error)
@@ -79,6 +87,10 @@ type Manager struct {
 	quit     chan struct{}  // closed by Close: ends the retention loop
 
 	copyBuffers *sync.Pool // see newCopyBuffers
+
+	events *eventLog
+
+	outputWritten, outputDropped atomic.Int64 // see Figures
 }
 
 // job is one job. Fields under "guarded by m.mu" are read and written with
@@ -114,6 +126,7 @@ type job struct {
 	termSent bool // SIGTERM went to the job once; a later stop only shortens the grace
 	lostErr  error
 	done     chan struct{} // closed once the final state is recorded
+	pubState State         // the state of the job's last event; empty: none yet
 }
 
 // Open opens a Manager on cfg.StateDir: it loads every job recorded there,
@@ -127,7 +140,7 @@ func Open(cfg Config) (*Manager, error) {
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = 10 * time.Second
 	}
-	m := &Manager{cfg: cfg, jobs: map[string]*job{}, requests: map[string]*request{}, quit: make(chan struct{}), copyBuffers: newCopyBuffers()}
+	m := &Manager{cfg: cfg, jobs: map[string]*job{}, requests: map[string]*request{}, quit: make(chan struct{}), copyBuffers: newCopyBuffers(), events: newEventLog(cfg.EventBuffer)}
 	// The state directory is made private through a descriptor opened
 	// with O_NOFOLLOW, before anything is made in it: a symbolic link in
 	// its place fails (ELOOP) rather than having its target (/etc, say)

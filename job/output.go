@@ -23,7 +23,12 @@ func (m *Manager) copyOutput(j *job, out *os.File) {
 	}
 	for {
 		n, err := readPooled(rc, m.copyBuffers, func(b []byte) error {
+			start := j.log.Start()
 			_, werr := j.log.Write(b)
+			if werr == nil {
+				m.outputWritten.Add(int64(len(b)))
+				m.outputDropped.Add(j.log.Start() - start)
+			}
 			return werr
 		})
 		var werr *writeError

@@ -14,6 +14,7 @@ import (
 func (m *Manager) notifyLocked(j *job) {
 	close(j.changed)
 	j.changed = make(chan struct{})
+	m.eventsLocked(j)
 }
 
 // snapshot returns j's status with live usage and output figures.

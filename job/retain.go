@@ -41,6 +41,7 @@ func (m *Manager) prune() {
 		if (m.cfg.RetainCount > 0 && i >= m.cfg.RetainCount) || (m.cfg.Retain > 0 && j.st.Ended.Before(cutoff)) {
 			drop = append(drop, j)
 			delete(m.jobs, j.st.ID)
+			m.publishLocked(j, EventPruned)
 			if j.st.RequestID != "" {
 				delete(m.requests, requestKey(j.st.Owner, j.st.RequestID))
 			}

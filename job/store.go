@@ -143,6 +143,7 @@ func (m *Manager) load() error {
 			continue
 		}
 		if j := m.loadJob(filepath.Join(m.jobsDir(), e.Name())); j != nil {
+			j.pubState = j.st.State
 			m.jobs[j.st.ID] = j
 			if j.st.RequestID != "" {
 				done := make(chan struct{})

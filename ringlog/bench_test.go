@@ -137,3 +137,27 @@ func BenchmarkBaselineFileWrite(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWriteTimeIndex measures what the time index costs the writer:
+// the same writes, of 64 KiB and of one 64-byte line, without the index
+// (the log as it was before it) and with it, in one run.
+func BenchmarkWriteTimeIndex(b *testing.B) {
+	for _, size := range []int{64 << 10, 64} {
+		for _, index := range []bool{false, true} {
+			b.Run(fmt.Sprintf("write=%d/index=%v", size, index), func(b *testing.B) {
+				l, err := Create(benchDir(b), Options{RingSize: 1 << 20, noTimeIndex: !index})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer l.Close()
+				chunk := make([]byte, size)
+				b.SetBytes(int64(size))
+				for b.Loop() {
+					if _, err := l.Write(chunk); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

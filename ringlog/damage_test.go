@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -224,9 +225,9 @@ func (r *syncRecorder) sync(f *os.File) error {
 	return nil
 }
 
-// TestSyncOrder: a full segment is fsynced before the log moves to the
-// next one, then the directory that names both; Close fsyncs the last
-// segment and the directory; a sync that fails is the error of the Write
+// TestSyncOrder: a full segment and its time index are fsynced before the
+// log moves to the next one, then the directory that names them; Close
+// fsyncs the last segment, its index and the directory; a sync that fails is the error of the Write
 // or Close that needed it.
 func TestSyncOrder(t *testing.T) {
 	dir := t.TempDir()
@@ -237,20 +238,21 @@ func TestSyncOrder(t *testing.T) {
 	rec := &syncRecorder{}
 	l.fsync = rec.sync
 	seg := func(base int64) string { return filepath.Join(dir, segName(base)) }
+	idx := func(base int64) string { return filepath.Join(dir, fmt.Sprintf("%020d.idx", base)) }
 
 	mustWrite(t, l, pattern(0, 10))
 	if len(rec.names) != 0 {
 		t.Errorf("syncs after filling the first segment: %q, want none yet", rec.names)
 	}
 	mustWrite(t, l, pattern(10, 15))
-	if want := []string{seg(0), dir, seg(10), dir}; !reflect.DeepEqual(rec.names, want) {
+	if want := []string{seg(0), idx(0), dir, seg(10), idx(10), dir}; !reflect.DeepEqual(rec.names, want) {
 		t.Errorf("syncs after two rotations: %q\nwant %q", rec.names, want)
 	}
 	rec.names = nil
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{seg(20), dir}; !reflect.DeepEqual(rec.names, want) {
+	if want := []string{seg(20), idx(20), dir}; !reflect.DeepEqual(rec.names, want) {
 		t.Errorf("syncs of Close: %q, want %q", rec.names, want)
 	}
 	rec.names = nil

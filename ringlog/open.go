@@ -73,6 +73,11 @@ func Open(dir string, opts Options) (*Log, error) {
 			prev.size = s.base - prev.base
 		}
 	}
+	for i := range segs {
+		if err := l.openIndex(&segs[i]); err != nil {
+			problems = append(problems, err)
+		}
+	}
 	l.segs = segs
 	if len(segs) > 0 {
 		l.start = segs[0].base

@@ -35,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // Defaults for Options fields left zero.
@@ -84,6 +85,9 @@ type Options struct {
 	// SegmentSize is the size of one segment file; default DiskCap/8
 	// (at least 4 KiB), or DefaultSegmentSize without a cap.
 	SegmentSize int64
+
+	// noTimeIndex leaves the time index out (the benchmarks' baseline).
+	noTimeIndex bool
 }
 
 func (o Options) withDefaults() Options {
@@ -106,6 +110,10 @@ func (o Options) withDefaults() Options {
 type segment struct {
 	base int64
 	size int64
+	// entries is how many entries its time index holds; first the time
+	// of the first (Unix nanoseconds). See timeindex.go.
+	entries int64
+	first   int64
 }
 
 // Log is one job's output. Write and Close are for the single producer;
@@ -117,6 +125,11 @@ type Log struct {
 	// wmu serialises writers, so that file writes happen outside mu.
 	wmu sync.Mutex
 	cur *os.File // open segment, the last of segs; nil until the first write
+	idx *os.File // its time index; nil when it could not be made
+	// lastWrite and lastEntry are the times of the last write and of the
+	// last index entry (timeindex.go).
+	lastWrite, lastEntry time.Time
+	now                  func() time.Time
 
 	mu       sync.Mutex
 	segs     []segment // kept segments, oldest first
@@ -127,6 +140,7 @@ type Log struct {
 	closed   bool
 	wake     chan struct{} // closed at the next write or Close; nil when nobody waits
 	slots    chan struct{} // read slots; made at the first read
+	tail     timeEntry     // the newest entry of the time index this Log wrote
 
 	// fsync makes a file durable: (*os.File).Sync, or a test's recorder.
 	fsync func(*os.File) error
@@ -145,7 +159,7 @@ func Create(dir string, opts Options) (*Log, error) {
 	if len(segs) > 0 || len(problems) > 0 {
 		return nil, fmt.Errorf("ringlog: create %s: directory already holds a log", dir)
 	}
-	return &Log{dir: dir, opts: opts.withDefaults(), fsync: (*os.File).Sync}, nil
+	return &Log{dir: dir, opts: opts.withDefaults(), fsync: (*os.File).Sync, now: time.Now}, nil
 }
 
 func (l *Log) segmentPath(base int64) string {
@@ -176,6 +190,9 @@ func (l *Log) Write(p []byte) (int, error) {
 	if closed {
 		return 0, ErrClosed
 	}
+	// The time the bytes arrived, for the time index.
+	t := l.now()
+	defer func() { l.lastWrite = t }()
 	written := 0
 	for written < len(p) {
 		if err := l.ensureSegment(); err != nil {
@@ -185,6 +202,9 @@ func (l *Log) Write(p []byte) (int, error) {
 		l.mu.Lock()
 		last := l.segs[len(l.segs)-1]
 		l.mu.Unlock()
+		if written == 0 || last.size == 0 {
+			l.noteTime(last.base+last.size, t, last.size == 0)
+		}
 		chunk := p[written:]
 		if room := l.opts.SegmentSize - last.size; int64(len(chunk)) > room {
 			chunk = chunk[:room]
@@ -216,6 +236,12 @@ func (l *Log) ensureSegment() error {
 		if err := l.fsync(old); err != nil {
 			return fmt.Errorf("ringlog: sync %s: %w", old.Name(), err)
 		}
+		if l.idx != nil {
+			// Its index too; one that fails loses times, not output.
+			_ = l.fsync(l.idx)
+			_ = l.idx.Close()
+			l.idx = nil
+		}
 	}
 	f, err := os.OpenFile(l.segmentPath(base), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
 	if err != nil {
@@ -227,6 +253,11 @@ func (l *Log) ensureSegment() error {
 		_ = old.Close()
 	}
 	l.cur = f
+	if !l.opts.noTimeIndex {
+		// A time index that cannot be made leaves the segment without
+		// times, not without output.
+		l.idx, _ = os.OpenFile(l.indexPath(base), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	}
 	l.mu.Lock()
 	l.segs = append(l.segs, segment{base: base})
 	l.mu.Unlock()
@@ -298,6 +329,7 @@ func (l *Log) dropOldest() {
 		// the cap bounds what readers are served, and the file is retried
 		// by nobody; its error is not the writer's to handle.
 		_ = os.Remove(l.segmentPath(old.base))
+		_ = os.Remove(l.indexPath(old.base))
 		l.segs = l.segs[1:]
 		l.start = l.segs[0].base
 	}
@@ -319,6 +351,11 @@ func (l *Log) Close() error {
 		}
 		if cerr := l.cur.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("ringlog: close %s: %w", l.cur.Name(), cerr)
+		}
+		if l.idx != nil {
+			_ = l.fsync(l.idx)
+			_ = l.idx.Close()
+			l.idx = nil
 		}
 		if derr := l.syncDir(); derr != nil && err == nil {
 			err = fmt.Errorf("ringlog: sync %s: %w", l.dir, derr)

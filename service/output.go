@@ -1,17 +1,64 @@
 package service
 
 import (
+	"context"
 	"errors"
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"github.com/jobworker/jobworker/ringlog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
+
+// timeWindow is a GetJobOutput's since and until (nil: unset).
+type timeWindow struct {
+	since, until *time.Time
+}
+
+func newTimeWindow(req *jobworkerv1.GetJobOutputRequest) (timeWindow, error) {
+	var w timeWindow
+	for _, f := range []struct {
+		name string
+		ts   *timestamppb.Timestamp
+		dst  **time.Time
+	}{{"since", req.GetSince(), &w.since}, {"until", req.GetUntil(), &w.until}} {
+		if f.ts == nil {
+			continue
+		}
+		if err := f.ts.CheckValid(); err != nil {
+			return w, status.Errorf(codes.InvalidArgument, "%s: %v", f.name, err)
+		}
+		t := f.ts.AsTime()
+		*f.dst = &t
+	}
+	if w.since != nil && w.until != nil && w.until.Before(*w.since) {
+		return w, status.Errorf(codes.InvalidArgument, "until (%s) is before since (%s)", w.until.Format(time.RFC3339), w.since.Format(time.RFC3339))
+	}
+	return w, nil
+}
+
+// errUntilPassed: a follower's until has passed while it waited.
+var errUntilPassed = errors.New("until passed")
+
+// wait is r.Wait that gives up with errUntilPassed once until passes.
+func (w timeWindow) wait(ctx context.Context, r *ringlog.Reader) error {
+	if w.until == nil {
+		return r.Wait(ctx)
+	}
+	wctx, cancel := context.WithDeadline(ctx, *w.until)
+	defer cancel()
+	err := r.Wait(wctx)
+	if err != nil && ctx.Err() == nil {
+		return errUntilPassed
+	}
+	return err
+}
 
 // A GetJobOutput message carries at most about 1 MiB: large enough for
 // throughput, well under the default 4 MiB message limit. When many
@@ -75,6 +122,17 @@ func (s *api) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.ServerS
 	if off > log.Size() {
 		return status.Errorf(codes.OutOfRange, "offset %d is past the end of the output (%d bytes)", off, log.Size())
 	}
+	w, err := newTimeWindow(req)
+	if err != nil {
+		return err
+	}
+	if w.since != nil {
+		off = max(off, log.OffsetAt(*w.since))
+	}
+	follow := req.GetFollow()
+	if w.until != nil && !time.Now().Before(*w.until) {
+		follow = false // nothing that arrives from now on is selected
+	}
 	// An offset the disk cap has dropped comes back from the first read as
 	// a drop: the next chunk says how much was skipped.
 	r := log.NewReader(ctx, off, false)
@@ -87,15 +145,38 @@ func (s *api) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.ServerS
 		// them wait at once. One whose send waits for flow control holds
 		// a chunk; chunks shrink as streams grow (outputStreams.pool),
 		// which bounds the memory in flight.
-		if req.GetFollow() {
-			if err := r.Wait(ctx); err != nil {
+		if follow {
+			if err := w.wait(ctx, r); err == errUntilPassed {
+				follow = false // read what is there, then end
+			} else if err != nil {
 				return status.FromContextError(err).Err()
+			}
+		}
+		// The chunk ends where the time index has a later time, and
+		// before what arrived after until.
+		at0 := r.Offset()
+		t, next := log.TimeAt(at0)
+		limit := int64(-1)
+		if next > at0 {
+			limit = next - at0
+		}
+		if w.until != nil {
+			end := log.OffsetAt(w.until.Add(time.Nanosecond))
+			if end <= at0 && end < log.Size() {
+				return nil
+			}
+			if end > at0 && end < log.Size() && (limit < 0 || end-at0 < limit) {
+				limit = end - at0
 			}
 		}
 		pool := s.out.pool()
 		bp := pool.Get().(*[]byte)
+		buf := *bp
+		if limit >= 0 && limit < int64(len(buf)) {
+			buf = buf[:limit]
+		}
 		// What is there now, coalesced into one chunk.
-		n, at, err := r.ReadChunk(ctx, *bp)
+		n, at, err := r.ReadChunk(ctx, buf)
 		var de *ringlog.DroppedError
 		switch {
 		case errors.As(err, &de):
@@ -113,16 +194,21 @@ func (s *api) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.ServerS
 			return jobError(err)
 		case n == 0:
 			pool.Put(bp)
-			if !req.GetFollow() {
+			if !follow {
 				return nil
 			}
 			continue
 		}
-		err = ss.Send(&jobworkerv1.GetJobOutputResponse{Offset: at, Data: (*bp)[:n], Dropped: dropped})
+		resp := &jobworkerv1.GetJobOutputResponse{Offset: at, Data: (*bp)[:n], Dropped: dropped}
+		if !t.IsZero() {
+			resp.Time = timestamppb.New(t)
+		}
+		err = ss.Send(resp)
 		pool.Put(bp)
 		if err != nil {
 			return err
 		}
+		s.metrics.streamed.Add(float64(n))
 		dropped = 0
 	}
 }

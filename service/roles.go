@@ -21,6 +21,7 @@ func MethodRoles() map[string][]auth.Role {
 		jobworkerv1.JobWorkerService_PauseJob_FullMethodName:             {auth.RoleAdmin, auth.RoleUser},
 		jobworkerv1.JobWorkerService_ResumeJob_FullMethodName:            {auth.RoleAdmin, auth.RoleUser},
 		jobworkerv1.JobWorkerService_UpdateJob_FullMethodName:            {auth.RoleAdmin, auth.RoleUser},
+		jobworkerv1.JobWorkerService_WatchJobs_FullMethodName:            all,
 		"/grpc.health.v1.Health/Check":                                   all,
 		"/grpc.health.v1.Health/Watch":                                   all,
 		"/grpc.health.v1.Health/List":                                    all,

@@ -47,6 +47,9 @@ type Config struct {
 	DefaultNetwork job.Network
 	// MaxStreams bounds the concurrent streams of one connection.
 	MaxStreams uint32
+	// Metrics, when set, are counted (its OnEvent should be the job
+	// manager's); NewServer adds the job manager's figures to them.
+	Metrics *Metrics
 }
 
 // MaxRequestBytes bounds a request message: arguments and environment are
@@ -65,10 +68,17 @@ type Server struct {
 // checked for UTF-8, before a handler sees it.
 func NewServer(cfg Config) *Server {
 	authz := auth.NewAuthorizer(cfg.Log, MethodRoles())
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	a := newAPI(cfg, authz)
+	cfg.Metrics.reg.MustRegister(newJobsCollector(cfg.Jobs, a.out))
 	srv := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(cfg.TLS)),
-		grpc.ChainUnaryInterceptor(authz.UnaryInterceptor, utf8Unary),
-		grpc.ChainStreamInterceptor(authz.StreamInterceptor, utf8Stream),
+		// Metrics first: a call the authorizer refuses is counted too.
+		grpc.ChainUnaryInterceptor(cfg.Metrics.unaryInterceptor, authz.UnaryInterceptor, utf8Unary),
+		grpc.ChainStreamInterceptor(cfg.Metrics.streamInterceptor, authz.StreamInterceptor, utf8Stream),
+		grpc.StatsHandler(connStats{cfg.Metrics}),
 		grpc.MaxConcurrentStreams(cfg.MaxStreams),
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
@@ -77,7 +87,7 @@ func NewServer(cfg Config) *Server {
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
-	jobworkerv1.RegisterJobWorkerServiceServer(srv, newAPI(cfg, authz))
+	jobworkerv1.RegisterJobWorkerServiceServer(srv, a)
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(jobworkerv1.JobWorkerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	return &Server{grpc: srv, health: hs}
@@ -107,6 +117,7 @@ type api struct {
 	version  string
 	defaults defaults
 	out      outputStreams
+	metrics  *Metrics
 }
 
 // defaults are the limits only an admin may lift.
@@ -121,6 +132,7 @@ func newAPI(cfg Config, authz *auth.Authorizer) *api {
 		m: cfg.Jobs, authz: authz, h: cfg.Cgroups, version: cfg.Version,
 		defaults: defaults{memory: cfg.DefaultMemory, pids: cfg.DefaultPids, network: cfg.DefaultNetwork},
 		out:      newOutputStreams(),
+		metrics:  cfg.Metrics,
 	}
 }
 
@@ -326,35 +338,46 @@ func (s *api) GetJobStatus(req *jobworkerv1.GetJobStatusRequest, ss grpc.ServerS
 
 // ListJobs lists the jobs the caller may see.
 func (s *api) ListJobs(ctx context.Context, req *jobworkerv1.ListJobsRequest) (*jobworkerv1.ListJobsResponse, error) {
-	id := identity(ctx)
-	f := job.Filter{Owners: req.GetOwners(), Name: req.GetName(), Labels: req.GetLabels()}
-	if f.Name != "" {
-		if err := job.CheckName(f.Name); err != nil {
-			return nil, jobError(err)
-		}
-	}
-	if err := job.CheckLabels(f.Labels); err != nil {
-		return nil, jobError(err)
-	}
-	for _, st := range req.GetStates() {
-		js, ok := stateFromProto[st]
-		if !ok {
-			return nil, status.Errorf(codes.InvalidArgument, "state filter %v is not a job state", st)
-		}
-		f.States = append(f.States, js)
-	}
-	if !auth.JobVisible(id, "") {
-		// A user sees its own jobs only, whatever owners it asks for.
-		if len(f.Owners) > 0 && !slices.Contains(f.Owners, id.User) {
-			return &jobworkerv1.ListJobsResponse{}, nil
-		}
-		f.Owners = []string{id.User}
+	f, none, err := visibleFilter(ctx, req.GetOwners(), req.GetStates(), req.GetName(), req.GetLabels())
+	if err != nil || none {
+		return &jobworkerv1.ListJobsResponse{}, err
 	}
 	resp := &jobworkerv1.ListJobsResponse{}
 	for _, st := range s.m.List(f) {
 		resp.Jobs = append(resp.Jobs, jobToProto(st))
 	}
 	return resp, nil
+}
+
+// visibleFilter is the filter of ListJobs and WatchJobs: the one asked,
+// narrowed to the jobs the caller may see. none reports that it matches no
+// job the caller may see.
+func visibleFilter(ctx context.Context, owners []string, states []jobworkerv1.JobState, name string, labels map[string]string) (f job.Filter, none bool, err error) {
+	id := identity(ctx)
+	f = job.Filter{Owners: owners, Name: name, Labels: labels}
+	if f.Name != "" {
+		if err := job.CheckName(f.Name); err != nil {
+			return f, false, jobError(err)
+		}
+	}
+	if err := job.CheckLabels(f.Labels); err != nil {
+		return f, false, jobError(err)
+	}
+	for _, st := range states {
+		js, ok := stateFromProto[st]
+		if !ok {
+			return f, false, status.Errorf(codes.InvalidArgument, "state filter %v is not a job state", st)
+		}
+		f.States = append(f.States, js)
+	}
+	if !auth.JobVisible(id, "") {
+		// A user sees its own jobs only, whatever owners it asks for.
+		if len(f.Owners) > 0 && !slices.Contains(f.Owners, id.User) {
+			return f, true, nil
+		}
+		f.Owners = []string{id.User}
+	}
+	return f, false, nil
 }
 
 // GetServerStatus reports the server-wide figures.

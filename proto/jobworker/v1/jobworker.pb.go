@@ -238,6 +238,79 @@ func (Network) EnumDescriptor() ([]byte, []int) {
 	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{2}
 }
 
+// JobEventType is the kind of a job's state change.
+type JobEventType int32
+
+const (
+	// JOB_EVENT_TYPE_UNSPECIFIED is never sent.
+	JobEventType_JOB_EVENT_TYPE_UNSPECIFIED JobEventType = 0
+	// JOB_EVENT_TYPE_CREATED: the job was admitted (pending or started).
+	JobEventType_JOB_EVENT_TYPE_CREATED JobEventType = 1
+	// JOB_EVENT_TYPE_STARTED: its command was executed.
+	JobEventType_JOB_EVENT_TYPE_STARTED JobEventType = 2
+	// JOB_EVENT_TYPE_PAUSED: its processes were frozen.
+	JobEventType_JOB_EVENT_TYPE_PAUSED JobEventType = 3
+	// JOB_EVENT_TYPE_RESUMED: its processes were thawed.
+	JobEventType_JOB_EVENT_TYPE_RESUMED JobEventType = 4
+	// JOB_EVENT_TYPE_ENDED: it ended; the job's state and reason say how.
+	JobEventType_JOB_EVENT_TYPE_ENDED JobEventType = 5
+	// JOB_EVENT_TYPE_LIMITS_UPDATED: its limits were changed (UpdateJob).
+	JobEventType_JOB_EVENT_TYPE_LIMITS_UPDATED JobEventType = 6
+	// JOB_EVENT_TYPE_PRUNED: retention removed it; it is no longer listed.
+	JobEventType_JOB_EVENT_TYPE_PRUNED JobEventType = 7
+)
+
+// Enum value maps for JobEventType.
+var (
+	JobEventType_name = map[int32]string{
+		0: "JOB_EVENT_TYPE_UNSPECIFIED",
+		1: "JOB_EVENT_TYPE_CREATED",
+		2: "JOB_EVENT_TYPE_STARTED",
+		3: "JOB_EVENT_TYPE_PAUSED",
+		4: "JOB_EVENT_TYPE_RESUMED",
+		5: "JOB_EVENT_TYPE_ENDED",
+		6: "JOB_EVENT_TYPE_LIMITS_UPDATED",
+		7: "JOB_EVENT_TYPE_PRUNED",
+	}
+	JobEventType_value = map[string]int32{
+		"JOB_EVENT_TYPE_UNSPECIFIED":    0,
+		"JOB_EVENT_TYPE_CREATED":        1,
+		"JOB_EVENT_TYPE_STARTED":        2,
+		"JOB_EVENT_TYPE_PAUSED":         3,
+		"JOB_EVENT_TYPE_RESUMED":        4,
+		"JOB_EVENT_TYPE_ENDED":          5,
+		"JOB_EVENT_TYPE_LIMITS_UPDATED": 6,
+		"JOB_EVENT_TYPE_PRUNED":         7,
+	}
+)
+
+func (x JobEventType) Enum() *JobEventType {
+	p := new(JobEventType)
+	*p = x
+	return p
+}
+
+func (x JobEventType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (JobEventType) Descriptor() protoreflect.EnumDescriptor {
+	return file_jobworker_v1_jobworker_proto_enumTypes[3].Descriptor()
+}
+
+func (JobEventType) Type() protoreflect.EnumType {
+	return &file_jobworker_v1_jobworker_proto_enumTypes[3]
+}
+
+func (x JobEventType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use JobEventType.Descriptor instead.
+func (JobEventType) EnumDescriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{3}
+}
+
 // IOMax caps the I/O of a job on one block device (cgroup v2 io.max). A
 // zero rate means no cap for that rate.
 type IOMax struct {
@@ -1263,7 +1336,15 @@ type GetJobOutputRequest struct {
 	// `tail -c`. An offset past the end is OUT_OF_RANGE.
 	Offset int64 `protobuf:"varint,2,opt,name=offset" json:"offset,omitempty"`
 	// follow keeps the stream open and sends new output until the job ends.
-	Follow        bool `protobuf:"varint,3,opt,name=follow" json:"follow,omitempty"`
+	Follow bool `protobuf:"varint,3,opt,name=follow" json:"follow,omitempty"`
+	// since, when set, starts at the first byte that arrived at or after
+	// it, when that is later than offset (the server's time index, to about
+	// a second for a busy job; output written before the server kept one
+	// has no time and is not selected by since).
+	Since *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since" json:"since,omitempty"`
+	// until, when set, ends the stream before the first byte that arrived
+	// after it; a follower's stream ends once the server's clock passes it.
+	Until         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=until" json:"until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1319,6 +1400,20 @@ func (x *GetJobOutputRequest) GetFollow() bool {
 	return false
 }
 
+func (x *GetJobOutputRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *GetJobOutputRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
 // GetJobOutputResponse is one chunk of output.
 type GetJobOutputResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1332,7 +1427,12 @@ type GetJobOutputResponse struct {
 	// job's output (see Job.damaged): the first chunk carries those between the
 	// offset asked for and the oldest kept byte, and a chunk of a follower that
 	// the cap overtook, or that met missing output, carries the gap it skipped.
-	Dropped       int64 `protobuf:"varint,3,opt,name=dropped" json:"dropped,omitempty"`
+	Dropped int64 `protobuf:"varint,3,opt,name=dropped" json:"dropped,omitempty"`
+	// time is when the chunk's first byte arrived, as the server's time
+	// index has it; a chunk ends where the index has a later time, so every
+	// byte of it arrived at or after time and before the next chunk's.
+	// Unset for output written before the server kept a time index.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time" json:"time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1386,6 +1486,13 @@ func (x *GetJobOutputResponse) GetDropped() int64 {
 		return x.Dropped
 	}
 	return 0
+}
+
+func (x *GetJobOutputResponse) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
 }
 
 // ListJobsRequest asks for jobs.
@@ -2061,6 +2168,204 @@ func (x *UpdateJobResponse) GetJob() *Job {
 	return nil
 }
 
+// WatchJobsRequest selects the events to stream.
+type WatchJobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// owners, states, name and labels filter as ListJobsRequest's, on the
+	// job's status at each event.
+	Owners []string          `protobuf:"bytes,1,rep,name=owners" json:"owners,omitempty"`
+	States []JobState        `protobuf:"varint,2,rep,packed,name=states,enum=jobworker.v1.JobState" json:"states,omitempty"`
+	Name   string            `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
+	Labels map[string]string `protobuf:"bytes,4,rep,name=labels" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// after resumes the stream after the event of this sequence number; 0
+	// streams the events from now on.
+	After         uint64 `protobuf:"varint,5,opt,name=after" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchJobsRequest) Reset() {
+	*x = WatchJobsRequest{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchJobsRequest) ProtoMessage() {}
+
+func (x *WatchJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchJobsRequest.ProtoReflect.Descriptor instead.
+func (*WatchJobsRequest) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *WatchJobsRequest) GetOwners() []string {
+	if x != nil {
+		return x.Owners
+	}
+	return nil
+}
+
+func (x *WatchJobsRequest) GetStates() []JobState {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+func (x *WatchJobsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *WatchJobsRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *WatchJobsRequest) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+// WatchJobsResponse is one event.
+type WatchJobsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Event         *JobEvent              `protobuf:"bytes,1,opt,name=event" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchJobsResponse) Reset() {
+	*x = WatchJobsResponse{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchJobsResponse) ProtoMessage() {}
+
+func (x *WatchJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchJobsResponse.ProtoReflect.Descriptor instead.
+func (*WatchJobsResponse) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *WatchJobsResponse) GetEvent() *JobEvent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+// JobEvent is one state change of a job.
+type JobEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sequence numbers the server's events from 1 at its start, one more
+	// for each event (of any job: a filtered stream has gaps).
+	Sequence uint64                 `protobuf:"varint,1,opt,name=sequence" json:"sequence,omitempty"`
+	Type     JobEventType           `protobuf:"varint,2,opt,name=type,enum=jobworker.v1.JobEventType" json:"type,omitempty"`
+	Time     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time" json:"time,omitempty"`
+	// job is the job's status just after the change (without live usage).
+	Job           *Job `protobuf:"bytes,4,opt,name=job" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobEvent) Reset() {
+	*x = JobEvent{}
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobEvent) ProtoMessage() {}
+
+func (x *JobEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_jobworker_v1_jobworker_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
+func (*JobEvent) Descriptor() ([]byte, []int) {
+	return file_jobworker_v1_jobworker_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *JobEvent) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *JobEvent) GetType() JobEventType {
+	if x != nil {
+		return x.Type
+	}
+	return JobEventType_JOB_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *JobEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *JobEvent) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
 var File_jobworker_v1_jobworker_proto protoreflect.FileDescriptor
 
 const file_jobworker_v1_jobworker_proto_rawDesc = "" +
@@ -2169,15 +2474,18 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x05watch\x18\x02 \x01(\bR\x05watch\x125\n" +
 	"\binterval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\binterval\";\n" +
 	"\x14GetJobStatusResponse\x12#\n" +
-	"\x03job\x18\x01 \x01(\v2\x11.jobworker.v1.JobR\x03job\"U\n" +
+	"\x03job\x18\x01 \x01(\v2\x11.jobworker.v1.JobR\x03job\"\xb9\x01\n" +
 	"\x13GetJobOutputRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x16\n" +
-	"\x06follow\x18\x03 \x01(\bR\x06follow\"\\\n" +
+	"\x06follow\x18\x03 \x01(\bR\x06follow\x120\n" +
+	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x8c\x01\n" +
 	"\x14GetJobOutputResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x18\n" +
-	"\adropped\x18\x03 \x01(\x03R\adropped\"\xeb\x01\n" +
+	"\adropped\x18\x03 \x01(\x03R\adropped\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xeb\x01\n" +
 	"\x0fListJobsRequest\x12\x16\n" +
 	"\x06owners\x18\x01 \x03(\tR\x06owners\x12.\n" +
 	"\x06states\x18\x02 \x03(\x0e2\x16.jobworker.v1.JobStateR\x06states\x12\x12\n" +
@@ -2217,7 +2525,23 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x06limits\x18\x02 \x01(\v2\x14.jobworker.v1.LimitsR\x06limits\"8\n" +
 	"\x11UpdateJobResponse\x12#\n" +
-	"\x03job\x18\x01 \x01(\v2\x11.jobworker.v1.JobR\x03job*\xaf\x01\n" +
+	"\x03job\x18\x01 \x01(\v2\x11.jobworker.v1.JobR\x03job\"\x83\x02\n" +
+	"\x10WatchJobsRequest\x12\x16\n" +
+	"\x06owners\x18\x01 \x03(\tR\x06owners\x12.\n" +
+	"\x06states\x18\x02 \x03(\x0e2\x16.jobworker.v1.JobStateR\x06states\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12B\n" +
+	"\x06labels\x18\x04 \x03(\v2*.jobworker.v1.WatchJobsRequest.LabelsEntryR\x06labels\x12\x14\n" +
+	"\x05after\x18\x05 \x01(\x04R\x05after\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"A\n" +
+	"\x11WatchJobsResponse\x12,\n" +
+	"\x05event\x18\x01 \x01(\v2\x16.jobworker.v1.JobEventR\x05event\"\xab\x01\n" +
+	"\bJobEvent\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12.\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x1a.jobworker.v1.JobEventTypeR\x04type\x12.\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12#\n" +
+	"\x03job\x18\x04 \x01(\v2\x11.jobworker.v1.JobR\x03job*\xaf\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_PENDING\x10\x01\x12\x15\n" +
@@ -2239,7 +2563,16 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\aNetwork\x12\x17\n" +
 	"\x13NETWORK_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fNETWORK_HOST\x10\x01\x12\x10\n" +
-	"\fNETWORK_NONE\x10\x022\xb7\x06\n" +
+	"\fNETWORK_NONE\x10\x02*\xf5\x01\n" +
+	"\fJobEventType\x12\x1e\n" +
+	"\x1aJOB_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16JOB_EVENT_TYPE_CREATED\x10\x01\x12\x1a\n" +
+	"\x16JOB_EVENT_TYPE_STARTED\x10\x02\x12\x19\n" +
+	"\x15JOB_EVENT_TYPE_PAUSED\x10\x03\x12\x1a\n" +
+	"\x16JOB_EVENT_TYPE_RESUMED\x10\x04\x12\x18\n" +
+	"\x14JOB_EVENT_TYPE_ENDED\x10\x05\x12!\n" +
+	"\x1dJOB_EVENT_TYPE_LIMITS_UPDATED\x10\x06\x12\x19\n" +
+	"\x15JOB_EVENT_TYPE_PRUNED\x10\a2\x87\a\n" +
 	"\x10JobWorkerService\x12I\n" +
 	"\bStartJob\x12\x1d.jobworker.v1.StartJobRequest\x1a\x1e.jobworker.v1.StartJobResponse\x12F\n" +
 	"\aStopJob\x12\x1c.jobworker.v1.StopJobRequest\x1a\x1d.jobworker.v1.StopJobResponse\x12W\n" +
@@ -2250,7 +2583,8 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\tSignalJob\x12\x1e.jobworker.v1.SignalJobRequest\x1a\x1f.jobworker.v1.SignalJobResponse\x12I\n" +
 	"\bPauseJob\x12\x1d.jobworker.v1.PauseJobRequest\x1a\x1e.jobworker.v1.PauseJobResponse\x12L\n" +
 	"\tResumeJob\x12\x1e.jobworker.v1.ResumeJobRequest\x1a\x1f.jobworker.v1.ResumeJobResponse\x12L\n" +
-	"\tUpdateJob\x12\x1e.jobworker.v1.UpdateJobRequest\x1a\x1f.jobworker.v1.UpdateJobResponseBFZ=github.com/jobworker/jobworker/proto/jobworker/v1;jobworkerv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
+	"\tUpdateJob\x12\x1e.jobworker.v1.UpdateJobRequest\x1a\x1f.jobworker.v1.UpdateJobResponse\x12N\n" +
+	"\tWatchJobs\x12\x1e.jobworker.v1.WatchJobsRequest\x1a\x1f.jobworker.v1.WatchJobsResponse0\x01BFZ=github.com/jobworker/jobworker/proto/jobworker/v1;jobworkerv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
 
 var (
 	file_jobworker_v1_jobworker_proto_rawDescOnce sync.Once
@@ -2264,103 +2598,119 @@ func file_jobworker_v1_jobworker_proto_rawDescGZIP() []byte {
 	return file_jobworker_v1_jobworker_proto_rawDescData
 }
 
-var file_jobworker_v1_jobworker_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_jobworker_v1_jobworker_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_jobworker_v1_jobworker_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_jobworker_v1_jobworker_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_jobworker_v1_jobworker_proto_goTypes = []any{
 	(JobState)(0),                   // 0: jobworker.v1.JobState
 	(FailureReason)(0),              // 1: jobworker.v1.FailureReason
 	(Network)(0),                    // 2: jobworker.v1.Network
-	(*IOMax)(nil),                   // 3: jobworker.v1.IOMax
-	(*Limits)(nil),                  // 4: jobworker.v1.Limits
-	(*Usage)(nil),                   // 5: jobworker.v1.Usage
-	(*Job)(nil),                     // 6: jobworker.v1.Job
-	(*StartJobRequest)(nil),         // 7: jobworker.v1.StartJobRequest
-	(*StartJobResponse)(nil),        // 8: jobworker.v1.StartJobResponse
-	(*StopJobRequest)(nil),          // 9: jobworker.v1.StopJobRequest
-	(*StopJobResponse)(nil),         // 10: jobworker.v1.StopJobResponse
-	(*GetJobStatusRequest)(nil),     // 11: jobworker.v1.GetJobStatusRequest
-	(*GetJobStatusResponse)(nil),    // 12: jobworker.v1.GetJobStatusResponse
-	(*GetJobOutputRequest)(nil),     // 13: jobworker.v1.GetJobOutputRequest
-	(*GetJobOutputResponse)(nil),    // 14: jobworker.v1.GetJobOutputResponse
-	(*ListJobsRequest)(nil),         // 15: jobworker.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),        // 16: jobworker.v1.ListJobsResponse
-	(*GetServerStatusRequest)(nil),  // 17: jobworker.v1.GetServerStatusRequest
-	(*GetServerStatusResponse)(nil), // 18: jobworker.v1.GetServerStatusResponse
-	(*SignalJobRequest)(nil),        // 19: jobworker.v1.SignalJobRequest
-	(*SignalJobResponse)(nil),       // 20: jobworker.v1.SignalJobResponse
-	(*PauseJobRequest)(nil),         // 21: jobworker.v1.PauseJobRequest
-	(*PauseJobResponse)(nil),        // 22: jobworker.v1.PauseJobResponse
-	(*ResumeJobRequest)(nil),        // 23: jobworker.v1.ResumeJobRequest
-	(*ResumeJobResponse)(nil),       // 24: jobworker.v1.ResumeJobResponse
-	(*UpdateJobRequest)(nil),        // 25: jobworker.v1.UpdateJobRequest
-	(*UpdateJobResponse)(nil),       // 26: jobworker.v1.UpdateJobResponse
-	nil,                             // 27: jobworker.v1.Job.EnvEntry
-	nil,                             // 28: jobworker.v1.Job.LabelsEntry
-	nil,                             // 29: jobworker.v1.StartJobRequest.EnvEntry
-	nil,                             // 30: jobworker.v1.StartJobRequest.SecretEnvEntry
-	nil,                             // 31: jobworker.v1.StartJobRequest.LabelsEntry
-	nil,                             // 32: jobworker.v1.ListJobsRequest.LabelsEntry
-	(*durationpb.Duration)(nil),     // 33: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 34: google.protobuf.Timestamp
+	(JobEventType)(0),               // 3: jobworker.v1.JobEventType
+	(*IOMax)(nil),                   // 4: jobworker.v1.IOMax
+	(*Limits)(nil),                  // 5: jobworker.v1.Limits
+	(*Usage)(nil),                   // 6: jobworker.v1.Usage
+	(*Job)(nil),                     // 7: jobworker.v1.Job
+	(*StartJobRequest)(nil),         // 8: jobworker.v1.StartJobRequest
+	(*StartJobResponse)(nil),        // 9: jobworker.v1.StartJobResponse
+	(*StopJobRequest)(nil),          // 10: jobworker.v1.StopJobRequest
+	(*StopJobResponse)(nil),         // 11: jobworker.v1.StopJobResponse
+	(*GetJobStatusRequest)(nil),     // 12: jobworker.v1.GetJobStatusRequest
+	(*GetJobStatusResponse)(nil),    // 13: jobworker.v1.GetJobStatusResponse
+	(*GetJobOutputRequest)(nil),     // 14: jobworker.v1.GetJobOutputRequest
+	(*GetJobOutputResponse)(nil),    // 15: jobworker.v1.GetJobOutputResponse
+	(*ListJobsRequest)(nil),         // 16: jobworker.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),        // 17: jobworker.v1.ListJobsResponse
+	(*GetServerStatusRequest)(nil),  // 18: jobworker.v1.GetServerStatusRequest
+	(*GetServerStatusResponse)(nil), // 19: jobworker.v1.GetServerStatusResponse
+	(*SignalJobRequest)(nil),        // 20: jobworker.v1.SignalJobRequest
+	(*SignalJobResponse)(nil),       // 21: jobworker.v1.SignalJobResponse
+	(*PauseJobRequest)(nil),         // 22: jobworker.v1.PauseJobRequest
+	(*PauseJobResponse)(nil),        // 23: jobworker.v1.PauseJobResponse
+	(*ResumeJobRequest)(nil),        // 24: jobworker.v1.ResumeJobRequest
+	(*ResumeJobResponse)(nil),       // 25: jobworker.v1.ResumeJobResponse
+	(*UpdateJobRequest)(nil),        // 26: jobworker.v1.UpdateJobRequest
+	(*UpdateJobResponse)(nil),       // 27: jobworker.v1.UpdateJobResponse
+	(*WatchJobsRequest)(nil),        // 28: jobworker.v1.WatchJobsRequest
+	(*WatchJobsResponse)(nil),       // 29: jobworker.v1.WatchJobsResponse
+	(*JobEvent)(nil),                // 30: jobworker.v1.JobEvent
+	nil,                             // 31: jobworker.v1.Job.EnvEntry
+	nil,                             // 32: jobworker.v1.Job.LabelsEntry
+	nil,                             // 33: jobworker.v1.StartJobRequest.EnvEntry
+	nil,                             // 34: jobworker.v1.StartJobRequest.SecretEnvEntry
+	nil,                             // 35: jobworker.v1.StartJobRequest.LabelsEntry
+	nil,                             // 36: jobworker.v1.ListJobsRequest.LabelsEntry
+	nil,                             // 37: jobworker.v1.WatchJobsRequest.LabelsEntry
+	(*durationpb.Duration)(nil),     // 38: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 39: google.protobuf.Timestamp
 }
 var file_jobworker_v1_jobworker_proto_depIdxs = []int32{
-	3,  // 0: jobworker.v1.Limits.io_max:type_name -> jobworker.v1.IOMax
-	27, // 1: jobworker.v1.Job.env:type_name -> jobworker.v1.Job.EnvEntry
-	4,  // 2: jobworker.v1.Job.limits:type_name -> jobworker.v1.Limits
-	33, // 3: jobworker.v1.Job.timeout:type_name -> google.protobuf.Duration
+	4,  // 0: jobworker.v1.Limits.io_max:type_name -> jobworker.v1.IOMax
+	31, // 1: jobworker.v1.Job.env:type_name -> jobworker.v1.Job.EnvEntry
+	5,  // 2: jobworker.v1.Job.limits:type_name -> jobworker.v1.Limits
+	38, // 3: jobworker.v1.Job.timeout:type_name -> google.protobuf.Duration
 	0,  // 4: jobworker.v1.Job.state:type_name -> jobworker.v1.JobState
 	1,  // 5: jobworker.v1.Job.reason:type_name -> jobworker.v1.FailureReason
-	34, // 6: jobworker.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	34, // 7: jobworker.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	34, // 8: jobworker.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	5,  // 9: jobworker.v1.Job.usage:type_name -> jobworker.v1.Usage
+	39, // 6: jobworker.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	39, // 7: jobworker.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	39, // 8: jobworker.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	6,  // 9: jobworker.v1.Job.usage:type_name -> jobworker.v1.Usage
 	2,  // 10: jobworker.v1.Job.network:type_name -> jobworker.v1.Network
-	28, // 11: jobworker.v1.Job.labels:type_name -> jobworker.v1.Job.LabelsEntry
-	29, // 12: jobworker.v1.StartJobRequest.env:type_name -> jobworker.v1.StartJobRequest.EnvEntry
-	4,  // 13: jobworker.v1.StartJobRequest.limits:type_name -> jobworker.v1.Limits
-	33, // 14: jobworker.v1.StartJobRequest.timeout:type_name -> google.protobuf.Duration
+	32, // 11: jobworker.v1.Job.labels:type_name -> jobworker.v1.Job.LabelsEntry
+	33, // 12: jobworker.v1.StartJobRequest.env:type_name -> jobworker.v1.StartJobRequest.EnvEntry
+	5,  // 13: jobworker.v1.StartJobRequest.limits:type_name -> jobworker.v1.Limits
+	38, // 14: jobworker.v1.StartJobRequest.timeout:type_name -> google.protobuf.Duration
 	2,  // 15: jobworker.v1.StartJobRequest.network:type_name -> jobworker.v1.Network
-	30, // 16: jobworker.v1.StartJobRequest.secret_env:type_name -> jobworker.v1.StartJobRequest.SecretEnvEntry
-	31, // 17: jobworker.v1.StartJobRequest.labels:type_name -> jobworker.v1.StartJobRequest.LabelsEntry
-	6,  // 18: jobworker.v1.StartJobResponse.job:type_name -> jobworker.v1.Job
-	33, // 19: jobworker.v1.StopJobRequest.grace:type_name -> google.protobuf.Duration
-	6,  // 20: jobworker.v1.StopJobResponse.job:type_name -> jobworker.v1.Job
-	33, // 21: jobworker.v1.GetJobStatusRequest.interval:type_name -> google.protobuf.Duration
-	6,  // 22: jobworker.v1.GetJobStatusResponse.job:type_name -> jobworker.v1.Job
-	0,  // 23: jobworker.v1.ListJobsRequest.states:type_name -> jobworker.v1.JobState
-	32, // 24: jobworker.v1.ListJobsRequest.labels:type_name -> jobworker.v1.ListJobsRequest.LabelsEntry
-	6,  // 25: jobworker.v1.ListJobsResponse.jobs:type_name -> jobworker.v1.Job
-	5,  // 26: jobworker.v1.GetServerStatusResponse.usage:type_name -> jobworker.v1.Usage
-	6,  // 27: jobworker.v1.SignalJobResponse.job:type_name -> jobworker.v1.Job
-	6,  // 28: jobworker.v1.PauseJobResponse.job:type_name -> jobworker.v1.Job
-	6,  // 29: jobworker.v1.ResumeJobResponse.job:type_name -> jobworker.v1.Job
-	4,  // 30: jobworker.v1.UpdateJobRequest.limits:type_name -> jobworker.v1.Limits
-	6,  // 31: jobworker.v1.UpdateJobResponse.job:type_name -> jobworker.v1.Job
-	7,  // 32: jobworker.v1.JobWorkerService.StartJob:input_type -> jobworker.v1.StartJobRequest
-	9,  // 33: jobworker.v1.JobWorkerService.StopJob:input_type -> jobworker.v1.StopJobRequest
-	11, // 34: jobworker.v1.JobWorkerService.GetJobStatus:input_type -> jobworker.v1.GetJobStatusRequest
-	13, // 35: jobworker.v1.JobWorkerService.GetJobOutput:input_type -> jobworker.v1.GetJobOutputRequest
-	15, // 36: jobworker.v1.JobWorkerService.ListJobs:input_type -> jobworker.v1.ListJobsRequest
-	17, // 37: jobworker.v1.JobWorkerService.GetServerStatus:input_type -> jobworker.v1.GetServerStatusRequest
-	19, // 38: jobworker.v1.JobWorkerService.SignalJob:input_type -> jobworker.v1.SignalJobRequest
-	21, // 39: jobworker.v1.JobWorkerService.PauseJob:input_type -> jobworker.v1.PauseJobRequest
-	23, // 40: jobworker.v1.JobWorkerService.ResumeJob:input_type -> jobworker.v1.ResumeJobRequest
-	25, // 41: jobworker.v1.JobWorkerService.UpdateJob:input_type -> jobworker.v1.UpdateJobRequest
-	8,  // 42: jobworker.v1.JobWorkerService.StartJob:output_type -> jobworker.v1.StartJobResponse
-	10, // 43: jobworker.v1.JobWorkerService.StopJob:output_type -> jobworker.v1.StopJobResponse
-	12, // 44: jobworker.v1.JobWorkerService.GetJobStatus:output_type -> jobworker.v1.GetJobStatusResponse
-	14, // 45: jobworker.v1.JobWorkerService.GetJobOutput:output_type -> jobworker.v1.GetJobOutputResponse
-	16, // 46: jobworker.v1.JobWorkerService.ListJobs:output_type -> jobworker.v1.ListJobsResponse
-	18, // 47: jobworker.v1.JobWorkerService.GetServerStatus:output_type -> jobworker.v1.GetServerStatusResponse
-	20, // 48: jobworker.v1.JobWorkerService.SignalJob:output_type -> jobworker.v1.SignalJobResponse
-	22, // 49: jobworker.v1.JobWorkerService.PauseJob:output_type -> jobworker.v1.PauseJobResponse
-	24, // 50: jobworker.v1.JobWorkerService.ResumeJob:output_type -> jobworker.v1.ResumeJobResponse
-	26, // 51: jobworker.v1.JobWorkerService.UpdateJob:output_type -> jobworker.v1.UpdateJobResponse
-	42, // [42:52] is the sub-list for method output_type
-	32, // [32:42] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	34, // 16: jobworker.v1.StartJobRequest.secret_env:type_name -> jobworker.v1.StartJobRequest.SecretEnvEntry
+	35, // 17: jobworker.v1.StartJobRequest.labels:type_name -> jobworker.v1.StartJobRequest.LabelsEntry
+	7,  // 18: jobworker.v1.StartJobResponse.job:type_name -> jobworker.v1.Job
+	38, // 19: jobworker.v1.StopJobRequest.grace:type_name -> google.protobuf.Duration
+	7,  // 20: jobworker.v1.StopJobResponse.job:type_name -> jobworker.v1.Job
+	38, // 21: jobworker.v1.GetJobStatusRequest.interval:type_name -> google.protobuf.Duration
+	7,  // 22: jobworker.v1.GetJobStatusResponse.job:type_name -> jobworker.v1.Job
+	39, // 23: jobworker.v1.GetJobOutputRequest.since:type_name -> google.protobuf.Timestamp
+	39, // 24: jobworker.v1.GetJobOutputRequest.until:type_name -> google.protobuf.Timestamp
+	39, // 25: jobworker.v1.GetJobOutputResponse.time:type_name -> google.protobuf.Timestamp
+	0,  // 26: jobworker.v1.ListJobsRequest.states:type_name -> jobworker.v1.JobState
+	36, // 27: jobworker.v1.ListJobsRequest.labels:type_name -> jobworker.v1.ListJobsRequest.LabelsEntry
+	7,  // 28: jobworker.v1.ListJobsResponse.jobs:type_name -> jobworker.v1.Job
+	6,  // 29: jobworker.v1.GetServerStatusResponse.usage:type_name -> jobworker.v1.Usage
+	7,  // 30: jobworker.v1.SignalJobResponse.job:type_name -> jobworker.v1.Job
+	7,  // 31: jobworker.v1.PauseJobResponse.job:type_name -> jobworker.v1.Job
+	7,  // 32: jobworker.v1.ResumeJobResponse.job:type_name -> jobworker.v1.Job
+	5,  // 33: jobworker.v1.UpdateJobRequest.limits:type_name -> jobworker.v1.Limits
+	7,  // 34: jobworker.v1.UpdateJobResponse.job:type_name -> jobworker.v1.Job
+	0,  // 35: jobworker.v1.WatchJobsRequest.states:type_name -> jobworker.v1.JobState
+	37, // 36: jobworker.v1.WatchJobsRequest.labels:type_name -> jobworker.v1.WatchJobsRequest.LabelsEntry
+	30, // 37: jobworker.v1.WatchJobsResponse.event:type_name -> jobworker.v1.JobEvent
+	3,  // 38: jobworker.v1.JobEvent.type:type_name -> jobworker.v1.JobEventType
+	39, // 39: jobworker.v1.JobEvent.time:type_name -> google.protobuf.Timestamp
+	7,  // 40: jobworker.v1.JobEvent.job:type_name -> jobworker.v1.Job
+	8,  // 41: jobworker.v1.JobWorkerService.StartJob:input_type -> jobworker.v1.StartJobRequest
+	10, // 42: jobworker.v1.JobWorkerService.StopJob:input_type -> jobworker.v1.StopJobRequest
+	12, // 43: jobworker.v1.JobWorkerService.GetJobStatus:input_type -> jobworker.v1.GetJobStatusRequest
+	14, // 44: jobworker.v1.JobWorkerService.GetJobOutput:input_type -> jobworker.v1.GetJobOutputRequest
+	16, // 45: jobworker.v1.JobWorkerService.ListJobs:input_type -> jobworker.v1.ListJobsRequest
+	18, // 46: jobworker.v1.JobWorkerService.GetServerStatus:input_type -> jobworker.v1.GetServerStatusRequest
+	20, // 47: jobworker.v1.JobWorkerService.SignalJob:input_type -> jobworker.v1.SignalJobRequest
+	22, // 48: jobworker.v1.JobWorkerService.PauseJob:input_type -> jobworker.v1.PauseJobRequest
+	24, // 49: jobworker.v1.JobWorkerService.ResumeJob:input_type -> jobworker.v1.ResumeJobRequest
+	26, // 50: jobworker.v1.JobWorkerService.UpdateJob:input_type -> jobworker.v1.UpdateJobRequest
+	28, // 51: jobworker.v1.JobWorkerService.WatchJobs:input_type -> jobworker.v1.WatchJobsRequest
+	9,  // 52: jobworker.v1.JobWorkerService.StartJob:output_type -> jobworker.v1.StartJobResponse
+	11, // 53: jobworker.v1.JobWorkerService.StopJob:output_type -> jobworker.v1.StopJobResponse
+	13, // 54: jobworker.v1.JobWorkerService.GetJobStatus:output_type -> jobworker.v1.GetJobStatusResponse
+	15, // 55: jobworker.v1.JobWorkerService.GetJobOutput:output_type -> jobworker.v1.GetJobOutputResponse
+	17, // 56: jobworker.v1.JobWorkerService.ListJobs:output_type -> jobworker.v1.ListJobsResponse
+	19, // 57: jobworker.v1.JobWorkerService.GetServerStatus:output_type -> jobworker.v1.GetServerStatusResponse
+	21, // 58: jobworker.v1.JobWorkerService.SignalJob:output_type -> jobworker.v1.SignalJobResponse
+	23, // 59: jobworker.v1.JobWorkerService.PauseJob:output_type -> jobworker.v1.PauseJobResponse
+	25, // 60: jobworker.v1.JobWorkerService.ResumeJob:output_type -> jobworker.v1.ResumeJobResponse
+	27, // 61: jobworker.v1.JobWorkerService.UpdateJob:output_type -> jobworker.v1.UpdateJobResponse
+	29, // 62: jobworker.v1.JobWorkerService.WatchJobs:output_type -> jobworker.v1.WatchJobsResponse
+	52, // [52:63] is the sub-list for method output_type
+	41, // [41:52] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_jobworker_v1_jobworker_proto_init() }
@@ -2373,8 +2723,8 @@ func file_jobworker_v1_jobworker_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobworker_v1_jobworker_proto_rawDesc), len(file_jobworker_v1_jobworker_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   30,
+			NumEnums:      4,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,6 +32,7 @@ const (
 	JobWorkerService_PauseJob_FullMethodName        = "/jobworker.v1.JobWorkerService/PauseJob"
 	JobWorkerService_ResumeJob_FullMethodName       = "/jobworker.v1.JobWorkerService/ResumeJob"
 	JobWorkerService_UpdateJob_FullMethodName       = "/jobworker.v1.JobWorkerService/UpdateJob"
+	JobWorkerService_WatchJobs_FullMethodName       = "/jobworker.v1.JobWorkerService/WatchJobs"
 )
 
 // JobWorkerServiceClient is the client API for JobWorkerService service.
@@ -92,6 +93,17 @@ type JobWorkerServiceClient interface {
 	// the message, rather than an OOM kill. Owner and admin only; a job that
 	// has ended is FAILED_PRECONDITION.
 	UpdateJob(ctx context.Context, in *UpdateJobRequest, opts ...grpc.CallOption) (*UpdateJobResponse, error)
+	// WatchJobs streams the state changes of the jobs the caller may see that
+	// match its filters (as ListJobs'), from now on or after a given event,
+	// until the client ends it. The server keeps its last events in a bounded
+	// buffer that every watcher reads at its own pace, so a slow watcher slows
+	// neither the server nor the others: one that falls more than half that
+	// buffer behind is ended with RESOURCE_EXHAUSTED, whose message names the
+	// last event it was sent, and may resume with after set to it. An after
+	// whose following events are no longer kept, or that this server never
+	// sent (it restarted since), is OUT_OF_RANGE: list the jobs and watch
+	// from now.
+	WatchJobs(ctx context.Context, in *WatchJobsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchJobsResponse], error)
 }
 
 type jobWorkerServiceClient struct {
@@ -220,6 +232,25 @@ func (c *jobWorkerServiceClient) UpdateJob(ctx context.Context, in *UpdateJobReq
 	return out, nil
 }
 
+func (c *jobWorkerServiceClient) WatchJobs(ctx context.Context, in *WatchJobsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchJobsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &JobWorkerService_ServiceDesc.Streams[2], JobWorkerService_WatchJobs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchJobsRequest, WatchJobsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JobWorkerService_WatchJobsClient = grpc.ServerStreamingClient[WatchJobsResponse]
+
 // JobWorkerServiceServer is the server API for JobWorkerService service.
 // All implementations must embed UnimplementedJobWorkerServiceServer
 // for forward compatibility.
@@ -278,6 +309,17 @@ type JobWorkerServiceServer interface {
 	// the message, rather than an OOM kill. Owner and admin only; a job that
 	// has ended is FAILED_PRECONDITION.
 	UpdateJob(context.Context, *UpdateJobRequest) (*UpdateJobResponse, error)
+	// WatchJobs streams the state changes of the jobs the caller may see that
+	// match its filters (as ListJobs'), from now on or after a given event,
+	// until the client ends it. The server keeps its last events in a bounded
+	// buffer that every watcher reads at its own pace, so a slow watcher slows
+	// neither the server nor the others: one that falls more than half that
+	// buffer behind is ended with RESOURCE_EXHAUSTED, whose message names the
+	// last event it was sent, and may resume with after set to it. An after
+	// whose following events are no longer kept, or that this server never
+	// sent (it restarted since), is OUT_OF_RANGE: list the jobs and watch
+	// from now.
+	WatchJobs(*WatchJobsRequest, grpc.ServerStreamingServer[WatchJobsResponse]) error
 	mustEmbedUnimplementedJobWorkerServiceServer()
 }
 
@@ -317,6 +359,9 @@ func (UnimplementedJobWorkerServiceServer) ResumeJob(context.Context, *ResumeJob
 }
 func (UnimplementedJobWorkerServiceServer) UpdateJob(context.Context, *UpdateJobRequest) (*UpdateJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateJob not implemented")
+}
+func (UnimplementedJobWorkerServiceServer) WatchJobs(*WatchJobsRequest, grpc.ServerStreamingServer[WatchJobsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchJobs not implemented")
 }
 func (UnimplementedJobWorkerServiceServer) mustEmbedUnimplementedJobWorkerServiceServer() {}
 func (UnimplementedJobWorkerServiceServer) testEmbeddedByValue()                          {}
@@ -505,6 +550,17 @@ func _JobWorkerService_UpdateJob_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobWorkerService_WatchJobs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchJobsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(JobWorkerServiceServer).WatchJobs(m, &grpc.GenericServerStream[WatchJobsRequest, WatchJobsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JobWorkerService_WatchJobsServer = grpc.ServerStreamingServer[WatchJobsResponse]
+
 // JobWorkerService_ServiceDesc is the grpc.ServiceDesc for JobWorkerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -554,6 +610,11 @@ var JobWorkerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "GetJobOutput",
 			Handler:       _JobWorkerService_GetJobOutput_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchJobs",
+			Handler:       _JobWorkerService_WatchJobs_Handler,
 			ServerStreams: true,
 		},
 	},

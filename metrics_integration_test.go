@@ -1,0 +1,177 @@
+//go:build integration
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jobworker/jobworker/auth"
+)
+
+// metricsAddr is the address the server logged it serves metrics on.
+func (s *devServer) metricsAddr() string {
+	s.t.Helper()
+	m := regexp.MustCompile(`"?serving metrics"? metrics_listen=(\S+)`).FindStringSubmatch(s.serverLog())
+	if m == nil {
+		s.t.Fatalf("the server logged no metrics address; its log:\n%s", s.serverLog())
+	}
+	return m[1]
+}
+
+// scrape GETs https://ADDR/metrics as who (no certificate for ""), over
+// HTTP/1.1 as Prometheus does by default.
+func (s *devServer) scrape(who string) (int, string, error) {
+	s.t.Helper()
+	dir := filepath.Join(s.state, "dev")
+	cfg := &tls.Config{}
+	if who != "" {
+		var err error
+		cfg, err = auth.ClientConfig(filepath.Join(s.state, "dev", "ca.crt"), filepath.Join(dir, who+".crt"), filepath.Join(dir, who+".key"), "localhost")
+		if err != nil {
+			s.t.Fatal(err)
+		}
+	} else {
+		c, err := auth.ClientConfig(filepath.Join(s.state, "dev", "ca.crt"), filepath.Join(s.state, "dev", "reader.crt"), filepath.Join(s.state, "dev", "reader.key"), "localhost")
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		cfg.RootCAs, cfg.ServerName = c.RootCAs, "localhost"
+	}
+	cfg.NextProtos = []string{"http/1.1"}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}, Timeout: time.Minute}
+	resp, err := c.Get("https://" + s.metricsAddr() + "/metrics")
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// metricValue is the value of the sample named exactly series (name and
+// labels, in the exposition's sorted order) in a scrape; -1 if missing.
+func metricValue(scrape, series string) float64 {
+	sc := bufio.NewScanner(strings.NewReader(scrape))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return -1
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+// TestOnHostMetrics runs a known sequence of jobs and RPCs, then scrapes
+// --metrics-listen over mutual TLS and checks each metric's value; the
+// scrape passes `promtool check metrics`; reader and admin certificates may
+// scrape, a user's is refused, and a client without one cannot connect.
+func TestOnHostMetrics(t *testing.T) {
+	promtool := os.Getenv("JOBWORKER_PROMTOOL")
+	if promtool == "" {
+		t.Fatal("JOBWORKER_PROMTOOL is not set: hack/test installs Debian's prometheus package for promtool")
+	}
+	s := startHostServer(t, "--metrics-listen", "127.0.0.1:0", "--output-cap", "1M", "--ring-size", "64K")
+	const big = 3 << 20
+	if r := s.cli("user", "run", "--", "sh", "-c", "echo hello"); r.code != 0 || r.out != "hello\n" {
+		t.Fatalf("run echo hello: exit %d, stdout %q, stderr %q", r.code, r.out, r.err)
+	}
+	if r := s.cli("user", "run", "--", "sh", "-c", "exit 3"); r.code != 3 {
+		t.Fatalf("run exit 3: exit %d, stderr %q", r.code, r.err)
+	}
+	running := s.detach("user", "sleep", "1000")
+	stopped := s.detach("bob", "sleep", "1000")
+	if r := s.cli("bob", "stop", "--grace", "0s", running); r.code == 0 {
+		t.Fatalf("bob stopped dev-user's job")
+	}
+	if r := s.cli("bob", "stop", "--grace", "0s", stopped); r.code != 0 {
+		t.Fatalf("stop: exit %d, stderr %q", r.code, r.err)
+	}
+	if r := s.cli("reader", "run", "-d", "--", "true"); r.code == 0 {
+		t.Fatalf("a reader started a job")
+	}
+	capped := s.detach("admin", "head", "-c", strconv.Itoa(big), "/dev/zero")
+	dropped := s.wait(capped).GetOutputStart()
+	if dropped == 0 {
+		t.Fatalf("the output cap dropped nothing of %d bytes", big)
+	}
+	// (s.job's connection stays open.)
+	reserved := s.job(running).GetLimits().GetMemoryMaxBytes()
+
+	code, scrape, err := s.scrape("reader")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("scrape as reader: %d, %v\n%s", code, err, scrape)
+	}
+	for _, c := range []struct {
+		series string
+		want   float64
+	}{
+		{`jobworker_jobs{state="completed"}`, 2},
+		{`jobworker_jobs{state="failed"}`, 1},
+		{`jobworker_jobs{state="running"}`, 1},
+		{`jobworker_jobs{state="stopped"}`, 1},
+		{`jobworker_jobs{state="pending"}`, 0},
+		{`jobworker_jobs{state="paused"}`, 0},
+		{`jobworker_job_ends_total{reason="none",state="completed",user="dev-user"}`, 1},
+		{`jobworker_job_ends_total{reason="exit_code",state="failed",user="dev-user"}`, 1},
+		{`jobworker_job_ends_total{reason="none",state="stopped",user="bob"}`, 1},
+		{`jobworker_job_ends_total{reason="none",state="completed",user="admin"}`, 1},
+		{`jobworker_oom_kills_total{user="dev-user"}`, 0},
+		{`jobworker_user_jobs_running{user="dev-user"}`, 1},
+		{`jobworker_user_jobs_pending{user="dev-user"}`, 0},
+		{`jobworker_user_memory_reserved_bytes{user="dev-user"}`, float64(reserved)},
+		{`jobworker_memory_reserved_bytes`, float64(reserved)},
+		{`jobworker_grpc_requests_total{code="OK",method="StartJob"}`, 5},
+		{`jobworker_grpc_requests_total{code="PermissionDenied",method="StartJob"}`, 1},
+		{`jobworker_grpc_requests_total{code="NotFound",method="StopJob"}`, 1},
+		{`jobworker_grpc_requests_total{code="OK",method="StopJob"}`, 1},
+		{`jobworker_grpc_request_duration_seconds_count{method="StartJob"}`, 6},
+		{`jobworker_job_start_seconds_count`, 5},
+		{`jobworker_job_queue_wait_seconds_count`, 0},
+		{`jobworker_output_written_bytes_total`, 6 + big},
+		{`jobworker_output_dropped_bytes_total`, float64(dropped)},
+		{`jobworker_output_streamed_bytes_total`, 6},
+		{`jobworker_output_streams`, 0},
+	} {
+		if got := metricValue(scrape, c.series); got != c.want {
+			t.Errorf("%s = %v, want %v", c.series, got, c.want)
+		}
+	}
+	if got := metricValue(scrape, "jobworker_connections"); got < 1 {
+		t.Errorf("jobworker_connections = %v, want at least the one kept open", got)
+	}
+	if strings.Contains(scrape, running) || strings.Contains(scrape, capped) {
+		t.Errorf("a job ID is in the metrics")
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(scrape)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out.String())
+	}
+
+	if code, _, err := s.scrape("admin"); err != nil || code != http.StatusOK {
+		t.Errorf("scrape as admin: %d, %v; want 200", code, err)
+	}
+	if code, body, err := s.scrape("user"); err != nil || code != http.StatusForbidden {
+		t.Errorf("scrape as a user: %d %q, %v; want 403", code, body, err)
+	}
+	if _, _, err := s.scrape(""); err == nil {
+		t.Errorf("scrape without a client certificate succeeded")
+	}
+}
