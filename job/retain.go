@@ -49,6 +49,11 @@ func (m *Manager) prune() {
 	m.mu.Unlock()
 	for _, j := range drop {
 		j.persistMu.Lock()
+		// The log first: a reader of it gets ErrRemoved from now on,
+		// never a file that is missing under it.
+		if err := j.log.Remove(); err != nil {
+			m.report(fmt.Errorf("retention: remove job %s: %w", j.st.ID, err))
+		}
 		if err := os.RemoveAll(j.dir); err != nil {
 			m.report(fmt.Errorf("retention: remove job %s: %w", j.st.ID, err))
 		}

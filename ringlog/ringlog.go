@@ -125,6 +125,7 @@ type Log struct {
 	ring     []byte    // ring[o % RingSize] holds byte o while o >= size-ringHeld
 	ringHeld int64     // how many of the newest bytes the ring holds
 	closed   bool
+	removed  bool          // by Remove: every read returns ErrRemoved
 	wake     chan struct{} // closed at the next write or Close; nil when nobody waits
 	slots    chan struct{} // read slots; made at the first read
 
