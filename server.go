@@ -48,6 +48,7 @@ type serveCmd struct {
 	Retain             time.Duration `default:"168h" placeholder:"DUR" help:"How long finished jobs are kept (0: forever)."`
 	RetainCount        int           `default:"10000" placeholder:"N" help:"Most finished jobs kept (0: no bound)."`
 	MaxStreams         uint32        `default:"128" placeholder:"N" help:"Most concurrent streams per client connection."`
+	MaxConnections     int           `default:"4096" placeholder:"N" help:"Most connections open at once; past it a new one replaces the oldest still in its TLS handshake (which must finish within 10s), or is closed."`
 	DebugSocket        string        `placeholder:"PATH" type:"path" help:"Serve Go's runtime profiles (net/http/pprof) on a unix socket at PATH, mode 0600, for root only. Off by default."`
 }
 
@@ -346,6 +347,7 @@ func (c *serveCmd) Run(e *env) error {
 	srv := service.NewServer(service.Config{
 		Jobs: m, Cgroups: h, TLS: tlsState.Config(), Log: log, Version: versionString(),
 		DefaultMemory: uint64(c.DefaultMemoryLimit), DefaultPids: c.DefaultPidsLimit, MaxStreams: c.MaxStreams,
+		Conns:          service.NewConns(c.MaxConnections),
 		DefaultNetwork: job.Network(c.DefaultNetwork),
 	})
 

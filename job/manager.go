@@ -114,6 +114,7 @@ type job struct {
 	termSent bool // SIGTERM went to the job once; a later stop only shortens the grace
 	lostErr  error
 	done     chan struct{} // closed once the final state is recorded
+	trimmed  bool          // st's Args and Env are on disk only (trim.go)
 }
 
 // Open opens a Manager on cfg.StateDir: it loads every job recorded there,

@@ -17,6 +17,7 @@ import (
 	"github.com/jobworker/jobworker/cgroupfs"
 	"github.com/jobworker/jobworker/job"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+	"github.com/jobworker/jobworker/ringlog"
 	"github.com/jobworker/jobworker/shim"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -46,17 +47,21 @@ type Config struct {
 	DefaultNetwork job.Network
 	// MaxStreams bounds the concurrent streams of one connection.
 	MaxStreams uint32
+	// Conns bounds and tracks the connections (nil: NewConns(0)).
+	Conns *Conns
 }
 
-// MaxRequestBytes bounds a request message: arguments and environment are
-// each bounded to 1 MiB by the job library.
-const MaxRequestBytes = 4 << 20
+// MaxRequestBytes bounds a request message: a job's command, arguments
+// and environment together are bounded to job.MaxRequestBytes (256 KiB)
+// by the job library; the rest (names, labels, limits) is small.
+const MaxRequestBytes = 512 << 10
 
 // Server is the gRPC server of the API, with the health and reflection
 // services beside it.
 type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
+	conns  *Conns
 }
 
 // NewServer builds the server: every call is authenticated by the client
@@ -64,13 +69,17 @@ type Server struct {
 // checked for UTF-8, before a handler sees it.
 func NewServer(cfg Config) *Server {
 	authz := auth.NewAuthorizer(cfg.Log, MethodRoles())
+	if cfg.Conns == nil {
+		cfg.Conns = NewConns(0)
+	}
 	srv := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(cfg.TLS)),
+		grpc.Creds(cfg.Conns.Credentials(credentials.NewTLS(cfg.TLS))),
+		grpc.ConnectionTimeout(HandshakeTimeout),
 		grpc.ChainUnaryInterceptor(authz.UnaryInterceptor, utf8Unary),
 		grpc.ChainStreamInterceptor(authz.StreamInterceptor, utf8Stream),
 		grpc.MaxConcurrentStreams(cfg.MaxStreams),
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, MaxConnectionIdle: IdleTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	hs := health.NewServer()
@@ -79,11 +88,12 @@ func NewServer(cfg Config) *Server {
 	jobworkerv1.RegisterJobWorkerServiceServer(srv, newAPI(cfg, authz))
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(jobworkerv1.JobWorkerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	return &Server{grpc: srv, health: hs}
+	return &Server{grpc: srv, health: hs, conns: cfg.Conns}
 }
 
-// Serve serves on lis until Shutdown or Stop.
-func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
+// Serve serves on lis, within the bound of connections, until Shutdown or
+// Stop.
+func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(s.conns.Listener(lis)) }
 
 // Shutdown reports the server not serving, accepts no new connection and
 // no new call, and returns once the calls in progress have ended.
@@ -144,6 +154,8 @@ func jobError(err error) error {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, job.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, ringlog.ErrRemoved):
+		return status.Error(codes.NotFound, "the job's output was removed by retention")
 	case errors.Is(err, job.ErrClosed):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.As(err, &se):
@@ -349,9 +361,9 @@ func (s *api) ListJobs(ctx context.Context, req *jobworkerv1.ListJobsRequest) (*
 		}
 		f.Owners = []string{id.User}
 	}
-	resp := &jobworkerv1.ListJobsResponse{}
-	for _, st := range s.m.List(f) {
-		resp.Jobs = append(resp.Jobs, jobToProto(st))
+	resp, err := s.listPage(f, req)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	return resp, nil
 }
