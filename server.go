@@ -47,6 +47,11 @@ type serveCmd struct {
 	OutputCap          byteSize      `default:"1G" placeholder:"SIZE" help:"Output kept on disk per job; past it the oldest is dropped."`
 	Retain             time.Duration `default:"168h" placeholder:"DUR" help:"How long finished jobs are kept (0: forever)."`
 	RetainCount        int           `default:"10000" placeholder:"N" help:"Most finished jobs kept (0: no bound)."`
+	UserMaxRunning     int           `default:"64" placeholder:"N" help:"Most jobs of one user running at once; more wait PENDING (0: no bound)."`
+	UserMaxPending     int           `default:"1000" placeholder:"N" help:"Most PENDING jobs of one user; more are refused (0: no bound)."`
+	UserMemory         byteSize      `placeholder:"SIZE" help:"Memory the running jobs of one user may reserve in all (default: half the memory capacity, at least --default-memory-limit)."`
+	UserRetainCount    int           `default:"1000" placeholder:"N" help:"Most finished jobs of one user kept; its oldest are removed first (0: no bound)."`
+	QuotaExempt        []string      `placeholder:"NAME" help:"Users no per-user quota binds (repeatable)."`
 	MaxStreams         uint32        `default:"128" placeholder:"N" help:"Most concurrent streams per client connection."`
 	MaxConnections     int           `default:"4096" placeholder:"N" help:"Most connections open at once; past it a new one replaces the oldest still in its TLS handshake (which must finish within 10s), or is closed."`
 	DebugSocket        string        `placeholder:"PATH" type:"path" help:"Serve Go's runtime profiles (net/http/pprof) on a unix socket at PATH, mode 0600, for root only. Off by default."`
@@ -258,6 +263,9 @@ func (c *serveCmd) Run(e *env) error {
 		}
 		capacity = total / 4 * 3
 	}
+	if c.UserMemory != 0 && c.DefaultMemoryLimit > c.UserMemory {
+		return fmt.Errorf("--default-memory-limit %s is larger than --user-memory %s: no user's job could start", c.DefaultMemoryLimit, c.UserMemory)
+	}
 	if uint64(c.DefaultMemoryLimit) > capacity {
 		return fmt.Errorf("--default-memory-limit %s is larger than the memory capacity %s", c.DefaultMemoryLimit, byteSize(capacity))
 	}
@@ -414,6 +422,7 @@ func (c *serveCmd) jobConfig(h *cgroupfs.Hierarchy, cred *shim.Credential, uids 
 		MemoryHighFraction: c.MemoryHigh,
 		MemoryCapacity:     capacity,
 		MaxRunning:         c.MaxRunning,
+		Quotas:             c.quotas(capacity),
 		StopGrace:          c.StopGrace,
 		RingSize:           int(c.RingSize),
 		OutputCap:          int64(c.OutputCap),
@@ -421,6 +430,16 @@ func (c *serveCmd) jobConfig(h *cgroupfs.Hierarchy, cred *shim.Credential, uids 
 		RetainCount:        c.RetainCount,
 		OnError:            onError,
 	}
+}
+
+// quotas are the per-user quotas from the flags, with the memory capacity
+// Run found.
+func (c *serveCmd) quotas(capacity uint64) job.Quotas {
+	mem := uint64(c.UserMemory)
+	if mem == 0 {
+		mem = max(capacity/2, uint64(c.DefaultMemoryLimit))
+	}
+	return job.Quotas{MaxRunning: c.UserMaxRunning, MaxPending: c.UserMaxPending, Memory: mem, RetainCount: c.UserRetainCount, Exempt: c.QuotaExempt}
 }
 
 // serveDebug serves net/http/pprof's handlers on a unix socket at path:

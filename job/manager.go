@@ -43,6 +43,8 @@ type Config struct {
 	MemoryCapacity uint64
 	// MaxRunning bounds the jobs running at once; 0: no bound.
 	MaxRunning int
+	// Quotas bind each user's jobs (quota.go).
+	Quotas Quotas
 	// StopGrace is the time between SIGTERM and kill when a stop names none.
 	StopGrace time.Duration
 	// RingSize and OutputCap configure each job's output log.
@@ -68,6 +70,8 @@ type Manager struct {
 	running  int
 	reserved uint64
 	closing  bool
+	users    map[string]*userJobs // by owner, with a started job or one started before (quota.go)
+	admitted uint64               // jobs started so far: the sequence of userJobs.served
 
 	uids *uidTable // nil: every job runs as cfg.RunAs
 
@@ -128,7 +132,7 @@ func Open(cfg Config) (*Manager, error) {
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = 10 * time.Second
 	}
-	m := &Manager{cfg: cfg, jobs: map[string]*job{}, requests: map[string]*request{}, quit: make(chan struct{}), copyBuffers: newCopyBuffers()}
+	m := &Manager{cfg: cfg, jobs: map[string]*job{}, requests: map[string]*request{}, users: map[string]*userJobs{}, quit: make(chan struct{}), copyBuffers: newCopyBuffers()}
 	// The state directory is made private through a descriptor opened
 	// with O_NOFOLLOW, before anything is made in it: a symbolic link in
 	// its place fails (ELOOP) rather than having its target (/etc, say)

@@ -161,10 +161,11 @@ type trackedConn struct {
 	once sync.Once
 }
 
+// Close uncounts the connection, then closes it: once its peer sees it
+// closed, it is no longer counted.
 func (tc *trackedConn) Close() error {
-	err := tc.Conn.Close()
 	tc.once.Do(func() { tc.c.forget(tc) })
-	return err
+	return tc.Conn.Close()
 }
 
 type trackedCreds struct {

@@ -148,7 +148,7 @@ func jobError(err error) error {
 		return nil
 	case errors.Is(err, job.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, job.ErrNeverFits), errors.Is(err, job.ErrNoRoom):
+	case errors.Is(err, job.ErrNeverFits), errors.Is(err, job.ErrNoRoom), errors.Is(err, job.ErrQuota):
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, job.ErrJobState), errors.Is(err, job.ErrBelowUsage):
 		return status.Error(codes.FailedPrecondition, err.Error())
