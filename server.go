@@ -33,6 +33,7 @@ type serveCmd struct {
 	Cert               string        `env:"JOBWORKER_SERVER_CERT" placeholder:"FILE" help:"Server certificate (PEM)."`
 	Key                string        `env:"JOBWORKER_SERVER_KEY" placeholder:"FILE" help:"Server private key (PEM)."`
 	ClientCA           string        `name:"client-ca" env:"JOBWORKER_CLIENT_CA" placeholder:"FILE" help:"CA that signs client certificates (PEM)."`
+	CRL                string        `name:"crl" env:"JOBWORKER_CRL" placeholder:"FILE" help:"Revocation list of the client CA (made by certs revoke): its certificates are refused; SIGHUP reloads it and ends their open connections."`
 	UIDRange           string        `name:"uid-range" placeholder:"FIRST-LAST" help:"Give each user's jobs a uid and gid of their own from this range (default: ${default_uid_range}, which the host conventions leave unused)."`
 	RunAs              string        `placeholder:"USER" help:"Run every job as this one user instead of a uid per user; root must be asked for explicitly."`
 	DefaultNetwork     string        `default:"host" enum:"host,none" placeholder:"host|none" help:"Network of a job that asks for none: the host's, or none (only loopback); only an admin may ask for host past none."`
@@ -306,16 +307,21 @@ func (c *serveCmd) Run(e *env) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("missing %s: give the server's certificate, key and client CA (make them with `jobworker certs`), or use --dev", strings.Join(missing, ", "))
 	}
-	tlsState, err := auth.NewServerTLS(certFile, keyFile, caFile)
+	tlsState, err := auth.NewServerTLSWithCRL(certFile, keyFile, caFile, c.CRL)
 	if err != nil {
 		return err
 	}
+	conns := service.NewConns(c.MaxConnections)
 	go func() {
 		for range hup {
 			if err := tlsState.Reload(); err != nil {
 				log.Error("reload on SIGHUP refused; the certificates in use stay", "error", err)
-			} else {
-				log.Info("reloaded the server certificate, key and client CA")
+				continue
+			}
+			log.Info("reloaded the server certificate, key and client CA")
+			if c.CRL != "" {
+				n := conns.CloseIf(tlsState.Revoked)
+				log.Info("reloaded the revocation list", "crl", c.CRL, "revoked_connections_closed", n)
 			}
 		}
 	}()
@@ -355,7 +361,7 @@ func (c *serveCmd) Run(e *env) error {
 	srv := service.NewServer(service.Config{
 		Jobs: m, Cgroups: h, TLS: tlsState.Config(), Log: log, Version: versionString(),
 		DefaultMemory: uint64(c.DefaultMemoryLimit), DefaultPids: c.DefaultPidsLimit, MaxStreams: c.MaxStreams,
-		Conns:          service.NewConns(c.MaxConnections),
+		Conns:          conns,
 		DefaultNetwork: job.Network(c.DefaultNetwork),
 	})
 

@@ -4,6 +4,7 @@ package service
 
 import (
 	"context"
+	"crypto/x509"
 	"log/slog"
 	"net"
 	"testing"
@@ -140,5 +141,36 @@ func TestConnsFullOfClientsRefusesNew(t *testing.T) {
 	check(t, b)
 	if n := conns.Open(); n != 2 {
 		t.Errorf("%d connections open, want the 2 clients'", n)
+	}
+}
+
+// TestConnsCloseIf: CloseIf ends the connections, and so the streams, of
+// the certificates it matches; others go on.
+func TestConnsCloseIf(t *testing.T) {
+	certs := testcerts.New(t)
+	addr, conns := serveConns(t, certs, 16)
+	alice := healthClient(t, certs, certs.User, addr)
+	bob := healthClient(t, certs, certs.User2, addr)
+	watch := func(h healthpb.HealthClient) healthpb.Health_WatchClient {
+		w, err := h.Watch(context.Background(), &healthpb.HealthCheckRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	aw, bw := watch(alice), watch(bob)
+	if n := conns.CloseIf(func(c *x509.Certificate) bool { return c.Subject.CommonName == "alice" }); n != 1 {
+		t.Errorf("CloseIf(alice) closed %d connections, want 1", n)
+	}
+	if _, err := aw.Recv(); err == nil {
+		t.Error("alice's stream goes on after her connection was closed")
+	}
+	check(t, bob)
+	bw.CloseSend()
+	if n := conns.Open(); n < 1 {
+		t.Errorf("%d connections open, want bob's at least", n)
 	}
 }
