@@ -52,7 +52,7 @@ func Follow(ctx context.Context, api jobworkerv1.JobWorkerServiceClient, id stri
 		if ctx.Err() != nil {
 			return offset, ctx.Err()
 		}
-		if status.Code(err) != codes.Unavailable {
+		if status.Code(err) != codes.Unavailable || RefusedCertificate(err) {
 			return offset, err
 		}
 		// The connection dropped: resume from the next byte.

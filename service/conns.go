@@ -3,8 +3,10 @@ package service
 import (
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/credentials"
@@ -100,7 +102,7 @@ func (c *Conns) admit(tc *trackedConn) bool {
 	c.pending = append(c.pending, tc)
 	c.mu.Unlock()
 	if evict != nil {
-		evict.Close()
+		evict.evict()
 	}
 	return true
 }
@@ -157,15 +159,26 @@ func (l *boundedListener) Accept() (net.Conn, error) {
 // trackedConn is a counted connection; closing it uncounts it.
 type trackedConn struct {
 	net.Conn
-	c    *Conns
-	once sync.Once
+	c           *Conns
+	once        sync.Once
+	handshaking atomic.Bool // in ServerHandshake, whose failure closes it
 }
 
 // Close uncounts the connection, then closes it: once its peer sees it
-// closed, it is no longer counted.
+// closed, it is no longer counted. Closed by a failed handshake, it
+// lingers first (lingerRefused).
 func (tc *trackedConn) Close() error {
 	tc.once.Do(func() { tc.c.forget(tc) })
+	if tc.handshaking.Load() {
+		lingerRefused(tc.Conn)
+	}
 	return tc.Conn.Close()
+}
+
+// evict closes the connection at once, to make room for another.
+func (tc *trackedConn) evict() {
+	tc.once.Do(func() { tc.c.forget(tc) })
+	tc.Conn.Close()
 }
 
 type trackedCreds struct {
@@ -178,13 +191,19 @@ type trackedCreds struct {
 // server's options are).
 func (t *trackedCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	raw.SetDeadline(time.Now().Add(HandshakeTimeout))
+	tc, _ := raw.(*trackedConn)
+	if tc != nil {
+		tc.handshaking.Store(true)
+	}
 	conn, info, err := t.TransportCredentials.ServerHandshake(raw)
+	if tc != nil {
+		tc.handshaking.Store(false)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	raw.SetDeadline(time.Time{})
-	tc, ok := raw.(*trackedConn)
-	if !ok {
+	if tc == nil {
 		return conn, info, nil
 	}
 	var cert *x509.Certificate
@@ -203,3 +222,19 @@ func (t *trackedCreds) Clone() credentials.TransportCredentials {
 }
 
 var errClosedInHandshake = errors.New("the connection was closed during its handshake to make room for another")
+
+// lingerRefused lets a client whose handshake was refused read the alert
+// that says why: in TLS 1.3 a client sends its first request before the
+// server has judged its certificate, and closing a socket with that
+// request unread would reset the connection, which can discard the alert
+// before the client reads it. The server ends its side, then reads what
+// the client sent, for at most a second.
+func lingerRefused(raw net.Conn) {
+	tcp, ok := raw.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	tcp.CloseWrite()
+	tcp.SetReadDeadline(time.Now().Add(time.Second))
+	io.Copy(io.Discard, io.LimitReader(tcp, 64<<10))
+}

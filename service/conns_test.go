@@ -7,6 +7,8 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"net"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +27,12 @@ func serveConns(t *testing.T, certs *testcerts.Set, max int) (string, *Conns) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveConnsTLS(t, st, max)
+}
+
+// serveConnsTLS is serveConns with the server's TLS given.
+func serveConnsTLS(t *testing.T, st *auth.ServerTLS, max int) (string, *Conns) {
+	t.Helper()
 	conns := NewConns(max)
 	srv := NewServer(Config{TLS: st.Config(), Log: slog.New(slog.DiscardHandler), Conns: conns, MaxStreams: 16})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -172,5 +180,37 @@ func TestConnsCloseIf(t *testing.T) {
 	bw.CloseSend()
 	if n := conns.Open(); n < 1 {
 		t.Errorf("%d connections open, want bob's at least", n)
+	}
+}
+
+// TestConnsRefusedClientReadsWhy: a client refused at the handshake (its
+// certificate revoked) is told why, every time: the server reads the
+// request the client sent before it closes, so the alert is not lost to
+// a reset.
+func TestConnsRefusedClientReadsWhy(t *testing.T) {
+	certs := testcerts.New(t)
+	crl := filepath.Join(certs.Dir, auth.CRLFile)
+	if _, err := auth.Revoke(certs.CA.KeyPair, crl, []*x509.Certificate{certs.User.Cert}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := auth.NewServerTLSWithCRL(certs.Server.CertFile, certs.Server.KeyFile, certs.CA.CertFile, crl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := serveConnsTLS(t, st, 16)
+	tc, err := auth.ClientConfig(certs.CA.CertFile, certs.User.CertFile, certs.User.KeyFile, "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = healthpb.NewHealthClient(cc).Check(context.Background(), &healthpb.HealthCheckRequest{})
+		cc.Close()
+		if err == nil || !strings.Contains(err.Error(), "bad certificate") {
+			t.Fatalf("attempt %d of a revoked client: %v, want the bad certificate alert", i, err)
+		}
 	}
 }
