@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,6 +30,7 @@ import (
 type serveCmd struct {
 	Listen             string        `default:"127.0.0.1:50051" placeholder:"ADDR" help:"Address to listen on (host:port)."`
 	StateDir           string        `default:"/var/lib/jobworker" placeholder:"DIR" type:"path" help:"Where job records and output are kept."`
+	StateDirReserve    byteSize      `default:"64M" placeholder:"SIZE" help:"Free space of the state directory's filesystem below which new jobs are refused, kept for the server's records."`
 	Dev                bool          `help:"Development mode: make a PKI in <state-dir>/dev on first start and use it."`
 	Cert               string        `env:"JOBWORKER_SERVER_CERT" placeholder:"FILE" help:"Server certificate (PEM)."`
 	Key                string        `env:"JOBWORKER_SERVER_KEY" placeholder:"FILE" help:"Server private key (PEM)."`
@@ -51,6 +53,7 @@ type serveCmd struct {
 	UserMaxRunning     int           `default:"64" placeholder:"N" help:"Most jobs of one user running at once; more wait PENDING (0: no bound)."`
 	UserMaxPending     int           `default:"1000" placeholder:"N" help:"Most PENDING jobs of one user; more are refused (0: no bound)."`
 	UserMemory         byteSize      `placeholder:"SIZE" help:"Memory the running jobs of one user may reserve in all (default: half the memory capacity, at least --default-memory-limit)."`
+	UserPids           uint64        `default:"8192" placeholder:"N" help:"pids.max of each user's cgroup level: the processes and threads of all of one user's jobs together (0: no bound)."`
 	UserRetainCount    int           `default:"1000" placeholder:"N" help:"Most finished jobs of one user kept; its oldest are removed first (0: no bound)."`
 	QuotaExempt        []string      `placeholder:"NAME" help:"Users no per-user quota binds (repeatable)."`
 	MaxStreams         uint32        `default:"128" placeholder:"N" help:"Most concurrent streams per client connection."`
@@ -330,6 +333,7 @@ func (c *serveCmd) Run(e *env) error {
 	if err != nil {
 		return fmt.Errorf("cgroups: %w", err)
 	}
+	h.SetUserLimits(cgroupfs.UserLimits{PidsMax: c.UserPids, Exempt: func(user string) bool { return slices.Contains(c.QuotaExempt, user) }})
 	parentLock, err := lockExclusive(h.Parent(), os.O_RDONLY|unix.O_DIRECTORY)
 	if errors.Is(err, unix.EWOULDBLOCK) {
 		return fmt.Errorf("cgroup parent %s is in use by another jobworker server: stop it, or give this one its own --cgroup-parent", h.Parent())
@@ -421,6 +425,7 @@ func (c *serveCmd) Run(e *env) error {
 func (c *serveCmd) jobConfig(h *cgroupfs.Hierarchy, cred *shim.Credential, uids *job.UIDRange, capacity uint64, onError func(error)) job.Config {
 	return job.Config{
 		StateDir:           c.StateDir,
+		StateDirReserve:    uint64(c.StateDirReserve),
 		Cgroups:            h,
 		UIDs:               uids,
 		RunAs:              cred,

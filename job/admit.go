@@ -126,6 +126,9 @@ func (m *Manager) start(req Request) (Status, error) {
 	if err := m.checkJobQuota(req.Owner, limits.MemoryMax); err != nil {
 		return Status{}, err
 	}
+	if err := m.checkReserve(); err != nil {
+		return Status{}, err
+	}
 	cred := m.cfg.RunAs
 	if m.uids != nil {
 		var err error

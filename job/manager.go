@@ -20,6 +20,9 @@ import (
 type Config struct {
 	// StateDir holds every job's record and output.
 	StateDir string
+	// StateDirReserve is the free space of the state directory's
+	// filesystem below which new jobs are refused; 0: none.
+	StateDirReserve uint64
 	// Cgroups is the server's cgroup subtree.
 	Cgroups *cgroupfs.Hierarchy
 	// Launcher starts the shim.
