@@ -76,7 +76,7 @@ func TestReaderOfPrunedJob(t *testing.T) {
 		t.Fatalf("the big job's output is %d bytes, want 64 MiB", st.GetOutputSize())
 	}
 	slow := s.slowClient("user")
-	if _, err := slow.GetServerStatus(context.Background(), &jobworkerv1.GetServerStatusRequest{}); err != nil {
+	if _, err := slow.ListJobs(context.Background(), &jobworkerv1.ListJobsRequest{PageSize: 1}); err != nil {
 		t.Fatal(err)
 	}
 	g0 := s.goroutines() // with the slow client's connection made
