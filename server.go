@@ -54,6 +54,7 @@ type serveCmd struct {
 	UserMaxPending     int           `default:"1000" placeholder:"N" help:"Most PENDING jobs of one user; more are refused (0: no bound)."`
 	UserMemory         byteSize      `placeholder:"SIZE" help:"Memory the running jobs of one user may reserve in all (default: half the memory capacity, at least --default-memory-limit)."`
 	UserPids           uint64        `default:"8192" placeholder:"N" help:"pids.max of each user's cgroup level: the processes and threads of all of one user's jobs together (0: no bound)."`
+	UserOutput         byteSize      `placeholder:"SIZE" help:"Output the jobs of one user keep on disk in all; past it that user's oldest finished jobs are removed, then a running job's oldest output is dropped (default: a quarter of the state directory's filesystem)."`
 	UserRetainCount    int           `default:"1000" placeholder:"N" help:"Most finished jobs of one user kept; its oldest are removed first (0: no bound)."`
 	QuotaExempt        []string      `placeholder:"NAME" help:"Users no per-user quota binds (repeatable)."`
 	MaxStreams         uint32        `default:"128" placeholder:"N" help:"Most concurrent streams per client connection."`
@@ -450,7 +451,14 @@ func (c *serveCmd) quotas(capacity uint64) job.Quotas {
 	if mem == 0 {
 		mem = max(capacity/2, uint64(c.DefaultMemoryLimit))
 	}
-	return job.Quotas{MaxRunning: c.UserMaxRunning, MaxPending: c.UserMaxPending, Memory: mem, RetainCount: c.UserRetainCount, Exempt: c.QuotaExempt}
+	output := int64(c.UserOutput)
+	if output == 0 {
+		var fs unix.Statfs_t
+		if unix.Statfs(c.StateDir, &fs) == nil {
+			output = int64(fs.Blocks * uint64(fs.Bsize) / 4)
+		}
+	}
+	return job.Quotas{MaxRunning: c.UserMaxRunning, MaxPending: c.UserMaxPending, Memory: mem, Output: output, RetainCount: c.UserRetainCount, Exempt: c.QuotaExempt}
 }
 
 // serveDebug serves net/http/pprof's handlers on a unix socket at path:

@@ -122,6 +122,8 @@ type job struct {
 	lostErr  error
 	done     chan struct{} // closed once the final state is recorded
 	trimmed  bool          // st's Args and Env are on disk only (trim.go)
+
+	sinceCheck int64 // output written since the last check of the output quota; copyOutput's only
 }
 
 // Open opens a Manager on cfg.StateDir: it loads every job recorded there,

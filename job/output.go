@@ -26,6 +26,7 @@ func (m *Manager) copyOutput(j *job, out *os.File) {
 			_, werr := j.log.Write(b)
 			return werr
 		})
+		m.wroteOutput(j, n)
 		var werr *writeError
 		if errors.As(err, &werr) {
 			m.mu.Lock()

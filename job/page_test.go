@@ -18,6 +18,13 @@ import (
 // (job i at base+i s); it returns their IDs, oldest first.
 func storeBigJobs(t *testing.T, state, owner string, n, argBytes int) []string {
 	t.Helper()
+	return storeJobsWithOutput(t, state, owner, n, argBytes, nil)
+}
+
+// storeJobsWithOutput is storeBigJobs with output in each job's log, in
+// segments of 10 bytes.
+func storeJobsWithOutput(t *testing.T, state, owner string, n, argBytes int, output []byte) []string {
+	t.Helper()
 	base := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	arg := strings.Repeat("a", argBytes)
 	var ids []string
@@ -36,8 +43,11 @@ func storeBigJobs(t *testing.T, state, owner string, n, argBytes int) []string {
 		if err := writeRecord(dir, st, false); err != nil {
 			t.Fatal(err)
 		}
-		log, err := ringlog.Create(filepath.Join(dir, "output"), ringlog.Options{})
+		log, err := ringlog.Create(filepath.Join(dir, "output"), ringlog.Options{SegmentSize: 10})
 		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := log.Write(output); err != nil {
 			t.Fatal(err)
 		}
 		log.Close()

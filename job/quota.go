@@ -18,6 +18,10 @@ type Quotas struct {
 	// jobs; a job that would pass it waits PENDING, one that alone passes
 	// it is refused.
 	Memory uint64
+	// Output bounds the output a user's jobs keep on disk together: past
+	// it the user's oldest finished jobs are removed, then the running
+	// job's oldest output is dropped.
+	Output int64
 	// RetainCount keeps at most this many finished jobs of a user (the
 	// oldest are removed first).
 	RetainCount int

@@ -1,8 +1,6 @@
 package job
 
 import (
-	"fmt"
-	"os"
 	"sort"
 	"time"
 )
@@ -43,25 +41,11 @@ func (m *Manager) prune() {
 		overUser := m.cfg.Quotas.RetainCount > 0 && perUser[owner] >= m.cfg.Quotas.RetainCount && !m.exempt(owner)
 		if overUser || (m.cfg.RetainCount > 0 && i >= m.cfg.RetainCount) || (m.cfg.Retain > 0 && j.st.Ended.Before(cutoff)) {
 			drop = append(drop, j)
-			delete(m.jobs, j.st.ID)
-			if j.st.RequestID != "" {
-				delete(m.requests, requestKey(j.st.Owner, j.st.RequestID))
-			}
+			m.forgetLocked(j)
 			continue
 		}
 		perUser[owner]++
 	}
 	m.mu.Unlock()
-	for _, j := range drop {
-		j.persistMu.Lock()
-		// The log first: a reader of it gets ErrRemoved from now on,
-		// never a file that is missing under it.
-		if err := j.log.Remove(); err != nil {
-			m.report(fmt.Errorf("retention: remove job %s: %w", j.st.ID, err))
-		}
-		if err := os.RemoveAll(j.dir); err != nil {
-			m.report(fmt.Errorf("retention: remove job %s: %w", j.st.ID, err))
-		}
-		j.persistMu.Unlock()
-	}
+	m.removeJobs(drop, "retention")
 }

@@ -43,3 +43,28 @@ func (l *Log) vanished(off int64, seg segment) error {
 	}
 	return &DroppedError{Offset: off, Start: seg.base + seg.size, Missing: true}
 }
+
+// Shrink drops the oldest whole segments while the log keeps more than
+// keep bytes, as the disk cap does (readers are told of the drop the same
+// way); the segment being written always stays. It returns how many bytes
+// it dropped.
+func (l *Log) Shrink(keep int64) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	before := l.start
+	for len(l.segs) > 1 && l.size-l.start > keep {
+		old := l.segs[0]
+		_ = os.Remove(l.segmentPath(old.base))
+		l.segs = l.segs[1:]
+		l.start = l.segs[0].base
+	}
+	return l.start - before
+}
+
+// Kept is how many bytes the log keeps: from its oldest byte kept to its
+// end.
+func (l *Log) Kept() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.size - l.start
+}

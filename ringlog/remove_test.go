@@ -94,3 +94,23 @@ func TestRemovedLogReadsErrRemoved(t *testing.T) {
 		}
 	})
 }
+
+// TestShrink: Shrink drops whole segments from the oldest end, never the
+// one being written, and a reader is told of the drop as at the cap.
+func TestShrink(t *testing.T) {
+	l := newLog(t, Options{SegmentSize: 4 << 10})
+	mustWrite(t, l, pattern(0, 40<<10))
+	if got := l.Shrink(10 << 10); got != 32<<10 || l.Kept() != 8<<10 {
+		t.Errorf("Shrink(10 KiB) of 40 KiB in 4 KiB segments dropped %d and keeps %d, want 32 KiB dropped, 8 KiB kept", got, l.Kept())
+	}
+	r := l.NewReader(context.Background(), 0, false)
+	defer r.Close()
+	_, _, err := r.ReadChunk(context.Background(), make([]byte, 16))
+	var de *DroppedError
+	if !errors.As(err, &de) || de.Start != 32<<10 || de.Missing {
+		t.Errorf("a reader from 0 after Shrink: %v, want a drop to 32 KiB", err)
+	}
+	if got := l.Shrink(0); got != 4<<10 || l.Kept() != 4<<10 {
+		t.Errorf("Shrink(0) dropped %d and keeps %d, want the last segment kept", got, l.Kept())
+	}
+}
