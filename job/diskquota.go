@@ -1,6 +1,7 @@
 package job
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -88,4 +89,71 @@ func (m *Manager) removeJobs(drop []*job, why string) {
 		}
 		j.persistMu.Unlock()
 	}
+}
+
+// A full state directory costs the user who filled it, not the others: a
+// write that finds the disk full first has the largest user's oldest
+// output freed (reclaim), and tries again; only when nothing is left to
+// free is the job's output lost.
+
+// maxReclaims bounds how often one write frees space and tries again.
+const maxReclaims = 16
+
+// writeOutput writes b into j's log, freeing space with reclaim when the
+// disk is full.
+func (m *Manager) writeOutput(j *job, b []byte) error {
+	for tries := 0; ; tries++ {
+		n, err := j.log.Write(b)
+		if err == nil || !errors.Is(storageError(err), ErrStateFull) || tries == maxReclaims || !m.reclaim() {
+			return err
+		}
+		b = b[n:]
+	}
+}
+
+// reclaim frees disk space from the user whose jobs keep the most output:
+// its oldest finished job is removed or, when it has none, its running job
+// that keeps the most has half of that dropped. It reports whether it
+// freed anything.
+func (m *Manager) reclaim() bool {
+	m.mu.Lock()
+	kept := map[string]int64{}
+	for _, j := range m.jobs {
+		kept[j.st.Owner] += j.log.Kept()
+	}
+	var hog string
+	for owner, n := range kept {
+		if hog == "" || n > kept[hog] {
+			hog = owner
+		}
+	}
+	var oldest, biggest *job
+	for _, j := range m.jobs {
+		if j.st.Owner != hog || j.log.Kept() == 0 {
+			continue
+		}
+		if j.st.State.Ended() {
+			if oldest == nil || j.st.Ended.Before(oldest.st.Ended) {
+				oldest = j
+			}
+		} else if biggest == nil || j.log.Kept() > biggest.log.Kept() {
+			biggest = j
+		}
+	}
+	if oldest != nil {
+		m.forgetLocked(oldest)
+		m.mu.Unlock()
+		m.report(fmt.Errorf("the state directory is full: removed job %s of %s, the user whose jobs keep the most output (%d bytes)", oldest.st.ID, hog, kept[hog]))
+		m.removeJobs([]*job{oldest}, "the state directory is full")
+		return true
+	}
+	m.mu.Unlock()
+	if biggest == nil {
+		return false
+	}
+	dropped := biggest.log.Shrink(biggest.log.Kept() / 2)
+	if dropped > 0 {
+		m.report(fmt.Errorf("the state directory is full: dropped the oldest %d bytes of the output of job %s of %s, the user whose jobs keep the most output", dropped, biggest.st.ID, hog))
+	}
+	return dropped > 0
 }
