@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,7 +31,11 @@ func TestUserPidsForkBombs(t *testing.T) {
 		t.Fatalf("the user level's pids.max = %q, want 300", got)
 	}
 	eventually(t, 30*time.Second, "the user level refusing forks", func() bool {
-		n, ok := strings.CutPrefix(strings.TrimSpace(readString(t, filepath.Join(user, "pids.events"))), "max ")
+		b, err := os.ReadFile(filepath.Join(user, "pids.events"))
+		if err != nil {
+			t.Fatalf("the user level's pids.events: %v; the bombs: %v, %v", err, s.job(bombs[0]), s.job(bombs[1]))
+		}
+		n, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "max ")
 		return ok && n != "0"
 	})
 	cur, _ := strconv.Atoi(strings.TrimSpace(readString(t, filepath.Join(user, "pids.current"))))
