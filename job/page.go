@@ -15,10 +15,13 @@ type Cursor struct {
 // CursorOf is the place of st in List's order.
 func CursorOf(st Status) Cursor { return Cursor{Created: st.Created, ID: st.ID} }
 
-// less reports whether a comes before b in List's order.
+// less reports whether a comes before b in List's order. Times compare
+// by their wall clock in nanoseconds, the cursor a page token carries: a
+// job's creation time also has a monotonic reading, which orders two jobs
+// of one wall time differently than a token could.
 func (a Cursor) less(b Cursor) bool {
-	if !a.Created.Equal(b.Created) {
-		return a.Created.After(b.Created)
+	if an, bn := a.Created.UnixNano(), b.Created.UnixNano(); an != bn {
+		return an > bn
 	}
 	return a.ID < b.ID
 }

@@ -125,3 +125,4 @@ func TestListPage(t *testing.T) {
 		t.Errorf("the first job of the list is not a newest one")
 	}
 }
+
