@@ -65,7 +65,10 @@ func TestRetained1000BigJobs(t *testing.T) {
 	for _, id := range ids {
 		if !shown[id] {
 			// Retained or not: the status says.
-			_, err := api.GetJobStatus(context.Background(), &jobworkerv1.GetJobStatusRequest{Id: id})
+			st, err := api.GetJobStatus(context.Background(), &jobworkerv1.GetJobStatusRequest{Id: id})
+			if err == nil {
+				_, err = st.Recv()
+			}
 			t.Fatalf("list shows %d jobs and not %s (its status: %v), want all 1000", len(lines)-1, id, err)
 		}
 	}
