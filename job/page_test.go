@@ -125,4 +125,3 @@ func TestListPage(t *testing.T) {
 		t.Errorf("the first job of the list is not a newest one")
 	}
 }
-
