@@ -1,0 +1,65 @@
+//go:build integration
+
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+)
+
+// TestUserPidsForkBombs: two fork bombs of dev-user, bounded together by
+// --user-pids at its user level; bob's job starts and completes meanwhile,
+// the server answers every RPC, and its own threads stay few.
+func TestUserPidsForkBombs(t *testing.T) {
+	s := startDevServer(t, t.TempDir(), "--user-pids", "300", "--default-pids-limit", "1000")
+	threads0 := procStatus(t, s.pid(), "Threads")
+	bomb := []string{"sh", "-c", `b() { b | b & }; b; exec sleep 1000`}
+	var bombs []string
+	for range 2 {
+		bombs = append(bombs, s.detachWith("user", []string{"--timeout", "20s"}, bomb...))
+	}
+	// Both are held by the user level's pids.max, whose count they share.
+	user := filepath.Dir(jobCgroup(t, bombs[0]))
+	if got := strings.TrimSpace(readString(t, filepath.Join(user, "pids.max"))); got != "300" {
+		t.Fatalf("the user level's pids.max = %q, want 300", got)
+	}
+	eventually(t, 30*time.Second, "the user level refusing forks", func() bool {
+		b, err := os.ReadFile(filepath.Join(user, "pids.events"))
+		if err != nil {
+			t.Fatalf("the user level's pids.events: %v; the bombs: %v, %v", err, s.job(bombs[0]), s.job(bombs[1]))
+		}
+		n, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "max ")
+		return ok && n != "0"
+	})
+	cur, _ := strconv.Atoi(strings.TrimSpace(readString(t, filepath.Join(user, "pids.current"))))
+	if cur > 300 {
+		t.Errorf("the user level's pids.current = %d, above 300", cur)
+	}
+	// bob's job, and every RPC, while the bombs go on.
+	if out := s.runJob("bob", 0, "--", "sh", "-c", "echo bob ran"); out != "bob ran\n" {
+		t.Errorf("bob's job during the bombs printed %q", out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.client("admin").GetServerStatus(ctx, &jobworkerv1.GetServerStatusRequest{}); err != nil {
+		t.Errorf("GetServerStatus during the bombs: %v", err)
+	}
+	if r := s.cli("admin", "list"); r.code != 0 {
+		t.Errorf("list during the bombs: exit %d, %s", r.code, r.err)
+	}
+	for _, id := range bombs {
+		if st := s.wait(id); st.GetReason() != jobworkerv1.FailureReason_FAILURE_REASON_TIMED_OUT {
+			t.Errorf("bomb %s ended %v, want timed out", id, st.GetReason())
+		}
+	}
+	if threads := procStatus(t, s.pid(), "Threads"); threads > threads0+20 {
+		t.Errorf("the server has %d threads after the bombs, %d before", threads, threads0)
+	}
+}
