@@ -2332,7 +2332,10 @@ type JobEvent struct {
 	Sequence uint64                 `protobuf:"varint,1,opt,name=sequence" json:"sequence,omitempty"`
 	Type     JobEventType           `protobuf:"varint,2,opt,name=type,enum=jobworker.v1.JobEventType" json:"type,omitempty"`
 	Time     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time" json:"time,omitempty"`
-	// job is the job's status just after the change (without live usage).
+	// job is the job's status just after the change, without live usage and
+	// without its command's args and env (GetJobStatus has them): the server
+	// keeps thousands of events, and what a retained job holds in memory is
+	// small whatever it ran.
 	Job           *Job `protobuf:"bytes,4,opt,name=job" json:"job,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
