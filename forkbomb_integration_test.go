@@ -21,10 +21,17 @@ import (
 func TestUserPidsForkBombs(t *testing.T) {
 	s := startDevServer(t, t.TempDir(), "--user-pids", "64", "--default-pids-limit", "1000")
 	threads0 := procStatus(t, s.pid(), "Threads")
-	bomb := []string{"sh", "-c", `b() { b | b & }; b; exec sleep 1000`}
+	// Both start, each behind a gate of its own, before either bombs: a
+	// job that starts while its user's level is full is refused.
 	var bombs []string
+	var gates []gate
 	for range 2 {
-		bombs = append(bombs, s.detachWith("user", []string{"--timeout", "20s"}, bomb...))
+		g := newGate(t)
+		gates = append(gates, g)
+		bombs = append(bombs, s.detachWith("user", []string{"--timeout", "20s"}, "sh", "-c", g.wait()+`; b() { b | b & }; b; exec sleep 1000`))
+	}
+	for _, g := range gates {
+		g.open(t)
 	}
 	// Both are held by the user level's pids.max, whose count they share.
 	user := filepath.Dir(jobCgroup(t, bombs[0]))
