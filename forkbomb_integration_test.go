@@ -15,20 +15,28 @@ import (
 )
 
 // TestUserPidsForkBombs: two fork bombs of dev-user, bounded together by
-// --user-pids at its user level; bob's job starts and completes meanwhile,
+// --user-pids at its user level (64: below what their 32 MiB memory limits
+// would let them reach first); bob's job starts and completes meanwhile,
 // the server answers every RPC, and its own threads stay few.
 func TestUserPidsForkBombs(t *testing.T) {
-	s := startDevServer(t, t.TempDir(), "--user-pids", "300", "--default-pids-limit", "1000")
+	s := startDevServer(t, t.TempDir(), "--user-pids", "64", "--default-pids-limit", "1000")
 	threads0 := procStatus(t, s.pid(), "Threads")
-	bomb := []string{"sh", "-c", `b() { b | b & }; b; exec sleep 1000`}
+	// Both start, each behind a gate of its own, before either bombs: a
+	// job that starts while its user's level is full is refused.
 	var bombs []string
+	var gates []gate
 	for range 2 {
-		bombs = append(bombs, s.detachWith("user", []string{"--timeout", "20s"}, bomb...))
+		g := newGate(t)
+		gates = append(gates, g)
+		bombs = append(bombs, s.detachWith("user", []string{"--timeout", "20s"}, "sh", "-c", g.wait()+`; b() { b | b & }; b; exec sleep 1000`))
+	}
+	for _, g := range gates {
+		g.open(t)
 	}
 	// Both are held by the user level's pids.max, whose count they share.
 	user := filepath.Dir(jobCgroup(t, bombs[0]))
-	if got := strings.TrimSpace(readString(t, filepath.Join(user, "pids.max"))); got != "300" {
-		t.Fatalf("the user level's pids.max = %q, want 300", got)
+	if got := strings.TrimSpace(readString(t, filepath.Join(user, "pids.max"))); got != "64" {
+		t.Fatalf("the user level's pids.max = %q, want 64", got)
 	}
 	eventually(t, 30*time.Second, "the user level refusing forks", func() bool {
 		b, err := os.ReadFile(filepath.Join(user, "pids.events"))
@@ -39,8 +47,8 @@ func TestUserPidsForkBombs(t *testing.T) {
 		return ok && n != "0"
 	})
 	cur, _ := strconv.Atoi(strings.TrimSpace(readString(t, filepath.Join(user, "pids.current"))))
-	if cur > 300 {
-		t.Errorf("the user level's pids.current = %d, above 300", cur)
+	if cur > 64 {
+		t.Errorf("the user level's pids.current = %d, above 64", cur)
 	}
 	// bob's job, and every RPC, while the bombs go on.
 	if out := s.runJob("bob", 0, "--", "sh", "-c", "echo bob ran"); out != "bob ran\n" {
