@@ -56,8 +56,8 @@ func TestE2EJobControl(t *testing.T) {
 	if r.code != 0 || strings.Contains(r.out, id) {
 		t.Errorf("list with a label that does not match: exit %d, stdout %q; want no job (all labels must match)", r.code, r.out)
 	}
-	if r := s.cli("user", "run", "-d", "--name", "bad name", "--", "true"); r.code != 1 || !strings.Contains(r.err, "job name") {
-		t.Errorf("run --name 'bad name': exit %d, stderr %q; want exit 1 naming the job name", r.code, r.err)
+	if r := s.cli("user", "run", "-d", "--name", "bad name", "--", "true"); r.code != 125 || !strings.Contains(r.err, "job name") {
+		t.Errorf("run --name 'bad name': exit %d, stderr %q; want exit 125 naming the job name", r.code, r.err)
 	}
 
 	// signal, by prefix and by number.

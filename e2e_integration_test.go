@@ -456,7 +456,7 @@ func TestE2ERoles(t *testing.T) {
 		{"reader", []string{"logs", userJob}, 0, "from dev-user"},
 		{"reader", []string{"list"}, 0, userJob},
 		{"reader", []string{"status"}, 0, "running"},
-		{"reader", []string{"run", "--", "true"}, 1, "permission denied"},
+		{"reader", []string{"run", "--", "true"}, 125, "permission denied"}, // run: jobworker failed
 		{"reader", []string{"stop", userJob}, 1, "permission denied"},
 		// bad IDs
 		{"admin", []string{"status", "not-a-uuid"}, 1, "malformed job ID"},

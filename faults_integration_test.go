@@ -409,7 +409,7 @@ func TestFaultDiskFull(t *testing.T) {
 
 	fill(t, filler)
 	r := s.cli("user", "run", "--", "echo", "no room")
-	if r.code != 1 || !strings.Contains(r.err, "state directory is full") || !strings.Contains(r.err, "no space left on device") {
+	if r.code != 125 || !strings.Contains(r.err, "state directory is full") || !strings.Contains(r.err, "no space left on device") {
 		t.Errorf("run on a full disk: exit %d, %q, want the full state directory named", r.code, r.err)
 	}
 	if r := s.cli("user", "logs", kept); r.out != "kept\n" {

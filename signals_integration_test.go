@@ -162,8 +162,8 @@ func TestE2EGracefulShutdown(t *testing.T) {
 			eventually(t, time.Minute, "a new connection refused", func() bool {
 				return s.cli("admin", "status").code != 0
 			})
-			if r := s.cli("user", "run", "--", "true"); r.code != 1 {
-				t.Errorf("run during the shutdown: exit %d, %q %q; want refused", r.code, r.out, r.err)
+			if r := s.cli("user", "run", "--", "true"); r.code != 125 {
+				t.Errorf("run during the shutdown: exit %d, %q %q; want refused (125)", r.code, r.out, r.err)
 			}
 			if _, err := admin.GetServerStatus(context.Background(), &jobworkerv1.GetServerStatusRequest{}); status.Code(err) != codes.Unavailable {
 				t.Errorf("a new call on a connection open before the signal: %v, want Unavailable", err)
