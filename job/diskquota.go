@@ -108,18 +108,21 @@ func (m *Manager) writeOutput(j *job, b []byte) error {
 		n, err := j.log.Write(b)
 		m.outputWritten.Add(int64(n))
 		m.outputDropped.Add(j.log.Start() - start)
-		if err == nil || !errors.Is(storageError(err), ErrStateFull) || tries == maxReclaims || !m.reclaim() {
+		if err == nil || !errors.Is(storageError(err), ErrStateFull) || tries == maxReclaims || !m.reclaim(j.st.Owner) {
 			return err
 		}
 		b = b[n:]
 	}
 }
 
-// reclaim frees disk space from the user whose jobs keep the most output:
-// its oldest finished job is removed or, when it has none, its running job
-// that keeps the most has half of that dropped. It reports whether it
-// freed anything.
-func (m *Manager) reclaim() bool {
+// reclaim frees disk space, for a job of writer that found the disk full,
+// from the user whose jobs keep the most output, when that is another
+// user: its oldest finished job is removed or, when it has none, its
+// running job that keeps the most has half of that dropped. It reports
+// whether it freed anything. A writer that keeps the most itself (or a
+// disk that something else filled) frees nothing: its job fails
+// output_lost as on any full disk, and what every user stored stays.
+func (m *Manager) reclaim(writer string) bool {
 	m.mu.Lock()
 	kept := map[string]int64{}
 	for _, j := range m.jobs {
@@ -130,6 +133,10 @@ func (m *Manager) reclaim() bool {
 		if hog == "" || n > kept[hog] {
 			hog = owner
 		}
+	}
+	if hog == writer {
+		m.mu.Unlock()
+		return false
 	}
 	var oldest, biggest *job
 	for _, j := range m.jobs {
