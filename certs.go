@@ -1,8 +1,10 @@
 package main
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net"
+	"path/filepath"
 	"time"
 
 	"github.com/jobworker/jobworker/auth"
@@ -13,6 +15,35 @@ type certsCmd struct {
 	CA     certsCACmd     `cmd:"" name:"ca" help:"Make a CA (ca.crt, ca.key)."`
 	Server certsServerCmd `cmd:"" help:"Make a server certificate (server.crt, server.key)."`
 	Client certsClientCmd `cmd:"" help:"Make a client certificate with a role (USER.crt, USER.key)."`
+	Revoke certsRevokeCmd `cmd:"" help:"Add certificates to the CA's revocation list (ca.crl), which serve --crl reads."`
+}
+
+type certsRevokeCmd struct {
+	CADir string   `name:"ca-dir" required:"" placeholder:"DIR" type:"path" help:"Directory holding ca.crt and ca.key; the list is written to DIR/ca.crl."`
+	Certs []string `arg:"" name:"cert" placeholder:"CERT" type:"path" help:"Certificate files (PEM) to revoke."`
+}
+
+func (c *certsRevokeCmd) Run(e *env) error {
+	ca, err := loadCA(c.CADir)
+	if err != nil {
+		return err
+	}
+	var certs []*x509.Certificate
+	for _, f := range c.Certs {
+		cs, err := auth.LoadCertificates(f)
+		if err != nil {
+			return fmt.Errorf("certs revoke: %w", err)
+		}
+		certs = append(certs, cs[0])
+	}
+	path := filepath.Join(c.CADir, auth.CRLFile)
+	added, err := auth.Revoke(ca, path, certs)
+	if err != nil {
+		return fmt.Errorf("certs revoke: %w", err)
+	}
+	_, err = fmt.Fprintf(e.stderr, "revoked %d certificate(s) (%d already were) in %s; a server started with --crl %s refuses them once it has it (SIGHUP reloads it and ends their connections)\n",
+		added, len(certs)-added, path, path)
+	return err
 }
 
 type certsCACmd struct {

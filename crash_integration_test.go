@@ -27,7 +27,7 @@ func TestCrashAfterStartJob(t *testing.T) {
 	for round := range 51 {
 		s := startDevServer(t, state, "--max-running", "1")
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		r, err := s.client("admin").ListJobs(ctx, &jobworkerv1.ListJobsRequest{})
+		r, err := s.client("admin").ListJobs(ctx, &jobworkerv1.ListJobsRequest{PageSize: 1000})
 		if err != nil {
 			cancel()
 			t.Fatalf("round %d: list: %v", round, err)

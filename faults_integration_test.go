@@ -382,7 +382,10 @@ func TestFaultDiskFull(t *testing.T) {
 			t.Errorf("unmount %s: %v", mnt, err)
 		}
 	})
-	s := startDevServer(t, filepath.Join(mnt, "state"))
+	// No reserve: this test is of what a full disk does to running jobs
+	// and to a start whose record does not fit (the reserve's own test is
+	// TestDiskFilledByOneUser).
+	s := startDevServer(t, filepath.Join(mnt, "state"), "--state-dir-reserve", "0")
 	kept := s.detach("user", "sh", "-c", "echo kept")
 	s.wait(kept)
 

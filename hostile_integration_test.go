@@ -126,9 +126,11 @@ func TestHostileRequests(t *testing.T) {
 		{"NUL in an argument", start(user, &jobworkerv1.StartJobRequest{Command: "echo", Args: []string{"a", "b\x00c"}}), codes.InvalidArgument, "argument 2 holds a NUL byte"},
 		{"NUL in an environment value", start(user, &jobworkerv1.StartJobRequest{Command: "true", Env: map[string]string{"A": "x\x00LD_PRELOAD=/x"}}), codes.InvalidArgument, "environment variable A holds a NUL byte"},
 		{"10 MB of arguments", start(user, &jobworkerv1.StartJobRequest{Command: "true", Args: args(10, 1<<20)}), codes.ResourceExhausted, "received message larger than max"},
-		{"3 MB of arguments", start(user, &jobworkerv1.StartJobRequest{Command: "true", Args: args(3, 1<<20)}), codes.InvalidArgument, "arguments are 3145728 bytes, over the limit of 1048576"},
+		{"1 MB of arguments", start(user, &jobworkerv1.StartJobRequest{Command: "true", Args: args(1, 1<<20)}), codes.ResourceExhausted, "received message larger than max"},
+		{"300 KiB of arguments", start(user, &jobworkerv1.StartJobRequest{Command: "true", Args: args(3, 100<<10)}), codes.InvalidArgument, "arguments are 307200 bytes, over the limit of 262144"},
 		{"5000 arguments", start(user, &jobworkerv1.StartJobRequest{Command: "true", Args: args(5000, 1)}), codes.InvalidArgument, "5000 arguments, over the limit of 4096"},
-		{"100k environment entries", start(user, &jobworkerv1.StartJobRequest{Command: "true", Env: env(100000)}), codes.InvalidArgument, "100000 environment variables, over the limit of 1024"},
+		{"100k environment entries", start(user, &jobworkerv1.StartJobRequest{Command: "true", Env: env(100000)}), codes.ResourceExhausted, "received message larger than max"},
+		{"2000 environment entries", start(user, &jobworkerv1.StartJobRequest{Command: "true", Env: env(2000)}), codes.InvalidArgument, "2000 environment variables, over the limit of 1024"},
 		{"environment name with =", start(user, &jobworkerv1.StartJobRequest{Command: "true", Env: map[string]string{"PATH=/tmp:x": "y"}}), codes.InvalidArgument, "environment variable name"},
 		{"environment JOBWORKER_JOB_ID", start(user, &jobworkerv1.StartJobRequest{Command: "true", Env: map[string]string{"JOBWORKER_JOB_ID": id}}), codes.InvalidArgument, "set by the server"},
 		{"relative working dir", start(user, &jobworkerv1.StartJobRequest{Command: "true", WorkingDir: "../../etc"}), codes.InvalidArgument, "not an absolute path"},
@@ -164,7 +166,7 @@ func TestHostileRequests(t *testing.T) {
 		{"garbage for a message", func(ctx context.Context) error {
 			return s.rawCall(ctx, "user", "/jobworker.v1.JobWorkerService/StartJob", []byte{0xff, 0xff, 0xff, 0xff, 0xff})
 		}, codes.Internal, "failed to unmarshal"},
-		{"a 1 GB message announced", func(ctx context.Context) error { return s.hugeMessage(ctx) }, codes.ResourceExhausted, "received message larger than max (1073741824 vs. 4194304)"},
+		{"a 1 GB message announced", func(ctx context.Context) error { return s.hugeMessage(ctx) }, codes.ResourceExhausted, "received message larger than max (1073741824 vs. 524288)"},
 		{"empty job ID", jobStatus(""), codes.InvalidArgument, "malformed job ID"},
 		{"job ID with path traversal", jobStatus("../../../../etc/passwd"), codes.InvalidArgument, "malformed job ID"},
 		{"job ID of 100k bytes", jobStatus(strings.Repeat("a", 100000)), codes.InvalidArgument, "malformed job ID"},

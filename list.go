@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"strings"
 
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
@@ -14,6 +16,7 @@ type listCmd struct {
 	User  []string          `placeholder:"NAME" help:"Only jobs of this user (repeatable)."`
 	Name  string            `placeholder:"NAME" help:"Only jobs of this name."`
 	Label map[string]string `placeholder:"K=V" help:"Only jobs with this label (repeatable: all must match)."`
+	Limit int               `placeholder:"N" help:"Show at most N jobs, the newest (default: all)."`
 }
 
 // Run lists jobs.
@@ -27,17 +30,43 @@ func (c *listCmd) Run(e *env) error {
 	for _, s := range c.State {
 		req.States = append(req.States, jobworkerv1.JobState(jobworkerv1.JobState_value["JOB_STATE_"+strings.ToUpper(s)]))
 	}
-	r, err := api.ListJobs(e.ctx, req)
+	if c.Limit < 0 {
+		return fmt.Errorf("--limit %d: want a number of jobs, at least 1", c.Limit)
+	}
+	jobs, err := listAll(e.ctx, api, req, c.Limit)
 	if err != nil {
 		return c.rpcError("list jobs", err)
 	}
 	if c.JSON {
-		for _, j := range r.GetJobs() {
+		for _, j := range jobs {
 			if err := printJSON(e.stdout, j); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return printJobTable(e.stdout, r.GetJobs())
+	return printJobTable(e.stdout, jobs)
+}
+
+// listAll follows ListJobs' pages until the last one, or until it has
+// limit jobs (0: no limit).
+func listAll(ctx context.Context, api jobworkerv1.JobWorkerServiceClient, req *jobworkerv1.ListJobsRequest, limit int) ([]*jobworkerv1.Job, error) {
+	var jobs []*jobworkerv1.Job
+	for {
+		if limit > 0 {
+			req.PageSize = uint32(min(limit-len(jobs), 1000))
+		}
+		r, err := api.ListJobs(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, r.GetJobs()...)
+		if limit > 0 && len(jobs) >= limit {
+			return jobs[:limit], nil
+		}
+		if r.GetNextPageToken() == "" {
+			return jobs, nil
+		}
+		req.PageToken = r.GetNextPageToken()
+	}
 }

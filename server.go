@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,10 +34,12 @@ type serveCmd struct {
 	LogFormat          string          `env:"JOBWORKER_LOG_FORMAT" default:"text" enum:"text,json" placeholder:"text|json" help:"Format of the server's log lines on stderr (slog's text or JSON handler)."`
 	Listen             string          `env:"JOBWORKER_LISTEN" default:"127.0.0.1:50051" placeholder:"ADDR" help:"Address to listen on (host:port)."`
 	StateDir           string          `env:"JOBWORKER_STATE_DIR" default:"/var/lib/jobworker" placeholder:"DIR" type:"path" help:"Where job records and output are kept."`
+	StateDirReserve    byteSize        `env:"JOBWORKER_STATE_DIR_RESERVE" default:"64M" placeholder:"SIZE" help:"Free space of the state directory's filesystem below which new jobs are refused, kept for the server's records."`
 	Dev                bool            `env:"JOBWORKER_DEV" help:"Development mode: make a PKI in <state-dir>/dev on first start and use it."`
 	Cert               string          `env:"JOBWORKER_SERVER_CERT" placeholder:"FILE" help:"Server certificate (PEM)."`
 	Key                string          `env:"JOBWORKER_SERVER_KEY" placeholder:"FILE" help:"Server private key (PEM)."`
 	ClientCA           string          `name:"client-ca" env:"JOBWORKER_CLIENT_CA" placeholder:"FILE" help:"CA that signs client certificates (PEM)."`
+	CRL                string          `name:"crl" env:"JOBWORKER_CRL" placeholder:"FILE" help:"Revocation list of the client CA (made by certs revoke): its certificates are refused; SIGHUP reloads it and ends their open connections."`
 	UIDRange           string          `env:"JOBWORKER_UID_RANGE" name:"uid-range" placeholder:"FIRST-LAST" help:"Give each user's jobs a uid and gid of their own from this range (default: ${default_uid_range}, which the host conventions leave unused)."`
 	RunAs              string          `env:"JOBWORKER_RUN_AS" placeholder:"USER" help:"Run every job as this one user instead of a uid per user; root must be asked for explicitly."`
 	DefaultNetwork     string          `env:"JOBWORKER_DEFAULT_NETWORK" default:"host" enum:"host,none" placeholder:"host|none" help:"Network of a job that asks for none: the host's, or none (only loopback); only an admin may ask for host past none."`
@@ -51,7 +54,15 @@ type serveCmd struct {
 	OutputCap          byteSize        `env:"JOBWORKER_OUTPUT_CAP" default:"1G" placeholder:"SIZE" help:"Output kept on disk per job; past it the oldest is dropped."`
 	Retain             time.Duration   `env:"JOBWORKER_RETAIN" default:"168h" placeholder:"DUR" help:"How long finished jobs are kept (0: forever)."`
 	RetainCount        int             `env:"JOBWORKER_RETAIN_COUNT" default:"10000" placeholder:"N" help:"Most finished jobs kept (0: no bound)."`
+	UserMaxRunning     int             `env:"JOBWORKER_USER_MAX_RUNNING" default:"64" placeholder:"N" help:"Most jobs of one user running at once; more wait PENDING (0: no bound)."`
+	UserMaxPending     int             `env:"JOBWORKER_USER_MAX_PENDING" default:"1000" placeholder:"N" help:"Most PENDING jobs of one user; more are refused (0: no bound)."`
+	UserMemory         byteSize        `env:"JOBWORKER_USER_MEMORY" placeholder:"SIZE" help:"Memory the running jobs of one user may reserve in all (default: half the memory capacity, at least --default-memory-limit)."`
+	UserPids           uint64          `env:"JOBWORKER_USER_PIDS" default:"8192" placeholder:"N" help:"pids.max of each user's cgroup level: the processes and threads of all of one user's jobs together (0: no bound)."`
+	UserOutput         byteSize        `env:"JOBWORKER_USER_OUTPUT" placeholder:"SIZE" help:"Output the jobs of one user keep on disk in all; past it that user's oldest finished jobs are removed, then a running job's oldest output is dropped (default: a quarter of the state directory's filesystem)."`
+	UserRetainCount    int             `env:"JOBWORKER_USER_RETAIN_COUNT" default:"1000" placeholder:"N" help:"Most finished jobs of one user kept; its oldest are removed first (0: no bound)."`
+	QuotaExempt        []string        `env:"JOBWORKER_QUOTA_EXEMPT" placeholder:"NAME" help:"Users no per-user quota binds (repeatable)."`
 	MaxStreams         uint32          `env:"JOBWORKER_MAX_STREAMS" default:"128" placeholder:"N" help:"Most concurrent streams per client connection."`
+	MaxConnections     int             `env:"JOBWORKER_MAX_CONNECTIONS" default:"4096" placeholder:"N" help:"Most connections open at once; past it a new one replaces the oldest still in its TLS handshake (which must finish within 10s), or is closed."`
 	MetricsListen      string          `env:"JOBWORKER_METRICS_LISTEN" placeholder:"ADDR" help:"Serve Prometheus metrics at https://ADDR/metrics, with the server's certificate, to reader and admin certificates of the client CA. Off by default."`
 	DebugSocket        string          `env:"JOBWORKER_DEBUG_SOCKET" placeholder:"PATH" type:"path" help:"Serve Go's runtime profiles (net/http/pprof) on a unix socket at PATH, mode 0600, for root only. Off by default."`
 }
@@ -267,6 +278,9 @@ func (c *serveCmd) Run(e *env) error {
 		}
 		capacity = total / 4 * 3
 	}
+	if c.UserMemory != 0 && c.DefaultMemoryLimit > c.UserMemory {
+		return fmt.Errorf("--default-memory-limit %s is larger than --user-memory %s: no user's job could start", c.DefaultMemoryLimit, c.UserMemory)
+	}
 	if uint64(c.DefaultMemoryLimit) > capacity {
 		return fmt.Errorf("--default-memory-limit %s is larger than the memory capacity %s", c.DefaultMemoryLimit, byteSize(capacity))
 	}
@@ -307,7 +321,7 @@ func (c *serveCmd) Run(e *env) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("missing %s: give the server's certificate, key and client CA (make them with `jobworker certs`), or use --dev", strings.Join(missing, ", "))
 	}
-	tlsState, err := auth.NewServerTLS(certFile, keyFile, caFile)
+	tlsState, err := auth.NewServerTLSWithCRL(certFile, keyFile, caFile, c.CRL)
 	if err != nil {
 		return err
 	}
@@ -320,14 +334,19 @@ func (c *serveCmd) Run(e *env) error {
 		}
 	}
 	ready := make(chan struct{})
+	conns := service.NewConns(c.MaxConnections)
 	go func() {
 		for range hup {
 			<-ready // a reload asked at start-up is told once serving
 			tell(notify.Reloading())
 			if err := tlsState.Reload(); err != nil {
 				log.Error("reload on SIGHUP refused; the certificates in use stay", "error", err)
-			} else {
-				log.Info("reloaded the server certificate, key and client CA")
+				continue
+			}
+			log.Info("reloaded the server certificate, key and client CA")
+			if c.CRL != "" {
+				n := conns.CloseIf(tlsState.Revoked)
+				log.Info("reloaded the revocation list", "crl", c.CRL, "revoked_connections_closed", n)
 			}
 			tell(notify.Ready())
 		}
@@ -337,6 +356,7 @@ func (c *serveCmd) Run(e *env) error {
 	if err != nil {
 		return fmt.Errorf("cgroups: %w", err)
 	}
+	h.SetUserLimits(cgroupfs.UserLimits{PidsMax: c.UserPids, Exempt: func(user string) bool { return slices.Contains(c.QuotaExempt, user) }})
 	parentLock, err := lockExclusive(h.Parent(), os.O_RDONLY|unix.O_DIRECTORY)
 	if errors.Is(err, unix.EWOULDBLOCK) {
 		return fmt.Errorf("cgroup parent %s is in use by another jobworker server: stop it, or give this one its own --cgroup-parent", h.Parent())
@@ -371,6 +391,7 @@ func (c *serveCmd) Run(e *env) error {
 	srv := service.NewServer(service.Config{
 		Jobs: m, Cgroups: h, TLS: tlsState.Config(), Log: log, Version: versionString(),
 		DefaultMemory: uint64(c.DefaultMemoryLimit), DefaultPids: c.DefaultPidsLimit, MaxStreams: c.MaxStreams,
+		Conns:          conns,
 		DefaultNetwork: job.Network(c.DefaultNetwork), Metrics: metrics,
 	})
 
@@ -445,6 +466,7 @@ func (c *serveCmd) Run(e *env) error {
 func (c *serveCmd) jobConfig(h *cgroupfs.Hierarchy, cred *shim.Credential, uids *job.UIDRange, capacity uint64, onError func(error)) job.Config {
 	return job.Config{
 		StateDir:           c.StateDir,
+		StateDirReserve:    uint64(c.StateDirReserve),
 		Cgroups:            h,
 		UIDs:               uids,
 		RunAs:              cred,
@@ -452,6 +474,7 @@ func (c *serveCmd) jobConfig(h *cgroupfs.Hierarchy, cred *shim.Credential, uids 
 		MemoryHighFraction: c.MemoryHigh,
 		MemoryCapacity:     capacity,
 		MaxRunning:         c.MaxRunning,
+		Quotas:             c.quotas(capacity),
 		StopGrace:          c.StopGrace,
 		RingSize:           int(c.RingSize),
 		OutputCap:          int64(c.OutputCap),
@@ -459,6 +482,23 @@ func (c *serveCmd) jobConfig(h *cgroupfs.Hierarchy, cred *shim.Credential, uids 
 		RetainCount:        c.RetainCount,
 		OnError:            onError,
 	}
+}
+
+// quotas are the per-user quotas from the flags, with the memory capacity
+// Run found.
+func (c *serveCmd) quotas(capacity uint64) job.Quotas {
+	mem := uint64(c.UserMemory)
+	if mem == 0 {
+		mem = max(capacity/2, uint64(c.DefaultMemoryLimit))
+	}
+	output := int64(c.UserOutput)
+	if output == 0 {
+		var fs unix.Statfs_t
+		if unix.Statfs(c.StateDir, &fs) == nil {
+			output = int64(fs.Blocks * uint64(fs.Bsize) / 4)
+		}
+	}
+	return job.Quotas{MaxRunning: c.UserMaxRunning, MaxPending: c.UserMaxPending, Memory: mem, Output: output, RetainCount: c.UserRetainCount, Exempt: c.QuotaExempt}
 }
 
 // serveDebug serves net/http/pprof's handlers on a unix socket at path:

@@ -14,22 +14,35 @@ import (
 // handshakes after it use the new certificate and client CA, connections
 // already open are untouched.
 type ServerTLS struct {
-	certFile, keyFile, caFile string
-	state                     atomic.Pointer[serverState]
+	certFile, keyFile, caFile, crlFile string
+	state                              atomic.Pointer[serverState]
 }
 
 type serverState struct {
-	cert tls.Certificate
-	pool *x509.CertPool
+	cert    tls.Certificate
+	pool    *x509.CertPool
+	revoked revocations // nil without a revocation list
 }
 
 // NewServerTLS loads the server certificate, key and client CA.
 func NewServerTLS(certFile, keyFile, clientCAFile string) (*ServerTLS, error) {
-	s := &ServerTLS{certFile: certFile, keyFile: keyFile, caFile: clientCAFile}
+	return NewServerTLSWithCRL(certFile, keyFile, clientCAFile, "")
+}
+
+// NewServerTLSWithCRL is NewServerTLS that also loads a revocation list of
+// the client CA (crl.go): a client certificate it revokes is refused at the
+// handshake. An empty crlFile loads none.
+func NewServerTLSWithCRL(certFile, keyFile, clientCAFile, crlFile string) (*ServerTLS, error) {
+	s := &ServerTLS{certFile: certFile, keyFile: keyFile, caFile: clientCAFile, crlFile: crlFile}
 	if err := s.Reload(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Revoked reports whether the revocation list loaded last revokes c.
+func (s *ServerTLS) Revoked(c *x509.Certificate) bool {
+	return s.state.Load().revoked.revoked(c)
 }
 
 // Reload re-reads the certificate, key and client CA. On any error the
@@ -46,7 +59,17 @@ func (s *ServerTLS) Reload() error {
 	if err != nil {
 		return err
 	}
-	s.state.Store(&serverState{cert: cert, pool: pool})
+	var revoked revocations
+	if s.crlFile != "" {
+		cas, err := LoadCertificates(s.caFile)
+		if err != nil {
+			return err
+		}
+		if revoked, err = loadRevocations(s.crlFile, cas); err != nil {
+			return err
+		}
+	}
+	s.state.Store(&serverState{cert: cert, pool: pool, revoked: revoked})
 	return nil
 }
 
@@ -60,12 +83,20 @@ func (s *ServerTLS) Config() *tls.Config {
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			st := s.state.Load()
 			return &tls.Config{
-				MinVersion:       tls.VersionTLS13,
-				Certificates:     []tls.Certificate{st.cert},
-				ClientAuth:       tls.RequireAndVerifyClientCert,
-				ClientCAs:        st.pool,
-				NextProtos:       []string{"h2"},
-				VerifyConnection: verifyClient,
+				MinVersion:   tls.VersionTLS13,
+				Certificates: []tls.Certificate{st.cert},
+				ClientAuth:   tls.RequireAndVerifyClientCert,
+				ClientCAs:    st.pool,
+				NextProtos:   []string{"h2"},
+				VerifyConnection: func(cs tls.ConnectionState) error {
+					if err := verifyClient(cs); err != nil {
+						return err
+					}
+					if st.revoked.revoked(cs.VerifiedChains[0][0]) {
+						return errors.New("the client certificate is revoked")
+					}
+					return nil
+				},
 			}, nil
 		},
 	}

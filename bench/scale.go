@@ -33,9 +33,21 @@ func scale(ctx context.Context, clients []jobworkerv1.JobWorkerServiceClient, pi
 	running := rss(pid, "VmRSS")
 	list, err := measure(20, 1, func() (time.Duration, error) {
 		t := time.Now()
-		r, err := clients[0].ListJobs(ctx, &jobworkerv1.ListJobsRequest{States: []jobworkerv1.JobState{jobworkerv1.JobState_JOB_STATE_RUNNING}})
-		if err == nil && len(r.GetJobs()) < n {
-			err = fmt.Errorf("ListJobs shows %d running, want %d", len(r.GetJobs()), n)
+		req := &jobworkerv1.ListJobsRequest{States: []jobworkerv1.JobState{jobworkerv1.JobState_JOB_STATE_RUNNING}, PageSize: 1000}
+		shown := 0
+		for {
+			r, err := clients[0].ListJobs(ctx, req)
+			if err != nil {
+				return 0, err
+			}
+			shown += len(r.GetJobs())
+			if req.PageToken = r.GetNextPageToken(); req.PageToken == "" {
+				break
+			}
+		}
+		var err error
+		if shown < n {
+			err = fmt.Errorf("ListJobs shows %d running, want %d", shown, n)
 		}
 		return time.Since(t), err
 	})

@@ -18,7 +18,8 @@ type Hierarchy struct {
 
 	// userMu orders the making and removing of user levels, so that a job
 	// being created never finds its user level removed under it.
-	userMu sync.Mutex
+	userMu     sync.Mutex
+	userLimits UserLimits // guarded by userMu (userlimits.go)
 }
 
 // Options select the parent cgroup.
@@ -244,6 +245,9 @@ func (h *Hierarchy) Create(user, jobID string, limits Limits) (g *Group, err err
 	// them already.
 	if madeUser {
 		if err := h.enable(userPath); err != nil {
+			return nil, err
+		}
+		if err := h.applyUserLimits(user, userPath); err != nil {
 			return nil, err
 		}
 	}

@@ -68,7 +68,7 @@ func (cfg Config) Explain(what string, err error) error {
 	case codes.Unavailable:
 		hint := fmt.Sprintf("%s; is the server running, and is --server right?", lastCause(msg))
 		switch {
-		case strings.Contains(msg, "certificate required"), strings.Contains(msg, "bad certificate"), strings.Contains(msg, "unknown certificate authority"), strings.Contains(msg, "expired certificate"):
+		case RefusedCertificate(err):
 			hint = fmt.Sprintf("the server refused the client certificate %s (%s): is it signed by the server's client CA, valid now, and made with a role by `jobworker certs client`?", cfg.Cert, tlsReason(msg))
 		case strings.Contains(msg, "x509:"), strings.Contains(msg, "certificate"):
 			hint = fmt.Sprintf("the server's certificate does not verify with --ca %s for %s (%s)", cfg.CA, cfg.Server, tlsReason(msg))
@@ -80,6 +80,18 @@ func (cfg Config) Explain(what string, err error) error {
 		return fmt.Errorf("%s: not authenticated: %s", what, msg)
 	}
 	return fmt.Errorf("%s: %s", what, msg)
+}
+
+// RefusedCertificate reports whether err says the server refused the
+// client's certificate at the handshake: trying again cannot help.
+func RefusedCertificate(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return false
+	}
+	msg := st.Message()
+	return strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate") ||
+		strings.Contains(msg, "unknown certificate authority") || strings.Contains(msg, "expired certificate")
 }
 
 // lastCause is the innermost part of a gRPC transport error message.

@@ -60,7 +60,7 @@ func FollowRequest(ctx context.Context, api jobworkerv1.JobWorkerServiceClient, 
 		if ctx.Err() != nil {
 			return offset, ctx.Err()
 		}
-		if status.Code(err) != codes.Unavailable {
+		if status.Code(err) != codes.Unavailable || RefusedCertificate(err) {
 			return offset, err
 		}
 		// The connection dropped: resume from the next byte.

@@ -48,12 +48,16 @@ func (m *Manager) applyDefaults(l cgroupfs.Limits) cgroupfs.Limits {
 	return l
 }
 
-// fitsLocked reports whether j can start now. Called with m.mu held.
+// fitsLocked reports whether j can start now: within the server's
+// capacity and its owner's quotas. Called with m.mu held.
 func (m *Manager) fitsLocked(j *job) bool {
 	if m.cfg.MaxRunning > 0 && m.running >= m.cfg.MaxRunning {
 		return false
 	}
-	return m.cfg.MemoryCapacity == 0 || m.reserved+j.st.Limits.MemoryMax <= m.cfg.MemoryCapacity
+	if m.cfg.MemoryCapacity > 0 && m.reserved+j.st.Limits.MemoryMax > m.cfg.MemoryCapacity {
+		return false
+	}
+	return m.userFitsLocked(j)
 }
 
 // Start admits a job. A job that fits starts now: an error starting its
@@ -119,6 +123,12 @@ func (m *Manager) start(req Request) (Status, error) {
 	if m.cfg.MemoryCapacity > 0 && limits.MemoryMax > m.cfg.MemoryCapacity {
 		return Status{}, fmt.Errorf("%w: %d bytes asked, capacity %d", ErrNeverFits, limits.MemoryMax, m.cfg.MemoryCapacity)
 	}
+	if err := m.checkJobQuota(req.Owner, limits.MemoryMax); err != nil {
+		return Status{}, err
+	}
+	if err := m.checkReserve(); err != nil {
+		return Status{}, err
+	}
 	cred := m.cfg.RunAs
 	if m.uids != nil {
 		var err error
@@ -166,7 +176,9 @@ func (m *Manager) start(req Request) (Status, error) {
 		discard()
 		return Status{}, ErrClosed
 	}
-	if len(m.queue) == 0 && m.fitsLocked(j) {
+	// Straight to running when it fits and no queued job goes first (its
+	// owner's, or one of another user that fits).
+	if !m.queuedLocked(req.Owner) && m.fitsLocked(j) && m.pickLocked() == nil {
 		m.reserveLocked(j)
 		// Counted as starting until launch has handed it to its
 		// supervisor (or failed): Close waits for that before it looks
@@ -211,6 +223,11 @@ func (m *Manager) start(req Request) (Status, error) {
 		discard()
 		return Status{}, ErrClosed
 	}
+	if err := m.checkPendingLocked(req.Owner); err != nil {
+		m.mu.Unlock()
+		discard()
+		return Status{}, err
+	}
 	m.jobs[id] = j
 	m.queue = append(m.queue, j)
 	m.eventsLocked(j)
@@ -224,24 +241,34 @@ func (m *Manager) reserveLocked(j *job) {
 	m.running++
 	m.reserved += j.st.Limits.MemoryMax
 	j.reserved = j.st.Limits.MemoryMax
+	m.admitted++
+	u := m.userLocked(j.st.Owner)
+	u.running[j] = struct{}{}
+	u.served = m.admitted
 }
 
 func (m *Manager) releaseLocked(j *job) {
 	m.running--
 	m.reserved -= j.reserved
 	j.reserved = 0
+	u := m.userLocked(j.st.Owner)
+	delete(u.running, j)
 }
 
-// schedule starts queued jobs, oldest first, while the oldest fits.
+// schedule starts queued jobs, user by user in turn (fair.go), while one
+// fits.
 func (m *Manager) schedule() {
 	for {
 		m.mu.Lock()
-		if m.closing || len(m.queue) == 0 || !m.fitsLocked(m.queue[0]) {
+		var j *job
+		if !m.closing {
+			j = m.pickLocked()
+		}
+		if j == nil {
 			m.mu.Unlock()
 			return
 		}
-		j := m.queue[0]
-		m.queue = m.queue[1:]
+		m.dequeueLocked(j)
 		m.reserveLocked(j)
 		m.starting.Add(1) // as in Start
 		m.mu.Unlock()

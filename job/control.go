@@ -247,6 +247,9 @@ func (m *Manager) Update(id string, c cgroupfs.Change) (Status, error) {
 	if m.cfg.MemoryCapacity > 0 && limits.MemoryMax > m.cfg.MemoryCapacity {
 		return Status{}, fmt.Errorf("%w: %d bytes asked, capacity %d", ErrNeverFits, limits.MemoryMax, m.cfg.MemoryCapacity)
 	}
+	if err := m.checkJobQuota(st.Owner, limits.MemoryMax); err != nil {
+		return Status{}, err
+	}
 	if st.State == StatePending {
 		return m.updatePending(j, limits)
 	}
@@ -287,6 +290,10 @@ func (m *Manager) updateStarted(j *job, c cgroupfs.Change, limits cgroupfs.Limit
 	if raise {
 		if cap := m.cfg.MemoryCapacity; cap > 0 && m.reserved-old+limits.MemoryMax > cap {
 			err := fmt.Errorf("%w: job %s asks %d bytes, and %d of the capacity of %d are reserved (%d by this job)", ErrNoRoom, id, limits.MemoryMax, m.reserved, cap, old)
+			m.mu.Unlock()
+			return Status{}, err
+		}
+		if err := m.checkRaiseLocked(j, old, limits.MemoryMax); err != nil {
 			m.mu.Unlock()
 			return Status{}, err
 		}

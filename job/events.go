@@ -101,7 +101,12 @@ func (l *eventLog) oldestLocked() uint64 {
 // publishLocked records event t of j. Called with m.mu held, so that the
 // events of a job are in the order of its changes.
 func (m *Manager) publishLocked(j *job, t EventType) {
-	ev := m.events.publish(t, j.st)
+	// An event carries the job without its command's arguments and
+	// environment: the event buffer holds thousands, and those (up to
+	// the request bound each) stay on disk (trim.go); Get has them.
+	st := j.st
+	st.Args, st.Env = nil, nil
+	ev := m.events.publish(t, st)
 	if m.cfg.OnEvent != nil {
 		m.cfg.OnEvent(ev)
 	}

@@ -147,9 +147,12 @@ func invalid(format string, args ...any) error {
 const (
 	MaxCommandBytes = 4096
 	MaxArgs         = 4096
-	MaxArgBytes     = 1 << 20 // all arguments together
+	MaxArgBytes     = MaxRequestBytes // all arguments together
 	MaxEnv          = 1024
-	MaxEnvBytes     = 1 << 20 // all variables together
+	MaxEnvBytes     = MaxRequestBytes // all variables together
+	// MaxRequestBytes bounds the command, arguments and environment
+	// (secret variables included) together.
+	MaxRequestBytes = 256 << 10
 )
 
 // validEnvName reports whether k is a portable environment variable name:
@@ -165,6 +168,15 @@ func validEnvName(k string) bool {
 		}
 	}
 	return true
+}
+
+// argBytes is the size of the arguments together.
+func (r *Request) argBytes() int {
+	n := 0
+	for _, a := range r.Args {
+		n += len(a)
+	}
+	return n
 }
 
 // Validate checks a request's fields and says what is wrong. Strings must
@@ -245,6 +257,9 @@ func (r *Request) Validate() error {
 	}
 	if n > MaxEnvBytes {
 		return invalid("environment is %d bytes, over the limit of %d", n, MaxEnvBytes)
+	}
+	if total := len(r.Command) + r.argBytes() + n; total > MaxRequestBytes {
+		return invalid("command, arguments and environment are %d bytes together, over the limit of %d (256 KiB)", total, MaxRequestBytes)
 	}
 	switch r.Network {
 	case "", NetworkHost, NetworkNone:

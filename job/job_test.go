@@ -52,6 +52,16 @@ func TestValidate(t *testing.T) {
 		{"secret env NUL, value unquoted", func(r *Request) { r.SecretEnv = map[string]string{"T": "s3cret\x00"} }, "secret environment variable T holds a NUL byte"},
 		{"secret env job id", func(r *Request) { r.SecretEnv = map[string]string{"JOBWORKER_JOB_ID": "x"} }, "set by the server"},
 		{"secret and plain env name", func(r *Request) { r.SecretEnv = map[string]string{"A": "x"}; r.Env = map[string]string{"A": "y"} }, "A is both an environment variable and a secret one"},
+		{"command, args and env at 256 KiB together", func(r *Request) {
+			r.Command = "true"
+			r.Args = []string{strings.Repeat("a", 128<<10)}
+			r.Env = map[string]string{"A": strings.Repeat("x", 128<<10-len("true")-len("A")-1)}
+		}, ""},
+		{"command, args and env over 256 KiB together", func(r *Request) {
+			r.Command = "true"
+			r.Args = []string{strings.Repeat("a", 128<<10)}
+			r.SecretEnv = map[string]string{"A": strings.Repeat("x", 128<<10)}
+		}, "command, arguments and environment are 262150 bytes together, over the limit of 262144 (256 KiB)"},
 		{"secret env counted in the size", func(r *Request) {
 			r.Env = map[string]string{"A": strings.Repeat("x", MaxEnvBytes/2)}
 			r.SecretEnv = map[string]string{"B": strings.Repeat("x", MaxEnvBytes/2)}

@@ -21,6 +21,9 @@ import (
 type Config struct {
 	// StateDir holds every job's record and output.
 	StateDir string
+	// StateDirReserve is the free space of the state directory's
+	// filesystem below which new jobs are refused; 0: none.
+	StateDirReserve uint64
 	// Cgroups is the server's cgroup subtree.
 	Cgroups *cgroupfs.Hierarchy
 	// Launcher starts the shim.
@@ -44,6 +47,8 @@ type Config struct {
 	MemoryCapacity uint64
 	// MaxRunning bounds the jobs running at once; 0: no bound.
 	MaxRunning int
+	// Quotas bind each user's jobs (quota.go).
+	Quotas Quotas
 	// StopGrace is the time between SIGTERM and kill when a stop names none.
 	StopGrace time.Duration
 	// RingSize and OutputCap configure each job's output log.
@@ -76,6 +81,8 @@ type Manager struct {
 	running  int
 	reserved uint64
 	closing  bool
+	users    map[string]*userJobs // by owner, with a started job or one started before (quota.go)
+	admitted uint64               // jobs started so far: the sequence of userJobs.served
 
 	uids *uidTable // nil: every job runs as cfg.RunAs
 
@@ -127,6 +134,9 @@ type job struct {
 	lostErr  error
 	done     chan struct{} // closed once the final state is recorded
 	pubState State         // the state of the job's last event; empty: none yet
+	trimmed  bool          // st's Args and Env are on disk only (trim.go)
+
+	sinceCheck int64 // output written since the last check of the output quota; copyOutput's only
 }
 
 // Open opens a Manager on cfg.StateDir: it loads every job recorded there,
@@ -140,7 +150,7 @@ func Open(cfg Config) (*Manager, error) {
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = 10 * time.Second
 	}
-	m := &Manager{cfg: cfg, jobs: map[string]*job{}, requests: map[string]*request{}, quit: make(chan struct{}), copyBuffers: newCopyBuffers(), events: newEventLog(cfg.EventBuffer)}
+	m := &Manager{cfg: cfg, jobs: map[string]*job{}, requests: map[string]*request{}, users: map[string]*userJobs{}, quit: make(chan struct{}), copyBuffers: newCopyBuffers(), events: newEventLog(cfg.EventBuffer)}
 	// The state directory is made private through a descriptor opened
 	// with O_NOFOLLOW, before anything is made in it: a symbolic link in
 	// its place fails (ELOOP) rather than having its target (/etc, say)

@@ -13,7 +13,8 @@ import (
 )
 
 // copyOutput moves the job's output into its log. If the log cannot store
-// it (the disk is full), the job is killed: its output would be lost.
+// it (the disk is full, and nothing is left to free: writeOutput), the job
+// is killed: its output would be lost.
 func (m *Manager) copyOutput(j *job, out *os.File) {
 	rc, err := out.SyscallConn()
 	if err != nil {
@@ -23,14 +24,9 @@ func (m *Manager) copyOutput(j *job, out *os.File) {
 	}
 	for {
 		n, err := readPooled(rc, m.copyBuffers, func(b []byte) error {
-			start := j.log.Start()
-			_, werr := j.log.Write(b)
-			if werr == nil {
-				m.outputWritten.Add(int64(len(b)))
-				m.outputDropped.Add(j.log.Start() - start)
-			}
-			return werr
+			return m.writeOutput(j, b)
 		})
+		m.wroteOutput(j, n)
 		var werr *writeError
 		if errors.As(err, &werr) {
 			m.mu.Lock()

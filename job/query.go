@@ -20,7 +20,7 @@ func (m *Manager) notifyLocked(j *job) {
 // snapshot returns j's status with live usage and output figures.
 func (m *Manager) snapshot(j *job) Status {
 	m.mu.Lock()
-	st := j.st
+	st, trimmed := j.st, j.trimmed
 	g := j.group
 	running := st.State.hasProcess()
 	m.mu.Unlock()
@@ -30,7 +30,7 @@ func (m *Manager) snapshot(j *job) Status {
 		}
 	}
 	st.OutputSize, st.OutputStart = j.log.Size(), j.log.Start()
-	return st
+	return j.withRecord(st, trimmed)
 }
 
 // Get returns a job's status.

@@ -1,8 +1,6 @@
 package job
 
 import (
-	"fmt"
-	"os"
 	"sort"
 	"time"
 )
@@ -24,7 +22,7 @@ func (m *Manager) retentionLoop() {
 
 // prune removes finished jobs older than Retain and beyond RetainCount.
 func (m *Manager) prune() {
-	if m.cfg.Retain <= 0 && m.cfg.RetainCount <= 0 {
+	if m.cfg.Retain <= 0 && m.cfg.RetainCount <= 0 && m.cfg.Quotas.RetainCount <= 0 {
 		return
 	}
 	m.mu.Lock()
@@ -37,22 +35,17 @@ func (m *Manager) prune() {
 	sort.Slice(ended, func(a, b int) bool { return ended[a].st.Ended.After(ended[b].st.Ended) })
 	var drop []*job
 	cutoff := time.Now().Add(-m.cfg.Retain)
+	perUser := map[string]int{} // finished jobs of each user kept so far, newest first
 	for i, j := range ended {
-		if (m.cfg.RetainCount > 0 && i >= m.cfg.RetainCount) || (m.cfg.Retain > 0 && j.st.Ended.Before(cutoff)) {
+		owner := j.st.Owner
+		overUser := m.cfg.Quotas.RetainCount > 0 && perUser[owner] >= m.cfg.Quotas.RetainCount && !m.exempt(owner)
+		if overUser || (m.cfg.RetainCount > 0 && i >= m.cfg.RetainCount) || (m.cfg.Retain > 0 && j.st.Ended.Before(cutoff)) {
 			drop = append(drop, j)
-			delete(m.jobs, j.st.ID)
-			m.publishLocked(j, EventPruned)
-			if j.st.RequestID != "" {
-				delete(m.requests, requestKey(j.st.Owner, j.st.RequestID))
-			}
+			m.forgetLocked(j)
+			continue
 		}
+		perUser[owner]++
 	}
 	m.mu.Unlock()
-	for _, j := range drop {
-		j.persistMu.Lock()
-		if err := os.RemoveAll(j.dir); err != nil {
-			m.report(fmt.Errorf("retention: remove job %s: %w", j.st.ID, err))
-		}
-		j.persistMu.Unlock()
-	}
+	m.removeJobs(drop, "retention")
 }

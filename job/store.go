@@ -24,10 +24,16 @@ func (m *Manager) persist(j *job) error {
 	j.persistMu.Lock()
 	defer j.persistMu.Unlock()
 	m.mu.Lock()
-	st := j.st
+	st, trimmed := j.st, j.trimmed
 	m.mu.Unlock()
+	st = j.withRecord(st, trimmed)
 	if err := writeRecord(j.dir, st, true); err != nil {
 		return fmt.Errorf("record job %s: %w", st.ID, err)
+	}
+	if st.State.Ended() {
+		m.mu.Lock()
+		j.trimLocked()
+		m.mu.Unlock()
 	}
 	return nil
 }
@@ -205,6 +211,9 @@ func (m *Manager) loadJob(dir string) *job {
 			damage = append(damage, "its final state could not be recorded at start-up: the record on disk still says "+string(st.State))
 			causes = append(causes, err.Error())
 		}
+	}
+	if rerr == nil && j.st.State.Ended() {
+		j.trimLocked()
 	}
 	if len(damage) > 0 {
 		j.st.Damaged = strings.Join(damage, "; ")

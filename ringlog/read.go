@@ -58,6 +58,10 @@ func (l *Log) readAtCtx(ctx context.Context, p []byte, off int64, cache *segFile
 	}
 	defer func() { <-slots }()
 	l.mu.Lock()
+	if l.removed {
+		l.mu.Unlock()
+		return 0, ErrRemoved
+	}
 	if off < l.start {
 		start := l.start
 		l.mu.Unlock()
@@ -107,8 +111,8 @@ func (l *Log) readAtCtx(ctx context.Context, p []byte, off int64, cache *segFile
 		cache.close()
 		f, err := os.Open(l.segmentPath(seg.base))
 		if errors.Is(err, os.ErrNotExist) {
-			// Dropped by the disk cap since we looked.
-			return 0, &DroppedError{Offset: off, Start: l.Start()}
+			// Dropped by the disk cap since we looked, or removed.
+			return 0, l.vanished(off, seg)
 		}
 		if err != nil {
 			return 0, fmt.Errorf("ringlog: read at offset %d: %w", off, err)

@@ -138,6 +138,7 @@ type Log struct {
 	ring     []byte    // ring[o % RingSize] holds byte o while o >= size-ringHeld
 	ringHeld int64     // how many of the newest bytes the ring holds
 	closed   bool
+	removed  bool          // by Remove: every read returns ErrRemoved
 	wake     chan struct{} // closed at the next write or Close; nil when nobody waits
 	slots    chan struct{} // read slots; made at the first read
 	tail     timeEntry     // the newest entry of the time index this Log wrote

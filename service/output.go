@@ -141,6 +141,11 @@ func (s *api) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.ServerS
 	defer s.out.open.Add(-1)
 	var dropped int64
 	for {
+		// Every turn checks the client: a stream ends when its client goes
+		// away, whatever the log returns.
+		if err := ctx.Err(); err != nil {
+			return status.FromContextError(err).Err()
+		}
 		// A follower waiting for output holds no buffer: thousands of
 		// them wait at once. One whose send waits for flow control holds
 		// a chunk; chunks shrink as streams grow (outputStreams.pool),
@@ -183,6 +188,9 @@ func (s *api) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.ServerS
 			pool.Put(bp)
 			dropped += de.Dropped()
 			continue
+		case errors.Is(err, ringlog.ErrRemoved):
+			pool.Put(bp)
+			return status.Errorf(codes.NotFound, "job %s was removed by retention while its output was read", found.ID)
 		case err == io.EOF:
 			pool.Put(bp)
 			return nil

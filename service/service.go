@@ -18,6 +18,7 @@ import (
 	"github.com/jobworker/jobworker/cgroupfs"
 	"github.com/jobworker/jobworker/job"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+	"github.com/jobworker/jobworker/ringlog"
 	"github.com/jobworker/jobworker/shim"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -50,17 +51,21 @@ type Config struct {
 	// Metrics, when set, are counted (its OnEvent should be the job
 	// manager's); NewServer adds the job manager's figures to them.
 	Metrics *Metrics
+	// Conns bounds and tracks the connections (nil: NewConns(0)).
+	Conns *Conns
 }
 
-// MaxRequestBytes bounds a request message: arguments and environment are
-// each bounded to 1 MiB by the job library.
-const MaxRequestBytes = 4 << 20
+// MaxRequestBytes bounds a request message: a job's command, arguments
+// and environment together are bounded to job.MaxRequestBytes (256 KiB)
+// by the job library; the rest (names, labels, limits) is small.
+const MaxRequestBytes = 512 << 10
 
 // Server is the gRPC server of the API, with the health and reflection
 // services beside it.
 type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
+	conns  *Conns
 }
 
 // NewServer builds the server: every call is authenticated by the client
@@ -71,17 +76,21 @@ func NewServer(cfg Config) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
+	if cfg.Conns == nil {
+		cfg.Conns = NewConns(0)
+	}
 	a := newAPI(cfg, authz)
 	cfg.Metrics.reg.MustRegister(newJobsCollector(cfg.Jobs, a.out))
 	srv := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(cfg.TLS)),
+		grpc.Creds(cfg.Conns.Credentials(credentials.NewTLS(cfg.TLS))),
+		grpc.ConnectionTimeout(HandshakeTimeout),
 		// Metrics first: a call the authorizer refuses is counted too.
 		grpc.ChainUnaryInterceptor(cfg.Metrics.unaryInterceptor, authz.UnaryInterceptor, utf8Unary),
 		grpc.ChainStreamInterceptor(cfg.Metrics.streamInterceptor, authz.StreamInterceptor, utf8Stream),
 		grpc.StatsHandler(connStats{cfg.Metrics}),
 		grpc.MaxConcurrentStreams(cfg.MaxStreams),
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, MaxConnectionIdle: IdleTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	hs := health.NewServer()
@@ -90,11 +99,12 @@ func NewServer(cfg Config) *Server {
 	jobworkerv1.RegisterJobWorkerServiceServer(srv, a)
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(jobworkerv1.JobWorkerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	return &Server{grpc: srv, health: hs}
+	return &Server{grpc: srv, health: hs, conns: cfg.Conns}
 }
 
-// Serve serves on lis until Shutdown or Stop.
-func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
+// Serve serves on lis, within the bound of connections, until Shutdown or
+// Stop.
+func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(s.conns.Listener(lis)) }
 
 // Shutdown reports the server not serving, accepts no new connection and
 // no new call, and returns once the calls in progress have ended.
@@ -151,12 +161,14 @@ func jobError(err error) error {
 		return nil
 	case errors.Is(err, job.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, job.ErrNeverFits), errors.Is(err, job.ErrNoRoom):
+	case errors.Is(err, job.ErrNeverFits), errors.Is(err, job.ErrNoRoom), errors.Is(err, job.ErrQuota):
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, job.ErrJobState), errors.Is(err, job.ErrBelowUsage):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, job.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, ringlog.ErrRemoved):
+		return status.Error(codes.NotFound, "the job's output was removed by retention")
 	case errors.Is(err, job.ErrClosed):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.As(err, &se):
@@ -342,9 +354,9 @@ func (s *api) ListJobs(ctx context.Context, req *jobworkerv1.ListJobsRequest) (*
 	if err != nil || none {
 		return &jobworkerv1.ListJobsResponse{}, err
 	}
-	resp := &jobworkerv1.ListJobsResponse{}
-	for _, st := range s.m.List(f) {
-		resp.Jobs = append(resp.Jobs, jobToProto(st))
+	resp, err := s.listPage(f, req)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	return resp, nil
 }

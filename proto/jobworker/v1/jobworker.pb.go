@@ -1507,7 +1507,14 @@ type ListJobsRequest struct {
 	Name string `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
 	// labels keeps only jobs that have every one of these labels with these
 	// values; empty: any labels.
-	Labels        map[string]string `protobuf:"bytes,4,rep,name=labels" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Labels map[string]string `protobuf:"bytes,4,rep,name=labels" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// page_size is the most jobs one answer holds: default 100, at most 1000.
+	// An answer may hold fewer (it is also bounded to about 4 MiB); only an
+	// empty next_page_token says the list is complete.
+	PageSize uint32 `protobuf:"varint,5,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
+	// page_token continues a list: the next_page_token of the previous answer,
+	// with the same filters.
+	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1570,11 +1577,27 @@ func (x *ListJobsRequest) GetLabels() map[string]string {
 	return nil
 }
 
-// ListJobsResponse is the jobs found.
+func (x *ListJobsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListJobsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListJobsResponse is one page of the jobs found.
 type ListJobsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// jobs are the jobs, newest first.
-	Jobs          []*Job `protobuf:"bytes,1,rep,name=jobs" json:"jobs,omitempty"`
+	Jobs []*Job `protobuf:"bytes,1,rep,name=jobs" json:"jobs,omitempty"`
+	// next_page_token, when not empty, is the page_token of the next page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1614,6 +1637,13 @@ func (x *ListJobsResponse) GetJobs() []*Job {
 		return x.Jobs
 	}
 	return nil
+}
+
+func (x *ListJobsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // GetServerStatusRequest asks for server-wide figures.
@@ -2302,7 +2332,10 @@ type JobEvent struct {
 	Sequence uint64                 `protobuf:"varint,1,opt,name=sequence" json:"sequence,omitempty"`
 	Type     JobEventType           `protobuf:"varint,2,opt,name=type,enum=jobworker.v1.JobEventType" json:"type,omitempty"`
 	Time     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time" json:"time,omitempty"`
-	// job is the job's status just after the change (without live usage).
+	// job is the job's status just after the change, without live usage and
+	// without its command's args and env (GetJobStatus has them): the server
+	// keeps thousands of events, and what a retained job holds in memory is
+	// small whatever it ran.
 	Job           *Job `protobuf:"bytes,4,opt,name=job" json:"job,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2485,17 +2518,21 @@ const file_jobworker_v1_jobworker_proto_rawDesc = "" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x18\n" +
 	"\adropped\x18\x03 \x01(\x03R\adropped\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xeb\x01\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xa7\x02\n" +
 	"\x0fListJobsRequest\x12\x16\n" +
 	"\x06owners\x18\x01 \x03(\tR\x06owners\x12.\n" +
 	"\x06states\x18\x02 \x03(\x0e2\x16.jobworker.v1.JobStateR\x06states\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12A\n" +
-	"\x06labels\x18\x04 \x03(\v2).jobworker.v1.ListJobsRequest.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\x04 \x03(\v2).jobworker.v1.ListJobsRequest.LabelsEntryR\x06labels\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"9\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"a\n" +
 	"\x10ListJobsResponse\x12%\n" +
-	"\x04jobs\x18\x01 \x03(\v2\x11.jobworker.v1.JobR\x04jobs\"\x18\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x11.jobworker.v1.JobR\x04jobs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x18\n" +
 	"\x16GetServerStatusRequest\"\xf9\x02\n" +
 	"\x17GetServerStatusResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12!\n" +

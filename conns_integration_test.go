@@ -1,0 +1,88 @@
+//go:build integration
+
+package main
+
+import (
+	"context"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+)
+
+// TestConnections5000Idle: 5000 TCP connections opened and left idle
+// before their handshake. The server's descriptors stay within
+// --max-connections of its baseline; a client with a certificate still
+// starts a job and follows its output to the end; at the handshake
+// deadline the idle connections are closed and the descriptors are back
+// to the baseline.
+func TestConnections5000Idle(t *testing.T) {
+	// The test's 5000 connections, and the server's (which inherits it).
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Cur < 8192 {
+		raised := syscall.Rlimit{Cur: 8192, Max: max(lim.Max, 8192)}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err != nil {
+			t.Fatalf("the test needs 8192 descriptors, has %d: %v", lim.Cur, err)
+		}
+		t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) })
+	}
+	s := startDevServer(t, t.TempDir(), "--max-connections", "1000")
+	// The baseline has the admin's connection made.
+	s.job(s.runJobID())
+	fd0 := openFDs(t, s.pid())
+	began := time.Now()
+	var idle []net.Conn
+	for range 5000 {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatalf("after %d connections: %v", len(idle), err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	if fds := openFDs(t, s.pid()); fds > fd0+1000+10 {
+		t.Errorf("with 5000 idle connections the server holds %d descriptors, over its baseline %d and the bound of 1000", fds, fd0)
+	}
+	// A new client (a new connection) starts a job and follows it.
+	r := s.cli("user", "run", "--", "sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.2; done")
+	if r.code != 0 || r.out != "line 1\nline 2\nline 3\n" {
+		t.Fatalf("run with 5000 idle connections: exit %d, stdout %q, stderr %q", r.code, r.out, r.err)
+	}
+	if time.Since(began) > 10*time.Second {
+		t.Logf("note: the idle connections took %v to open", time.Since(began))
+	}
+	// Every idle connection is closed by the server at the deadline.
+	for i, c := range idle {
+		c.SetReadDeadline(time.Now().Add(15 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+			t.Fatalf("idle connection %d still open 15 s after the handshake deadline: %v", i, err)
+		}
+	}
+	eventually(t, 10*time.Second, "the server's descriptors back to the baseline", func() bool { return openFDs(t, s.pid()) <= fd0 })
+	if r := s.cli("admin", "list"); r.code != 0 || !strings.Contains(r.out, "completed") {
+		t.Errorf("list after the idle connections: exit %d, %q; want the completed jobs", r.code, r.out)
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// runJobID starts a job that ends at once as admin, through the API, and
+// returns its ID.
+func (s *devServer) runJobID() string {
+	s.t.Helper()
+	r, err := s.client("admin").StartJob(context.Background(), &jobworkerv1.StartJobRequest{Command: "true"})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.wait(r.GetJob().GetId())
+	return r.GetJob().GetId()
+}
