@@ -15,9 +15,13 @@ var ErrRemoved = errors.New("ringlog: the log was removed")
 // waiting for output are woken to get it. Remove may be called more than
 // once.
 func (l *Log) Remove() error {
-	cerr := l.Close()
+	// Marked removed before Close wakes the followers, so that none of
+	// them reads the end of a closed log (io.EOF) in between.
 	l.mu.Lock()
 	l.removed = true
+	l.mu.Unlock()
+	cerr := l.Close()
+	l.mu.Lock()
 	l.segs = nil
 	l.start = l.size
 	l.mu.Unlock()
