@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobworker/jobworker/internal/testchild"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 )
 
@@ -43,22 +44,7 @@ func TestUserPidsForkBombs(t *testing.T) {
 	// and of the level whose limit it met since (the user level's): read
 	// all three.
 	dirs := []string{user, jobCgroup(t, bombs[0]), jobCgroup(t, bombs[1])}
-	eventually(t, 15*time.Second, "forks refused", func() bool {
-		refused := 0
-		for _, d := range dirs {
-			b, err := os.ReadFile(filepath.Join(d, "pids.events"))
-			if err != nil {
-				t.Fatalf("%s/pids.events: %v; the bombs: %v, %v", d, err, s.job(bombs[0]), s.job(bombs[1]))
-			}
-			for line := range strings.Lines(string(b)) {
-				if n, ok := strings.CutPrefix(strings.TrimSpace(line), "max "); ok {
-					v, _ := strconv.Atoi(n)
-					refused += v
-				}
-			}
-		}
-		return refused > 0
-	})
+	eventually(t, 15*time.Second, "forks refused", func() bool { return forksRefused(t, dirs...) > 0 })
 	cur, _ := strconv.Atoi(strings.TrimSpace(readString(t, filepath.Join(user, "pids.current"))))
 	if cur > 64 {
 		t.Errorf("the user level's pids.current = %d, above 64", cur)
@@ -79,6 +65,98 @@ func TestUserPidsForkBombs(t *testing.T) {
 		if st := s.wait(id); st.GetReason() != jobworkerv1.FailureReason_FAILURE_REASON_TIMED_OUT {
 			t.Errorf("bomb %s ended %v, want timed out", id, st.GetReason())
 		}
+	}
+	if threads := procStatus(t, s.pid(), "Threads"); threads > threads0+20 {
+		t.Errorf("the server has %d threads after the bombs, %d before", threads, threads0)
+	}
+}
+
+// forksRefused sums the "max" count of pids.events in dirs: the forks that
+// a pids.max refused.
+func forksRefused(t *testing.T, dirs ...string) int {
+	t.Helper()
+	refused := 0
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "pids.events"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(b)) {
+			if n, ok := strings.CutPrefix(strings.TrimSpace(line), "max "); ok {
+				v, _ := strconv.Atoi(n)
+				refused += v
+			}
+		}
+	}
+	return refused
+}
+
+// TestServerReserveForkBombs: dev-user and bob each bomb at their
+// --user-pids quota (200), together more than the cgroup parent's
+// pids.max (300) would hold beside the server; the jobs level takes the
+// parent's bound less --server-pids-reserve (150), so the bombs share 150
+// and the server keeps the rest: it answers every RPC, records a job
+// admin starts meanwhile, its threads stay few, and once the bombs end
+// admin's next job runs. Without the reserve the bombs would take what the
+// server needs to make a thread.
+func TestServerReserveForkBombs(t *testing.T) {
+	testchild.RequireCgroup2(t, "pids")
+	mount, parent := testchild.TempCgroup(t)
+	if err := os.WriteFile(filepath.Join(parent, "pids.max"), []byte("300"), 0); err != nil {
+		t.Fatal(err)
+	}
+	s := startDevServer(t, t.TempDir(), "--cgroup-parent", strings.TrimPrefix(parent, mount),
+		"--server-pids-reserve", "150", "--user-pids", "200", "--default-pids-limit", "200", "--default-memory-limit", "64M")
+	jobs := filepath.Join(parent, "jobs")
+	if got := strings.TrimSpace(readString(t, filepath.Join(jobs, "pids.max"))); got != "150" {
+		t.Fatalf("the jobs level's pids.max = %q, want 150 (the parent's 300 less the reserve)", got)
+	}
+	total, err := memTotal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.TrimSpace(readString(t, filepath.Join(jobs, "memory.max"))), strconv.FormatUint(total-256<<20, 10); got != want {
+		t.Errorf("the jobs level's memory.max = %s, want %s (MemTotal less the default reserve of 256 MiB)", got, want)
+	}
+	threads0 := procStatus(t, s.pid(), "Threads")
+	var bombs []string
+	var gates []gate
+	for _, who := range []string{"user", "bob"} {
+		g := newGate(t)
+		gates = append(gates, g)
+		bombs = append(bombs, s.detachWith(who, []string{"--timeout", "30s"}, "sh", "-c", g.wait()+`; b() { b | b & }; b; exec sleep 1000`))
+	}
+	for _, g := range gates {
+		g.open(t)
+	}
+	dirs := []string{jobs}
+	for _, id := range bombs {
+		dir := jobCgroup(t, id)
+		dirs = append(dirs, dir, filepath.Dir(dir))
+	}
+	eventually(t, 25*time.Second, "forks refused", func() bool { return forksRefused(t, dirs...) > 0 })
+	if cur, _ := strconv.Atoi(strings.TrimSpace(readString(t, filepath.Join(jobs, "pids.current")))); cur > 150 {
+		t.Errorf("the jobs level's pids.current = %d, above its 150", cur)
+	}
+	// Every RPC while the bombs go on, and a job of admin's recorded.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := s.client("admin").GetServerStatus(ctx, &jobworkerv1.GetServerStatusRequest{}); err != nil {
+		t.Errorf("GetServerStatus during the bombs: %v", err)
+	}
+	if r := s.cli("admin", "list"); r.code != 0 {
+		t.Errorf("list during the bombs: exit %d, %s", r.code, r.err)
+	}
+	during := s.detach("admin", "sh", "-c", "echo admin ran")
+	st := s.wait(during)
+	t.Logf("admin's job during the bombs ended %v %v", st.GetState(), st.GetReason())
+	for _, id := range bombs {
+		if st := s.wait(id); st.GetReason() != jobworkerv1.FailureReason_FAILURE_REASON_TIMED_OUT {
+			t.Errorf("bomb %s ended %v, want timed out", id, st.GetReason())
+		}
+	}
+	if out := s.runJob("admin", 0, "--", "sh", "-c", "echo admin ran"); out != "admin ran\n" {
+		t.Errorf("admin's job after the bombs printed %q", out)
 	}
 	if threads := procStatus(t, s.pid(), "Threads"); threads > threads0+20 {
 		t.Errorf("the server has %d threads after the bombs, %d before", threads, threads0)

@@ -30,41 +30,43 @@ import (
 
 // serveCmd is `jobworker serve`: the daemon.
 type serveCmd struct {
-	Config             kong.ConfigFlag `env:"JOBWORKER_CONFIG" type:"existingfile" placeholder:"FILE" help:"Read serve's flags from a JSON file (keys: the flag names); flags and JOBWORKER_* variables override it."`
-	LogFormat          string          `env:"JOBWORKER_LOG_FORMAT" default:"text" enum:"text,json" placeholder:"text|json" help:"Format of the server's log lines on stderr (slog's text or JSON handler)."`
-	Listen             string          `env:"JOBWORKER_LISTEN" default:"127.0.0.1:50051" placeholder:"ADDR" help:"Address to listen on (host:port)."`
-	StateDir           string          `env:"JOBWORKER_STATE_DIR" default:"/var/lib/jobworker" placeholder:"DIR" type:"path" help:"Where job records and output are kept."`
-	StateDirReserve    byteSize        `env:"JOBWORKER_STATE_DIR_RESERVE" default:"64M" placeholder:"SIZE" help:"Free space of the state directory's filesystem below which new jobs are refused, kept for the server's records."`
-	Dev                bool            `env:"JOBWORKER_DEV" help:"Development mode: make a PKI in <state-dir>/dev on first start and use it."`
-	Cert               string          `env:"JOBWORKER_SERVER_CERT" placeholder:"FILE" help:"Server certificate (PEM)."`
-	Key                string          `env:"JOBWORKER_SERVER_KEY" placeholder:"FILE" help:"Server private key (PEM)."`
-	ClientCA           string          `name:"client-ca" env:"JOBWORKER_CLIENT_CA" placeholder:"FILE" help:"CA that signs client certificates (PEM)."`
-	CRL                string          `name:"crl" env:"JOBWORKER_CRL" placeholder:"FILE" help:"Revocation list of the client CA (made by certs revoke): its certificates are refused; SIGHUP reloads it and ends their open connections."`
-	UIDRange           string          `env:"JOBWORKER_UID_RANGE" name:"uid-range" placeholder:"FIRST-LAST" help:"Give each user's jobs a uid and gid of their own from this range (default: ${default_uid_range}, which the host conventions leave unused)."`
-	RunAs              string          `env:"JOBWORKER_RUN_AS" placeholder:"USER" help:"Run every job as this one user instead of a uid per user; root must be asked for explicitly."`
-	DefaultNetwork     string          `env:"JOBWORKER_DEFAULT_NETWORK" default:"host" enum:"host,none" placeholder:"host|none" help:"Network of a job that asks for none: the host's, or none (only loopback); only an admin may ask for host past none."`
-	CgroupParent       string          `env:"JOBWORKER_CGROUP_PARENT" placeholder:"PATH" help:"cgroup v2 directory jobs are placed under (default: the server's own cgroup, or <it>/jobworker when that is the root)."`
-	DefaultMemoryLimit byteSize        `env:"JOBWORKER_DEFAULT_MEMORY_LIMIT" default:"512M" placeholder:"SIZE" help:"memory.max of a job that asks for none."`
-	DefaultPidsLimit   uint64          `env:"JOBWORKER_DEFAULT_PIDS_LIMIT" default:"1024" placeholder:"N" help:"pids.max of a job that asks for none."`
-	MemoryHigh         float64         `env:"JOBWORKER_MEMORY_HIGH" default:"0.9" placeholder:"F" help:"memory.high as a fraction of memory.max (0 or 1: not set)."`
-	MemoryCapacity     byteSize        `env:"JOBWORKER_MEMORY_CAPACITY" placeholder:"SIZE" help:"Memory all running jobs may reserve in all (default: 3/4 of MemTotal)."`
-	MaxRunning         int             `env:"JOBWORKER_MAX_RUNNING" default:"256" placeholder:"N" help:"Most jobs running at once; more wait PENDING."`
-	StopGrace          time.Duration   `env:"JOBWORKER_STOP_GRACE" default:"10s" placeholder:"DUR" help:"Time between SIGTERM and kill when a job is stopped."`
-	RingSize           byteSize        `env:"JOBWORKER_RING_SIZE" default:"256K" placeholder:"SIZE" help:"Output kept in memory per job (the newest part)."`
-	OutputCap          byteSize        `env:"JOBWORKER_OUTPUT_CAP" default:"1G" placeholder:"SIZE" help:"Output kept on disk per job; past it the oldest is dropped."`
-	Retain             time.Duration   `env:"JOBWORKER_RETAIN" default:"168h" placeholder:"DUR" help:"How long finished jobs are kept (0: forever)."`
-	RetainCount        int             `env:"JOBWORKER_RETAIN_COUNT" default:"10000" placeholder:"N" help:"Most finished jobs kept (0: no bound)."`
-	UserMaxRunning     int             `env:"JOBWORKER_USER_MAX_RUNNING" default:"64" placeholder:"N" help:"Most jobs of one user running at once; more wait PENDING (0: no bound)."`
-	UserMaxPending     int             `env:"JOBWORKER_USER_MAX_PENDING" default:"1000" placeholder:"N" help:"Most PENDING jobs of one user; more are refused (0: no bound)."`
-	UserMemory         byteSize        `env:"JOBWORKER_USER_MEMORY" placeholder:"SIZE" help:"Memory the running jobs of one user may reserve in all (default: half the memory capacity, at least --default-memory-limit)."`
-	UserPids           uint64          `env:"JOBWORKER_USER_PIDS" default:"8192" placeholder:"N" help:"pids.max of each user's cgroup level: the processes and threads of all of one user's jobs together (0: no bound)."`
-	UserOutput         byteSize        `env:"JOBWORKER_USER_OUTPUT" placeholder:"SIZE" help:"Output the jobs of one user keep on disk in all; past it that user's oldest finished jobs are removed, then a running job's oldest output is dropped (default: a quarter of the state directory's filesystem)."`
-	UserRetainCount    int             `env:"JOBWORKER_USER_RETAIN_COUNT" default:"1000" placeholder:"N" help:"Most finished jobs of one user kept; its oldest are removed first (0: no bound)."`
-	QuotaExempt        []string        `env:"JOBWORKER_QUOTA_EXEMPT" placeholder:"NAME" help:"Users no per-user quota binds (repeatable)."`
-	MaxStreams         uint32          `env:"JOBWORKER_MAX_STREAMS" default:"128" placeholder:"N" help:"Most concurrent streams per client connection."`
-	MaxConnections     int             `env:"JOBWORKER_MAX_CONNECTIONS" default:"4096" placeholder:"N" help:"Most connections open at once; past it a new one replaces the oldest still in its TLS handshake (which must finish within 10s), or is closed."`
-	MetricsListen      string          `env:"JOBWORKER_METRICS_LISTEN" placeholder:"ADDR" help:"Serve Prometheus metrics at https://ADDR/metrics, with the server's certificate, to reader and admin certificates of the client CA. Off by default."`
-	DebugSocket        string          `env:"JOBWORKER_DEBUG_SOCKET" placeholder:"PATH" type:"path" help:"Serve Go's runtime profiles (net/http/pprof) on a unix socket at PATH, mode 0600, for root only. Off by default."`
+	Config              kong.ConfigFlag `env:"JOBWORKER_CONFIG" type:"existingfile" placeholder:"FILE" help:"Read serve's flags from a JSON file (keys: the flag names); flags and JOBWORKER_* variables override it."`
+	LogFormat           string          `env:"JOBWORKER_LOG_FORMAT" default:"text" enum:"text,json" placeholder:"text|json" help:"Format of the server's log lines on stderr (slog's text or JSON handler)."`
+	Listen              string          `env:"JOBWORKER_LISTEN" default:"127.0.0.1:50051" placeholder:"ADDR" help:"Address to listen on (host:port)."`
+	StateDir            string          `env:"JOBWORKER_STATE_DIR" default:"/var/lib/jobworker" placeholder:"DIR" type:"path" help:"Where job records and output are kept."`
+	StateDirReserve     byteSize        `env:"JOBWORKER_STATE_DIR_RESERVE" default:"64M" placeholder:"SIZE" help:"Free space of the state directory's filesystem below which new jobs are refused, kept for the server's records."`
+	Dev                 bool            `env:"JOBWORKER_DEV" help:"Development mode: make a PKI in <state-dir>/dev on first start and use it."`
+	Cert                string          `env:"JOBWORKER_SERVER_CERT" placeholder:"FILE" help:"Server certificate (PEM)."`
+	Key                 string          `env:"JOBWORKER_SERVER_KEY" placeholder:"FILE" help:"Server private key (PEM)."`
+	ClientCA            string          `name:"client-ca" env:"JOBWORKER_CLIENT_CA" placeholder:"FILE" help:"CA that signs client certificates (PEM)."`
+	CRL                 string          `name:"crl" env:"JOBWORKER_CRL" placeholder:"FILE" help:"Revocation list of the client CA (made by certs revoke): its certificates are refused; SIGHUP reloads it and ends their open connections."`
+	UIDRange            string          `env:"JOBWORKER_UID_RANGE" name:"uid-range" placeholder:"FIRST-LAST" help:"Give each user's jobs a uid and gid of their own from this range (default: ${default_uid_range}, which the host conventions leave unused)."`
+	RunAs               string          `env:"JOBWORKER_RUN_AS" placeholder:"USER" help:"Run every job as this one user instead of a uid per user; root must be asked for explicitly."`
+	DefaultNetwork      string          `env:"JOBWORKER_DEFAULT_NETWORK" default:"host" enum:"host,none" placeholder:"host|none" help:"Network of a job that asks for none: the host's, or none (only loopback); only an admin may ask for host past none."`
+	CgroupParent        string          `env:"JOBWORKER_CGROUP_PARENT" placeholder:"PATH" help:"cgroup v2 directory jobs are placed under (default: the server's own cgroup, or <it>/jobworker when that is the root)."`
+	DefaultMemoryLimit  byteSize        `env:"JOBWORKER_DEFAULT_MEMORY_LIMIT" default:"512M" placeholder:"SIZE" help:"memory.max of a job that asks for none."`
+	DefaultPidsLimit    uint64          `env:"JOBWORKER_DEFAULT_PIDS_LIMIT" default:"1024" placeholder:"N" help:"pids.max of a job that asks for none."`
+	MemoryHigh          float64         `env:"JOBWORKER_MEMORY_HIGH" default:"0.9" placeholder:"F" help:"memory.high as a fraction of memory.max (0 or 1: not set)."`
+	MemoryCapacity      byteSize        `env:"JOBWORKER_MEMORY_CAPACITY" placeholder:"SIZE" help:"Memory all running jobs may reserve in all (default: 3/4 of MemTotal, at most MemTotal less --server-memory-reserve)."`
+	ServerPidsReserve   uint64          `env:"JOBWORKER_SERVER_PIDS_RESERVE" default:"512" placeholder:"N" help:"Processes and threads kept for the server: all jobs together get the cgroup parent's pids bound (or the kernel's) less this."`
+	ServerMemoryReserve byteSize        `env:"JOBWORKER_SERVER_MEMORY_RESERVE" default:"256M" placeholder:"SIZE" help:"Memory kept for the server: all jobs together get the cgroup parent's memory bound (or MemTotal) less this."`
+	MaxRunning          int             `env:"JOBWORKER_MAX_RUNNING" default:"256" placeholder:"N" help:"Most jobs running at once; more wait PENDING."`
+	StopGrace           time.Duration   `env:"JOBWORKER_STOP_GRACE" default:"10s" placeholder:"DUR" help:"Time between SIGTERM and kill when a job is stopped."`
+	RingSize            byteSize        `env:"JOBWORKER_RING_SIZE" default:"256K" placeholder:"SIZE" help:"Output kept in memory per job (the newest part)."`
+	OutputCap           byteSize        `env:"JOBWORKER_OUTPUT_CAP" default:"1G" placeholder:"SIZE" help:"Output kept on disk per job; past it the oldest is dropped."`
+	Retain              time.Duration   `env:"JOBWORKER_RETAIN" default:"168h" placeholder:"DUR" help:"How long finished jobs are kept (0: forever)."`
+	RetainCount         int             `env:"JOBWORKER_RETAIN_COUNT" default:"10000" placeholder:"N" help:"Most finished jobs kept (0: no bound)."`
+	UserMaxRunning      int             `env:"JOBWORKER_USER_MAX_RUNNING" default:"64" placeholder:"N" help:"Most jobs of one user running at once; more wait PENDING (0: no bound)."`
+	UserMaxPending      int             `env:"JOBWORKER_USER_MAX_PENDING" default:"1000" placeholder:"N" help:"Most PENDING jobs of one user; more are refused (0: no bound)."`
+	UserMemory          byteSize        `env:"JOBWORKER_USER_MEMORY" placeholder:"SIZE" help:"Memory the running jobs of one user may reserve in all (default: half the memory capacity, at least --default-memory-limit)."`
+	UserPids            uint64          `env:"JOBWORKER_USER_PIDS" default:"8192" placeholder:"N" help:"pids.max of each user's cgroup level: the processes and threads of all of one user's jobs together (0: no bound)."`
+	UserOutput          byteSize        `env:"JOBWORKER_USER_OUTPUT" placeholder:"SIZE" help:"Output the jobs of one user keep on disk in all; past it that user's oldest finished jobs are removed, then a running job's oldest output is dropped (default: a quarter of the state directory's filesystem)."`
+	UserRetainCount     int             `env:"JOBWORKER_USER_RETAIN_COUNT" default:"1000" placeholder:"N" help:"Most finished jobs of one user kept; its oldest are removed first (0: no bound)."`
+	QuotaExempt         []string        `env:"JOBWORKER_QUOTA_EXEMPT" placeholder:"NAME" help:"Users no per-user quota binds (repeatable)."`
+	MaxStreams          uint32          `env:"JOBWORKER_MAX_STREAMS" default:"128" placeholder:"N" help:"Most concurrent streams per client connection."`
+	MaxConnections      int             `env:"JOBWORKER_MAX_CONNECTIONS" default:"4096" placeholder:"N" help:"Most connections open at once; past it a new one replaces the oldest still in its TLS handshake (which must finish within 10s), or is closed."`
+	MetricsListen       string          `env:"JOBWORKER_METRICS_LISTEN" placeholder:"ADDR" help:"Serve Prometheus metrics at https://ADDR/metrics, with the server's certificate, to reader and admin certificates of the client CA. Off by default."`
+	DebugSocket         string          `env:"JOBWORKER_DEBUG_SOCKET" placeholder:"PATH" type:"path" help:"Serve Go's runtime profiles (net/http/pprof) on a unix socket at PATH, mode 0600, for root only. Off by default."`
 }
 
 // identity is who jobs run as: with --run-as, that one user (cred; nil for
@@ -144,13 +146,16 @@ func (c *serveCmd) Run(e *env) error {
 	if cred == nil && uids == nil {
 		log.Warn("jobs run as root, as --run-as asks")
 	}
+	total, err := memTotal()
+	if err != nil {
+		return err
+	}
 	capacity := uint64(c.MemoryCapacity)
 	if capacity == 0 {
-		total, err := memTotal()
-		if err != nil {
-			return err
-		}
 		capacity = total / 4 * 3
+		if r := uint64(c.ServerMemoryReserve); r < total {
+			capacity = min(capacity, total-r)
+		}
 	}
 	if c.UserMemory != 0 && c.DefaultMemoryLimit > c.UserMemory {
 		return fmt.Errorf("--default-memory-limit %s is larger than --user-memory %s: no user's job could start", c.DefaultMemoryLimit, c.UserMemory)
@@ -239,6 +244,14 @@ func (c *serveCmd) Run(e *env) error {
 		return fmt.Errorf("lock the cgroup parent %s: %w", h.Parent(), err)
 	}
 	defer parentLock.Close()
+	jobsLimits, err := h.KeepReserve(cgroupfs.ServerReserve{Pids: c.ServerPidsReserve, Memory: uint64(c.ServerMemoryReserve)}, total)
+	var re *cgroupfs.ReserveError
+	if errors.As(err, &re) {
+		return fmt.Errorf("cgroups: %w: lower --server-%s-reserve", err, re.What)
+	}
+	if err != nil {
+		return fmt.Errorf("cgroups: keep the server's reserve: %w", err)
+	}
 	for _, ctl := range cgroupfs.AllControllers() {
 		if !h.Has(ctl) {
 			log.Warn("cgroup controller missing: limits that need it are refused, and its defaults are not applied", "controller", ctl, "parent", h.Parent(),
@@ -300,7 +313,8 @@ func (c *serveCmd) Run(e *env) error {
 	if uids != nil {
 		runAs = "a uid per user from " + uids.String()
 	}
-	log.Info("serving", "listen", lis.Addr().String(), "state_dir", c.StateDir, "cgroup_parent", h.Parent(), "controllers", strings.Join(h.Controllers(), ","), "run_as", runAs)
+	log.Info("serving", "listen", lis.Addr().String(), "state_dir", c.StateDir, "cgroup_parent", h.Parent(), "controllers", strings.Join(h.Controllers(), ","), "run_as", runAs,
+		"jobs_pids_max", jobsLimits.PidsMax, "jobs_memory_max", byteSize(jobsLimits.MemoryMax))
 	if c.Dev {
 		fmt.Fprintln(e.stderr, "# development server: point the CLI at it as admin with")
 		if err := printDevExports(e.stdout, filepath.Join(c.StateDir, "dev"), lis.Addr().String()); err != nil {

@@ -64,7 +64,7 @@ func jobProcesses(t *testing.T, parent string) []string {
 			if !ok {
 				continue
 			}
-			if cg := filepath.Join(mount, rel); strings.HasPrefix(cg, parent+"/user-") && alive(pid) {
+			if cg := filepath.Join(mount, rel); strings.HasPrefix(cg, parent+"/jobs/user-") && alive(pid) {
 				comm, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
 				found = append(found, e.Name()+" ("+strings.TrimSpace(string(comm))+") in "+cg)
 			}

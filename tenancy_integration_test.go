@@ -210,24 +210,26 @@ func TestTenancyPrivateTmp(t *testing.T) {
 }
 
 // TestTenancyCgroupView: a job sees its own cgroup, read-only, at
-// /sys/fs/cgroup, and nothing above it; the user levels of the server's
-// subtree cannot be listed.
+// /sys/fs/cgroup, and nothing above it; the jobs level and the user levels
+// of the server's subtree cannot be listed.
 func TestTenancyCgroupView(t *testing.T) {
 	s := startDevServer(t, t.TempDir())
-	script := `cat /proc/self/cgroup; ls /sys/fs/cgroup | grep -c -e '^cgroup.procs$' -e '^memory.current$' -e '^supervisor$' -e '^user-'; echo max >/sys/fs/cgroup/memory.max || echo refused`
+	script := `cat /proc/self/cgroup; ls /sys/fs/cgroup | grep -c -e '^cgroup.procs$' -e '^memory.current$' -e '^supervisor$' -e '^jobs$' -e '^user-'; echo max >/sys/fs/cgroup/memory.max || echo refused`
 	got := s.runJob("user", 0, "--", "sh", "-c", script)
 	lines := strings.Split(got, "\n")
 	if len(lines) < 3 || lines[0] != "0::/" || lines[1] != "2" || !strings.Contains(got, "Read-only file system") || !strings.Contains(got, "refused") {
-		t.Errorf("a job's view of its cgroup:\n%s\nwant 0::/, its own files only (2 of the 4 names), and a read-only mount", got)
+		t.Errorf("a job's view of its cgroup:\n%s\nwant 0::/, its own files only (2 of the 5 names), and a read-only mount", got)
 	}
 	id := s.detach("user", "sleep", "1000")
 	dir := jobCgroup(t, id)
-	fi, err := os.Stat(filepath.Dir(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o711 {
-		t.Errorf("the user level %s has mode %v, want 0711 (not listable)", filepath.Dir(dir), fi.Mode().Perm())
+	for _, level := range []string{filepath.Dir(dir), filepath.Dir(filepath.Dir(dir))} {
+		fi, err := os.Stat(level)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o711 {
+			t.Errorf("the level %s above a job has mode %v, want 0711 (not listable)", level, fi.Mode().Perm())
+		}
 	}
 	s.cli("admin", "stop", id)
 }

@@ -3,15 +3,20 @@
 //
 // The server works inside one parent cgroup and never writes outside it:
 //
-//	<parent>/supervisor           the server itself
-//	<parent>/user-<name>/         one level per user, equal weights
-//	<parent>/user-<name>/<job-id> one cgroup per job
+//	<parent>/supervisor                the server itself
+//	<parent>/jobs/                     all jobs: the parent's budget less the server's reserve
+//	<parent>/jobs/user-<name>/         one level per user, equal weights
+//	<parent>/jobs/user-<name>/<job-id> one cgroup per job
 //
 // Why the server moves itself into <parent>/supervisor: cgroup v2's "no
 // internal process" rule (cgroup-v2.rst, "No Internal Process Constraint")
 // lets a non-root cgroup enable controllers for its children only while it
 // has no processes of its own, so the server cannot stay in <parent> and
-// give jobs the cpu, memory, io and pids controllers. The user level gives
+// give jobs the cpu, memory, io and pids controllers. The jobs level holds
+// every job, and its pids.max and memory.max sit below what the parent may
+// use (KeepReserve), so that the jobs together never take what the server
+// needs; as a sibling of the jobs level the server also gets half the CPU
+// and I/O under contention, whatever number of jobs runs. The user level gives
 // each user an equal share whatever number of jobs each runs (cpu.weight and
 // io weight are distributed between siblings, "Weights" in cgroup-v2.rst).
 //

@@ -14,7 +14,9 @@ import (
 type Hierarchy struct {
 	mount       string          // the cgroup2 mount point
 	parent      string          // absolute directory of the parent
-	controllers map[string]bool // controllers enabled for the parent's children
+	jobs        string          // absolute directory of the jobs level, <parent>/jobs
+	jobsHave    map[string]bool // controllers the jobs level has (from the parent)
+	controllers map[string]bool // controllers enabled for the jobs level's children
 
 	// userMu orders the making and removing of user levels, so that a job
 	// being created never finds its user level removed under it.
@@ -33,9 +35,11 @@ type Options struct {
 }
 
 // Setup prepares the parent: it creates it if needed, moves the calling
-// process into <parent>/supervisor, and enables cpu, io, memory and pids for
-// the parent's children where the parent offers them. Controllers the parent
-// does not offer are left out; Hierarchy.Controllers reports what is enabled.
+// process into <parent>/supervisor, makes the jobs level <parent>/jobs, and
+// enables cpu, io, memory and pids for the children of both the parent and
+// the jobs level where the parent offers them. Controllers the parent does
+// not offer are left out; Hierarchy.Controllers reports what is enabled.
+// KeepReserve then bounds the jobs level.
 //
 // When the server was started in the root cgroup its parent is
 // /jobworker, a child of the cgroup it was started in; enabling the
@@ -58,7 +62,7 @@ func Setup(opts Options) (*Hierarchy, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("create cgroup parent %s: %w", parent, err)
 	}
-	h := &Hierarchy{mount: mount, parent: parent}
+	h := &Hierarchy{mount: mount, parent: parent, jobs: filepath.Join(parent, "jobs")}
 
 	if fromRoot {
 		if err := h.enable(mount); err != nil {
@@ -75,7 +79,18 @@ func Setup(opts Options) (*Hierarchy, error) {
 	if err := h.enable(parent); err != nil {
 		return nil, err
 	}
-	h.controllers, err = readControllers(parent, "cgroup.subtree_control")
+	// Like a user level, the jobs level can be passed through but not
+	// listed.
+	if err := os.Mkdir(h.jobs, 0o711); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("create the jobs cgroup: %w", err)
+	}
+	if h.jobsHave, err = readControllers(h.jobs, "cgroup.controllers"); err != nil {
+		return nil, err
+	}
+	if err := h.enable(h.jobs); err != nil {
+		return nil, err
+	}
+	h.controllers, err = readControllers(h.jobs, "cgroup.subtree_control")
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +216,7 @@ type Group struct {
 // Dir is the group's absolute directory.
 func (g *Group) Dir() string { return g.dir }
 
-// Create makes the cgroup of a job at <parent>/user-<name>/<job-id>, with
+// Create makes the cgroup of a job at <parent>/jobs/user-<name>/<job-id>, with
 // the user level if it is new, and applies limits after validating them
 // (which looks up only devices no earlier Validate of them resolved). On
 // any error it removes what it made.
@@ -219,7 +234,7 @@ func (h *Hierarchy) Create(user, jobID string, limits Limits) (g *Group, err err
 	if err != nil {
 		return nil, err
 	}
-	userPath := filepath.Join(h.parent, ud)
+	userPath := filepath.Join(h.jobs, ud)
 	h.userMu.Lock()
 	defer h.userMu.Unlock()
 	madeUser := false

@@ -171,13 +171,13 @@ func TestSetupFromNonRootCgroup(t *testing.T) {
 			t.Errorf("%s = %q, want %q", file, got, want)
 		}
 	}
-	if g.Dir() != filepath.Join(base, "user-alice", "job-1") {
-		t.Errorf("job cgroup %s, want <parent>/user-alice/job-1", g.Dir())
+	if g.Dir() != filepath.Join(base, "jobs", "user-alice", "job-1") {
+		t.Errorf("job cgroup %s, want <parent>/jobs/user-alice/job-1", g.Dir())
 	}
 	if err := g.Remove(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(base, "user-alice")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(base, "jobs", "user-alice")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the empty user level is still there: %v", err)
 	}
 }
@@ -580,7 +580,7 @@ func TestMissingController(t *testing.T) {
 	if !errors.As(err, &mce) || mce.Controller != "io" {
 		t.Fatalf("io weight without io: %v, want a MissingControllerError for io", err)
 	}
-	if _, err := os.Stat(filepath.Join(h.Parent(), "user-alice")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(h.Parent(), "jobs", "user-alice")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused Create left its user level behind: %v", err)
 	}
 	g, err := h.Create("alice", "plain", cgroupfs.Limits{PidsMax: 10})
@@ -675,5 +675,60 @@ func TestKillRacesRemove(t *testing.T) {
 			t.Fatalf("round %d: the stop's kill still waits 10 s after its group was emptied and removed", i)
 		}
 		cancel()
+	}
+}
+
+// TestSweepBothLayouts: Sweep kills and removes what a server that died
+// left, in the jobs level and in user levels of the parent itself (the
+// layout before the jobs level), and no other cgroup of the parent.
+func TestSweepBothLayouts(t *testing.T) {
+	mount, base := testchild.TempCgroup(t)
+	if err := cgroupfs.AddProc(base, os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	h, err := cgroupfs.Setup(cgroupfs.Options{Mount: mount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(base, "user-old", "job-old")
+	if err := os.MkdirAll(old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g, err := h.Create("new", "job-new", cgroupfs.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmds []*exec.Cmd
+	for _, dir := range []string{old, g.Dir()} {
+		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("/bin/sleep", "1000")
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
+		err = cmd.Start()
+		unix.Close(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	if err := h.Sweep(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Wait(); err == nil || cmd.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Errorf("a process left in %v: %v, want killed", cmd.Args, err)
+		}
+	}
+	for _, dir := range []string{filepath.Dir(old), filepath.Dir(g.Dir())} {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the user level %s after Sweep: %v, want it gone", dir, err)
+		}
+	}
+	for _, dir := range []string{"supervisor", "jobs"} {
+		if _, err := os.Stat(filepath.Join(base, dir)); err != nil {
+			t.Errorf("%s after Sweep: %v, want it kept", dir, err)
+		}
 	}
 }

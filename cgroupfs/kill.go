@@ -168,13 +168,19 @@ func (g *Group) Remove(ctx context.Context) error {
 	return nil
 }
 
-// Sweep kills and removes every job cgroup under the parent's user levels,
-// and the user levels themselves. A server calls it when it starts, when no
-// job of its own runs yet: whatever is there was left by a server that died.
+// Sweep kills and removes every job cgroup under the user levels, and the
+// user levels themselves, those of the jobs level and those a server older
+// than the jobs level made in the parent. A server calls it when it starts,
+// when no job of its own runs yet: whatever is there was left by a server
+// that died.
 func (h *Hierarchy) Sweep(ctx context.Context) error {
-	users, err := filepath.Glob(filepath.Join(h.parent, "user-*"))
-	if err != nil {
-		return err
+	var users []string
+	for _, dir := range []string{h.jobs, h.parent} {
+		us, err := filepath.Glob(filepath.Join(dir, "user-*"))
+		if err != nil {
+			return err
+		}
+		users = append(users, us...)
 	}
 	var errs []error
 	for _, u := range users {

@@ -111,7 +111,7 @@ func TestCloseRacesLaunch(t *testing.T) {
 			t.Errorf("when Close returned, the job it raced was %v, want stopped", st.State)
 		}
 	}
-	if left, _ := filepath.Glob(filepath.Join(e.parent, "user-*", "*-*-*-*-*")); len(left) > 0 {
+	if left, _ := filepath.Glob(filepath.Join(e.parent, "jobs", "user-*", "*-*-*-*-*")); len(left) > 0 {
 		t.Errorf("when Close returned, job cgroups were left: %v", left)
 	}
 }

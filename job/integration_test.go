@@ -79,7 +79,7 @@ func newEnv(t *testing.T) *env {
 	// the Manager removes them. (This runs before TempCgroup's clean-up,
 	// which then kills and removes whatever is left.)
 	t.Cleanup(func() {
-		if users, _ := filepath.Glob(filepath.Join(parent, "user-*")); len(users) > 0 {
+		if users, _ := filepath.Glob(filepath.Join(parent, "jobs", "user-*")); len(users) > 0 {
 			t.Errorf("cgroups left behind: %v", users)
 		}
 	})
@@ -271,7 +271,7 @@ func TestStartErrorLeavesNothing(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(e.state, "jobs")); len(entries) != 0 {
 		t.Errorf("job directories left: %d", len(entries))
 	}
-	if users, _ := filepath.Glob(filepath.Join(e.parent, "user-*")); len(users) != 0 {
+	if users, _ := filepath.Glob(filepath.Join(e.parent, "jobs", "user-*")); len(users) != 0 {
 		t.Errorf("cgroups left: %v", users)
 	}
 }
@@ -586,7 +586,7 @@ func TestRestart(t *testing.T) {
 		t.Fatalf("child server: %v", err)
 	}
 	id := strings.TrimSpace(line)
-	jobCgroup := filepath.Join(e.parent, "user-alice", id)
+	jobCgroup := filepath.Join(e.parent, "jobs", "user-alice", id)
 	procs, err := os.ReadFile(filepath.Join(jobCgroup, "cgroup.procs"))
 	if err != nil {
 		t.Fatal(err)
@@ -686,7 +686,7 @@ func TestLoad(t *testing.T) {
 	if err := m.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if users, _ := filepath.Glob(filepath.Join(e.parent, "user-*")); len(users) != 0 {
+	if users, _ := filepath.Glob(filepath.Join(e.parent, "jobs", "user-*")); len(users) != 0 {
 		t.Errorf("cgroups left: %v", users)
 	}
 	if procs, _ := os.ReadFile(filepath.Join(e.parent, "supervisor", "cgroup.procs")); strings.TrimSpace(string(procs)) != fmt.Sprint(os.Getpid()) {

@@ -218,10 +218,12 @@ func FakeHierarchy(t testing.TB) *cgroupfs.Hierarchy {
 	t.Helper()
 	mount := t.TempDir()
 	parent := filepath.Join(mount, "jobworker")
-	if err := os.MkdirAll(filepath.Join(parent, "supervisor"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, d := range []string{"supervisor", "jobs"} {
+		if err := os.MkdirAll(filepath.Join(parent, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for _, f := range []string{"cgroup.controllers", "cgroup.subtree_control", "supervisor/cgroup.procs"} {
+	for _, f := range []string{"cgroup.controllers", "cgroup.subtree_control", "supervisor/cgroup.procs", "jobs/cgroup.controllers", "jobs/cgroup.subtree_control"} {
 		if err := os.WriteFile(filepath.Join(parent, f), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
