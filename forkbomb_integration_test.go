@@ -125,9 +125,10 @@ func TestServerReserveForkBombs(t *testing.T) {
 	for _, who := range []string{"user", "bob"} {
 		g := newGate(t)
 		gates = append(gates, g)
-		// A bomb that holds what it gets: the sleeps stay, and the loop
-		// tries again and again for more.
-		bombs = append(bombs, s.detachWith(who, []string{"--timeout", "30s"}, "sh", "-c", g.wait()+`; while :; do sleep 1000 & done 2>/dev/null`))
+		// A bomb that holds what it gets: a loop forks sleeps until a fork
+		// is refused (which ends the shell that loops), and the sleeps
+		// stay, with the job's first process.
+		bombs = append(bombs, s.detachWith(who, []string{"--timeout", "30s"}, "sh", "-c", g.wait()+`; (while :; do sleep 1000 & done) 2>/dev/null & exec sleep 1000`))
 	}
 	for _, g := range gates {
 		g.open(t)
