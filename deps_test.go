@@ -11,9 +11,9 @@ import (
 
 // startupHeavy are packages whose initialisation every start of the binary
 // would pay, the job shim's and every CLI command's included, for a
-// feature that can do without them (BENCHMARKS.md, "The shim's and the
-// CLI's own start-up"): protodesc and descriptorpb, which grpc-go's
-// reflection package needs and service's own reflection does not.
+// feature that can do without them (BENCHMARKS.md, "Start-up of the shim
+// and the CLI"): protodesc and descriptorpb, which grpc-go's reflection
+// package needs and service's own reflection does not.
 var startupHeavy = []string{
 	"google.golang.org/protobuf/reflect/protodesc",
 	"google.golang.org/protobuf/types/descriptorpb",

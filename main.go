@@ -108,11 +108,11 @@ func newParser(model any, stdout, stderr io.Writer) (*kong.Kong, error) {
 // verbModel is what run parses args into: when they start with a verb, a
 // struct of cli's flags and that verb's field alone (tags and type as they
 // are in cli), otherwise a whole *cli. kong builds its model of every field
-// and tag it is given, at every start: about 5 ms for the whole cli, most of
-// it the flags of verbs other than the one run, which every command would
-// pay (BENCHMARKS.md, "The CLI's start-up"). completion describes every
-// verb, so it gets the whole cli. TestVerbModel checks that each verb
-// parses and helps as it does in the whole cli.
+// and tag it is given, at every start: about 5 ms for the whole cli, most
+// of it the flags of verbs other than the one run, which every command
+// would pay (BENCHMARKS.md, "Start-up of the shim and the CLI").
+// completion describes every verb, so it gets the whole cli. TestVerbModel
+// checks that each verb parses and helps as it does in the whole cli.
 func verbModel(args []string) any {
 	if len(args) == 0 || args[0] == "completion" {
 		return &cli{}
