@@ -27,11 +27,11 @@ import (
 // which every generated message keeps (the deprecated Descriptor method
 // returns it gzipped), instead of encoding descriptors anew as grpc-go's
 // reflection package does. That package needs protobuf's protodesc, whose
-// initialisation decodes descriptor.proto's own descriptors: about half a
-// millisecond and a hundred page faults of every start of this binary,
-// which is also the job shim started with every job and every CLI
-// command. With this service neither protodesc nor descriptorpb is linked
-// (TestNoDescriptorPackages).
+// initialisation decodes descriptor.proto's own descriptors: about a
+// millisecond of CPU and 70 page faults of every start of this binary,
+// which is also the job shim started with every job and every CLI command
+// (BENCHMARKS.md, "Start-up of the shim and the CLI"). With this service
+// neither protodesc nor descriptorpb is linked (TestNoDescriptorPackages).
 type reflection struct {
 	services func() map[string]grpc.ServiceInfo
 
