@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -88,11 +89,12 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// newParser builds the command-line parser of c. Help and usage go to
-// stdout and stderr; kong's own exits are turned into a panic of exitRequest
-// that run recovers, so that run stays testable.
-func newParser(c *cli, stdout, stderr io.Writer) (*kong.Kong, error) {
-	return kong.New(c,
+// newParser builds the command-line parser of model, a *cli or what
+// verbModel makes. Help and usage go to stdout and stderr; kong's own exits
+// are turned into a panic of exitRequest that run recovers, so that run
+// stays testable.
+func newParser(model any, stdout, stderr io.Writer) (*kong.Kong, error) {
+	return kong.New(model,
 		kong.Name("jobworker"),
 		kong.Description("Run Linux processes in their own cgroup v2, stream their output, over gRPC with mutual TLS."),
 		kong.Vars{"default_uid_range": job.DefaultUIDRange.String(), "version": "jobworker " + versionString()},
@@ -101,6 +103,36 @@ func newParser(c *cli, stdout, stderr io.Writer) (*kong.Kong, error) {
 		kong.Exit(func(code int) { panic(exitRequest(code)) }),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
+}
+
+// verbModel is what run parses args into: when they start with a verb, a
+// struct of cli's flags and that verb's field alone (tags and type as they
+// are in cli), otherwise a whole *cli. kong builds its model of every field
+// and tag it is given, at every start: about 5 ms for the whole cli, most
+// of it the flags of verbs other than the one run, which every command
+// would pay (BENCHMARKS.md, "Start-up of the shim and the CLI").
+// completion describes every verb, so it gets the whole cli. TestVerbModel
+// checks that each verb parses and helps as it does in the whole cli.
+func verbModel(args []string) any {
+	if len(args) == 0 || args[0] == "completion" {
+		return &cli{}
+	}
+	t := reflect.TypeFor[cli]()
+	var fields []reflect.StructField
+	found := false
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if _, isVerb := f.Tag.Lookup("cmd"); !isVerb {
+			fields = append(fields, f)
+		} else if strings.ToLower(f.Name) == args[0] {
+			fields = append(fields, f)
+			found = true
+		}
+	}
+	if !found {
+		return &cli{}
+	}
+	return reflect.New(reflect.StructOf(fields)).Interface()
 }
 
 // exitRequest is how kong asks to exit (after --help).
@@ -120,8 +152,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 			return exitUsage
 		}
 	}
-	var c cli
-	parser, err := newParser(&c, stdout, stderr)
+	parser, err := newParser(verbModel(args), stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "jobworker: %v\n", err)
 		return exitError

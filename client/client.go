@@ -48,7 +48,12 @@ func Dial(cfg Config) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// No service config: gRPC's DNS resolver would otherwise ask the
+	// network's DNS server for a TXT record (_grpc_config.HOST) before it
+	// connects, a round trip off the host for every command, even to
+	// localhost, that no jobworker server answers.
 	cc, err := grpc.NewClient(cfg.Server, grpc.WithTransportCredentials(credentials.NewTLS(tc)),
+		grpc.WithDisableServiceConfig(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxAnswerBytes)))
 	if err != nil {
 		return nil, fmt.Errorf("--server %q: %w", cfg.Server, err)
