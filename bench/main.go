@@ -98,8 +98,9 @@ func run(bin, emptyBin, debugSocket string, only []string, sz sizes, vm bool) er
 		return err
 	}
 	defer os.RemoveAll(state)
-	// The gates of gated jobs, readable by the jobs' unprivileged user.
-	gateRoot, err = os.MkdirTemp("", "jobworker-bench-gates-")
+	// The gates of gated jobs, readable by the jobs' unprivileged user,
+	// and not in /tmp: each job has a /tmp of its own.
+	gateRoot, err = os.MkdirTemp("/var/tmp", "jobworker-bench-gates-")
 	if err != nil {
 		return err
 	}
