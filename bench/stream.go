@@ -278,10 +278,14 @@ func fanOut(ctx context.Context, clients []jobworkerv1.JobWorkerServiceClient, p
 	return []row{
 		{fmt.Sprintf("fan-out: %s job, %d followers, job wall time", human(size), followers), with.Round(time.Millisecond).String(), alone.Round(time.Millisecond).String() + " (no followers)", fmt.Sprintf("%.2f", ratio), verdict(ratio <= 1.5 && complete == followers, "≤ 1.5×, all complete")},
 		{"fan-out: followers with every byte", fmt.Sprintf("%d of %d (%d failed)", complete, followers, errs), "", "", ""},
-		{"fan-out: the last follower done", all.Round(time.Millisecond).String(), raw.Round(time.Millisecond).String() + " (tee to pipes)", fmt.Sprintf("%.2f", allRatio), rawTarget},
+		{"fan-out: the last follower done", seconds(all), seconds(raw) + " (tee to pipes)", fmt.Sprintf("%.2f", allRatio), rawTarget},
 		{"fan-out: server peak RSS", human(int64(peak)), "", "", peakTarget},
 	}, nil
 }
+
+// seconds prints d in seconds, as hack/bench's summary reads it (Go's
+// "1m49s" it does not).
+func seconds(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) }
 
 func stalled(ctx context.Context, clients []jobworkerv1.JobWorkerServiceClient, pid int, size int64, rounds int) ([]row, error) {
 	c := clients[0]
