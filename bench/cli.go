@@ -13,13 +13,7 @@ import (
 // against two baselines taken in turn with it: a fork and exec of
 // /bin/true, and of an empty static Go program (the least any Go CLI
 // costs: the runtime's start-up).
-func cliStarts(bin, emptyBin, dev, addr string, n int) ([]row, error) {
-	env := []string{
-		"JOBWORKER_SERVER=" + addr,
-		"JOBWORKER_CA=" + filepath.Join(dev, "ca.crt"),
-		"JOBWORKER_CERT=" + filepath.Join(dev, "admin.crt"),
-		"JOBWORKER_KEY=" + filepath.Join(dev, "admin.key"),
-	}
+func cliStarts(bin, emptyBin string, env []string, n int) ([]row, error) {
 	timeRun := func(cmd *exec.Cmd) (time.Duration, error) {
 		t := time.Now()
 		out, err := cmd.CombinedOutput()
@@ -51,6 +45,17 @@ func cliStarts(bin, emptyBin, dev, addr string, n int) ([]row, error) {
 		{fmt.Sprintf("fresh CLI start (run -d), p50 of %d", n), c.Round(time.Microsecond).String(), e.Round(time.Microsecond).String() + " (empty Go program)", fmt.Sprintf("%.1f", float64(c)/float64(e)), verdict(float64(c) <= 3*float64(e), "≤ 3× an empty Go program")},
 		{"fresh CLI start against fork+exec", c.Round(time.Microsecond).String(), r.Round(time.Microsecond).String() + " (fork+exec /bin/true)", fmt.Sprintf("%.1f", float64(c)/float64(r)), verdict(float64(c) <= 10*float64(r), "≤ 10× (in the VM)")},
 	}, nil
+}
+
+// cliEnv is the environment that points a CLI at the bench's server as
+// admin.
+func cliEnv(dev, addr string) []string {
+	return []string{
+		"JOBWORKER_SERVER=" + addr,
+		"JOBWORKER_CA=" + filepath.Join(dev, "ca.crt"),
+		"JOBWORKER_CERT=" + filepath.Join(dev, "admin.crt"),
+		"JOBWORKER_KEY=" + filepath.Join(dev, "admin.key"),
+	}
 }
 
 func withEnv(cmd *exec.Cmd, env []string) *exec.Cmd {

@@ -66,8 +66,13 @@ func rss(pid int, field string) uint64 {
 	return 0
 }
 
-// resetPeak resets the server's VmHWM (proc(5), clear_refs 5).
+// peakSeen is the largest VmHWM of the server before a resetPeak.
+var peakSeen uint64
+
+// resetPeak resets the server's VmHWM (proc(5), clear_refs 5), keeping the
+// peak so far in peakSeen.
 func resetPeak(pid int) {
+	peakSeen = max(peakSeen, rss(pid, "VmHWM"))
 	os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 }
 

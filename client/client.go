@@ -10,10 +10,12 @@ import (
 	"strings"
 
 	"github.com/jobworker/jobworker/auth"
+	"github.com/jobworker/jobworker/internal/codec"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/status"
 )
 
@@ -27,6 +29,13 @@ type Config struct {
 
 // maxAnswerBytes bounds a message from the server (a list of many jobs).
 const maxAnswerBytes = 16 << 20
+
+// The flow-control windows this end gives the server: of a stream, and of
+// the connection's streams together.
+const (
+	streamWindowBytes = 4 << 20
+	connWindowBytes   = 16 << 20
+)
 
 // Conn is a connection to the server.
 type Conn struct {
@@ -54,7 +63,17 @@ func Dial(cfg Config) (*Conn, error) {
 	// localhost, that no jobworker server answers.
 	cc, err := grpc.NewClient(cfg.Server, grpc.WithTransportCredentials(credentials.NewTLS(tc)),
 		grpc.WithDisableServiceConfig(),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxAnswerBytes)))
+		// Output is decoded with one copy (codec), into gRPC's buffers
+		// uncleared, read from TLS without a buffer of gRPC's between.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxAnswerBytes), grpc.ForceCodecV2(codec.New())),
+		experimental.WithBufferPool(codec.NewPool()),
+		grpc.WithReadBufferSize(0),
+		// Windows that let the server send a whole chunk of output (up
+		// to 1 MiB) and the next without waiting for this end to take
+		// the first, where gRPC's start at 64 KiB and grow only as its
+		// estimate of the bandwidth-delay product does.
+		grpc.WithInitialWindowSize(streamWindowBytes),
+		grpc.WithInitialConnWindowSize(connWindowBytes))
 	if err != nil {
 		return nil, fmt.Errorf("--server %q: %w", cfg.Server, err)
 	}

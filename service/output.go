@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jobworker/jobworker/internal/codec"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"github.com/jobworker/jobworker/ringlog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -62,25 +65,26 @@ func (w timeWindow) wait(ctx context.Context, r *ringlog.Reader) error {
 
 // A GetJobOutput message carries at most about 1 MiB: large enough for
 // throughput, well under the default 4 MiB message limit. When many
-// streams are open each gets an equal share of outputBudget, down to
-// about minOutputChunk, so that the output in flight stays near the budget
-// however many follow (a stream whose send waits for flow control holds
-// its chunk, and gRPC's send queue about one more).
+// streams are open each chunk is an equal share of outputBudget, down to
+// about minOutputChunk, and a stream has at most chunksInFlight chunks
+// that gRPC has not yet written to its connection (codec.Chunk: gRPC
+// sends a chunk from its buffer and frees it once written), none while it
+// waits for output: so the output in flight stays within chunksInFlight
+// budgets however many follow.
 //
 // Each chunk is a power of two less chunkHeadroom, so that the encoded
 // message (the data and at most 28 bytes of fields) fits a buffer of that
-// power of two: gRPC encodes and decodes each message in a buffer from a
-// pool of power-of-two sizes and clears the whole buffer first, so a
-// message just over a power of two would cost a buffer twice its size, and
-// its clearing, on both ends.
+// power of two where a peer decodes it into one (gRPC's pools have
+// power-of-two sizes).
 const (
 	minOutputChunk = 16 << 10
 	chunkHeadroom  = 64
 	outputBudget   = 16 << 20
+	chunksInFlight = 2
 )
 
 // outputStreams are the GetJobOutput streams of a server: how many are
-// open, and their coalescing buffers, one pool per chunk size:
+// open, and their chunk buffers, one pool per chunk size:
 // (minOutputChunk << i) - chunkHeadroom, from 16 KiB to 1 MiB.
 type outputStreams struct {
 	open  *atomic.Int64
@@ -105,6 +109,58 @@ func (o outputStreams) pool() *sync.Pool {
 		i--
 	}
 	return &o.pools[i]
+}
+
+// poolOf is the pool of a chunk buffer of capacity c.
+func (o outputStreams) poolOf(c int) *sync.Pool {
+	return &o.pools[bits.TrailingZeros(uint(c+chunkHeadroom))-bits.TrailingZeros(minOutputChunk)]
+}
+
+// inFlight counts a stream's chunks that gRPC has not yet written. It is
+// the mem.BufferPool of their buffers: gRPC's Put of a written chunk
+// returns the buffer to its pool and lets the stream send another.
+type inFlight struct {
+	out   outputStreams
+	n     atomic.Int32
+	freed chan struct{} // a token each time a chunk is written
+}
+
+func newInFlight(out outputStreams) *inFlight {
+	return &inFlight{out: out, freed: make(chan struct{}, 1)}
+}
+
+// wait returns when fewer than chunksInFlight chunks are in flight.
+func (f *inFlight) wait(ctx context.Context) error {
+	for f.n.Load() >= chunksInFlight {
+		select {
+		case <-f.freed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// buffer wraps b, a chunk to send, as a buffer in flight until gRPC frees
+// it. (mem.NewBuffer would never free a buffer under 1 KiB; chunks are at
+// least minOutputChunk.)
+func (f *inFlight) buffer(b *[]byte) mem.Buffer {
+	f.n.Add(1)
+	return mem.NewBuffer(b, f)
+}
+
+// Get is never called: gRPC only frees the buffers of inFlight.
+func (f *inFlight) Get(n int) *[]byte { b := make([]byte, n); return &b }
+
+// Put takes back a chunk's buffer that gRPC has written (or dropped).
+func (f *inFlight) Put(b *[]byte) {
+	*b = (*b)[:cap(*b)]
+	f.out.poolOf(cap(*b)).Put(b)
+	f.n.Add(-1)
+	select {
+	case f.freed <- struct{}{}:
+	default:
+	}
 }
 
 // GetJobOutput streams output from an offset, following if asked.
@@ -139,6 +195,7 @@ func (s *api) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.ServerS
 	defer r.Close()
 	s.out.open.Add(1)
 	defer s.out.open.Add(-1)
+	flight := newInFlight(s.out)
 	var dropped int64
 	for {
 		// Every turn checks the client: a stream ends when its client goes
@@ -147,9 +204,12 @@ func (s *api) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.ServerS
 			return status.FromContextError(err).Err()
 		}
 		// A follower waiting for output holds no buffer: thousands of
-		// them wait at once. One whose send waits for flow control holds
-		// a chunk; chunks shrink as streams grow (outputStreams.pool),
-		// which bounds the memory in flight.
+		// them wait at once. One whose client is slow holds
+		// chunksInFlight chunks; chunks shrink as streams grow
+		// (outputStreams.pool), which bounds the memory in flight.
+		if err := flight.wait(ctx); err != nil {
+			return status.FromContextError(err).Err()
+		}
 		if follow {
 			if err := w.wait(ctx, r); err == errUntilPassed {
 				follow = false // read what is there, then end
@@ -207,12 +267,14 @@ func (s *api) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.ServerS
 			}
 			continue
 		}
-		resp := &jobworkerv1.GetJobOutputResponse{Offset: at, Data: (*bp)[:n], Dropped: dropped}
+		resp := &jobworkerv1.GetJobOutputResponse{Offset: at, Dropped: dropped}
 		if !t.IsZero() {
 			resp.Time = timestamppb.New(t)
 		}
-		err = ss.Send(resp)
-		pool.Put(bp)
+		*bp = (*bp)[:n]
+		// The chunk is gRPC's to free from here: a stream ends without
+		// waiting for it.
+		err = ss.SendMsg(&codec.Chunk{Response: resp, Data: flight.buffer(bp)})
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jobworker/jobworker/auth"
 	"github.com/jobworker/jobworker/cgroupfs"
+	"github.com/jobworker/jobworker/internal/codec"
 	"github.com/jobworker/jobworker/job"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"github.com/jobworker/jobworker/ringlog"
@@ -23,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -59,6 +61,10 @@ type Config struct {
 // by the job library; the rest (names, labels, limits) is small.
 const MaxRequestBytes = 512 << 10
 
+// writeBufferBytes is how much of the HTTP/2 frames a connection's writer
+// gathers before it hands them to TLS: sixteen of gRPC's 16 KiB frames.
+const writeBufferBytes = 256 << 10
+
 // Server is the gRPC server of the API, with the health and reflection
 // services beside it.
 type Server struct {
@@ -91,6 +97,16 @@ func NewServer(cfg Config) *Server {
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, MaxConnectionIdle: IdleTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// Output chunks are sent from the buffers they were read into
+		// (codec.Chunk); gRPC's buffers are not cleared before each use.
+		grpc.ForceServerCodecV2(codec.New()),
+		experimental.BufferPool(codec.NewPool()),
+		// Frames go to TLS in batches of writeBufferBytes (the buffer is
+		// a connection's only while it writes); what arrives is read
+		// from TLS, which buffers a record, without a copy into a
+		// buffer of gRPC's as well.
+		grpc.WriteBufferSize(writeBufferBytes),
+		grpc.ReadBufferSize(0),
 	)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)

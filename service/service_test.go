@@ -3,11 +3,14 @@
 package service
 
 import (
+	"context"
+	"errors"
 	"math"
 	"strings"
 	"testing"
 
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -99,6 +102,44 @@ func TestChunkPool(t *testing.T) {
 		m := &jobworkerv1.GetJobOutputResponse{Offset: math.MaxInt64, Data: *bp, Dropped: math.MaxInt64}
 		if n := proto.Size(m); n > tt.want {
 			t.Errorf("with %d streams a full chunk encodes in %d bytes, over %d", tt.streams, n, tt.want)
+		}
+	}
+}
+
+// TestInFlight: a stream sends at most chunksInFlight chunks that gRPC has
+// not written; each chunk written lets it send one more, and its buffer
+// goes back to the pool of its size.
+func TestInFlight(t *testing.T) {
+	o := newOutputStreams()
+	f := newInFlight(o)
+	ctx := context.Background()
+	var bufs []mem.Buffer
+	for i := range chunksInFlight {
+		if err := f.wait(ctx); err != nil {
+			t.Fatalf("wait with %d in flight: %v", i, err)
+		}
+		bp := o.pools[i].Get().(*[]byte)
+		*bp = (*bp)[:100]
+		bufs = append(bufs, f.buffer(bp))
+	}
+	short, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := f.wait(short); !errors.Is(err, context.Canceled) {
+		t.Fatalf("wait with %d in flight = %v, want context.Canceled", chunksInFlight, err)
+	}
+	done := make(chan error)
+	go func() { done <- f.wait(ctx) }()
+	bufs[1].Free()
+	if err := <-done; err != nil {
+		t.Fatalf("wait after a chunk was written = %v", err)
+	}
+	bufs[0].Free()
+	if n := f.n.Load(); n != 0 {
+		t.Errorf("%d chunks in flight after all were written, want 0", n)
+	}
+	for i := range o.pools {
+		if c := minOutputChunk<<i - chunkHeadroom; o.poolOf(c) != &o.pools[i] {
+			t.Errorf("poolOf(%d) is not pool %d", c, i)
 		}
 	}
 }
