@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -18,7 +19,9 @@ import (
 
 	"github.com/jobworker/jobworker/internal/testchild"
 	"github.com/jobworker/jobworker/job"
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // The tests of what one user's jobs can see and touch of another's
@@ -410,5 +413,55 @@ func TestTenancyHostSignals(t *testing.T) {
 	s.runJob("user", 134, childJob(t, "abort", "GOTRACEBACK=crash")...)
 	if got := s.runJob("user", 0, childJob(t, "orphan")...); got != "reaped\n" {
 		t.Errorf("a job that leaves an orphan: %q, want it reaped", got)
+	}
+}
+
+// TestTenancyStopGrace: with signals as on a host, a stop's SIGTERM reaches
+// every process of the job's process group, its wrapper shell included.
+// The grace is cut short only when the job's cgroup is empty: a lone sleep
+// ends at once by SIGTERM, while a program that handles SIGTERM gets the
+// rest of its grace to finish after the shell that started it died of the
+// signal.
+func TestTenancyStopGrace(t *testing.T) {
+	s := startDevServer(t, t.TempDir())
+	// stop stops a job with grace and sends its final state once the stop
+	// returns.
+	stop := func(id string, grace time.Duration) <-chan *jobworkerv1.Job {
+		ended := make(chan *jobworkerv1.Job, 1)
+		c := s.client("user")
+		go func() {
+			r, err := c.StopJob(context.Background(), &jobworkerv1.StopJobRequest{Id: id, Grace: durationpb.New(grace)})
+			if err != nil {
+				r = &jobworkerv1.StopJobResponse{Job: &jobworkerv1.Job{Message: "stop: " + err.Error()}}
+			}
+			ended <- r.GetJob()
+		}()
+		return ended
+	}
+	stopped, term := jobworkerv1.JobState_JOB_STATE_STOPPED, int32(syscall.SIGTERM)
+
+	lone := s.detach("user", "sleep", "1000")
+	began := time.Now()
+	if j := <-stop(lone, time.Hour); j.GetState() != stopped || j.GetSignal() != term || time.Since(began) > time.Minute {
+		t.Errorf("a lone sleep stopped with a grace of an hour: %v signal %d %s after %v; want STOPPED by SIGTERM at once", j.GetState(), j.GetSignal(), j.GetMessage(), time.Since(began))
+	}
+
+	g := newGate(t)
+	app := `trap 'echo TERM; ` + g.wait() + `; echo handled; exit 0' TERM; echo ready; while :; do sleep 1; done`
+	id := s.detach("user", "sh", "-c", `sh -c "$1"; echo after`, "wrapper", app)
+	s.waitOutput("user", id, "ready\n")
+	ended := stop(id, time.Hour)
+	s.waitOutput("user", id, "TERM\n")
+	// The wrapper died of the SIGTERM; its app is handling it.
+	if j := s.job(id); j.GetState() != jobworkerv1.JobState_JOB_STATE_RUNNING {
+		t.Errorf("the job while its app handles SIGTERM: %v, want RUNNING", j.GetState())
+	}
+	g.open(t)
+	began = time.Now()
+	j := <-ended
+	out := s.cli("user", "logs", id).out
+	if j.GetState() != stopped || j.GetSignal() != term || !strings.Contains(out, "TERM\nhandled\n") || time.Since(began) > time.Minute {
+		t.Errorf("a wrapper's app that handles SIGTERM, stopped with a grace of an hour: %v signal %d, output %q, %v after its handler went on; want STOPPED (the wrapper by SIGTERM) once the handler is done (%s)",
+			j.GetState(), j.GetSignal(), out, time.Since(began), j.GetMessage())
 	}
 }
