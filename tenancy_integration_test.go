@@ -21,6 +21,8 @@ import (
 	"github.com/jobworker/jobworker/job"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -153,9 +155,14 @@ func TestTenancyUIDPerUser(t *testing.T) {
 	if a == b {
 		t.Fatalf("dev-user's and bob's jobs both run as %s", a)
 	}
+	if _, err := os.Stat(filepath.Join(state, "uids.json")); err != nil {
+		t.Errorf("the uid table in the state directory: %v", err)
+	}
 	s.stop()
+	// After the restart bob asks first: a uid given anew, lowest first,
+	// would now be dev-user's.
 	s = startDevServer(t, state)
-	if a2, b2 := ids(s, "user"), ids(s, "bob"); a2 != a || b2 != b {
+	if b2, a2 := ids(s, "bob"), ids(s, "user"); a2 != a || b2 != b {
 		t.Errorf("after a restart: dev-user %s, bob %s; before: %s, %s", a2, b2, a, b)
 	}
 	s.stop() // one server per cgroup parent
@@ -174,12 +181,37 @@ func TestTenancyUIDRangeRefused(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), `holds the id 1000 of user "jobuser" in /etc/passwd`) {
 		t.Errorf("serve --uid-range 1000-1999: %v, %s; want it refused for jobuser", err, out)
 	}
+	// So does a group's: the server runs in a mount namespace of its own
+	// whose /etc/group has one more group, at the default range's first id.
+	groups, err := os.ReadFile("/etc/group")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(testchild.PublicDir(t), "group")
+	if err := os.WriteFile(fake, fmt.Appendf(groups, "tenants:x:%d:\n", job.DefaultUIDRange.First), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", `mount -o bind "$1" /etc/group && exec "$2" serve --dev --state-dir "$3" --listen 127.0.0.1:0`,
+		"sh", fake, binary(t), t.TempDir())
+	// Go makes the new mount namespace's mounts private before the exec.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	out, err = cmd.CombinedOutput()
+	if want := fmt.Sprintf(`holds the id %d of group "tenants" in /etc/group`, job.DefaultUIDRange.First); err == nil || !strings.Contains(string(out), want) {
+		t.Errorf("serve with a group in the default range: %v, %s; want it refused for that group", err, out)
+	}
+
 	first := strconv.FormatUint(uint64(job.DefaultUIDRange.First), 10)
 	s := startDevServer(t, t.TempDir(), "--uid-range", first+"-"+first)
 	s.runJob("user", 0, "--", "true")
 	r := s.cli("bob", "run", "--", "true")
 	if r.code == 0 || !strings.Contains(r.err, "--uid-range") || !strings.Contains(r.err, "every uid") {
 		t.Errorf("bob's job on a full range: exit %d, stderr %q; want it refused naming --uid-range", r.code, r.err)
+	}
+	_, err = s.client("bob").StartJob(context.Background(), &jobworkerv1.StartJobRequest{Command: "true"})
+	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "--uid-range") {
+		t.Errorf("bob's StartJob on a full range: %v; want RESOURCE_EXHAUSTED naming --uid-range", err)
 	}
 }
 
