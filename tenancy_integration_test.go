@@ -217,11 +217,12 @@ func TestTenancyUIDRangeRefused(t *testing.T) {
 
 // TestTenancyPrivateTmp: a job's /tmp and /dev/shm are its own: neither
 // another user's job nor the same user's next one sees what it left there,
-// nor does the host; its pages are charged to its memory cgroup.
+// nor does the host; they are tmpfs charged to its memory cgroup (shmem),
+// and gone with it: once it ends, its 16 MiB there are charged nowhere.
 func TestTenancyPrivateTmp(t *testing.T) {
 	s := startDevServer(t, t.TempDir())
 	g := newGate(t)
-	a := s.detach("user", "sh", "-c", "echo a >/tmp/secret && echo a >/dev/shm/secret && echo ready && "+g.wait())
+	a := s.detach("user", "sh", "-c", "echo a >/tmp/secret && echo a >/dev/shm/secret && head -c 16777216 /dev/zero >/dev/shm/big && echo ready && "+g.wait())
 	s.waitOutput("user", a, "ready")
 	look := `for f in /tmp/secret /dev/shm/secret; do [ -e $f ] && echo "sees $f"; done; echo looked`
 	for _, who := range []string{"bob", "user"} {
@@ -234,14 +235,45 @@ func TestTenancyPrivateTmp(t *testing.T) {
 			t.Errorf("the host has the job's %s", f)
 		}
 	}
+	// The jobs level above every job: what a job's tmpfs holds stays
+	// charged there (to the removed job's cgroup, below it) for as long as
+	// the tmpfs lives.
+	dir := jobCgroup(t, a)
+	jobs := filepath.Dir(filepath.Dir(dir))
+	if n := memoryStat(t, dir, "shmem"); n < 16<<20 {
+		t.Errorf("shmem of the job with 16 MiB in /dev/shm: %d, want at least %d", n, 16<<20)
+	}
 	g.open(t)
 	s.wait(a)
-	// 16 MiB written to its /tmp are in its own memory.current, which it
-	// reads at /sys/fs/cgroup.
-	got := s.runJob("user", 0, "--", "sh", "-c", "head -c 16777216 /dev/zero >/tmp/big && cat /sys/fs/cgroup/memory.current")
-	if n, err := strconv.ParseUint(strings.TrimSpace(got), 10, 64); err != nil || n < 16<<20 {
-		t.Errorf("memory.current of a job with 16 MiB in /tmp: %q, want at least %d", got, 16<<20)
+	if !settles(30*time.Second, func() bool { return memoryStat(t, jobs, "shmem") < 8<<20 }) {
+		t.Errorf("shmem of %s after the job with 16 MiB in /dev/shm ended: %d, want its tmpfs gone", jobs, memoryStat(t, jobs, "shmem"))
 	}
+	// What a job writes to its /tmp is charged to it as shmem, which it
+	// reads in its own memory.stat at /sys/fs/cgroup.
+	got := s.runJob("user", 0, "--", "sh", "-c", "head -c 16777216 /dev/zero >/tmp/big && sed -n 's/^shmem //p' /sys/fs/cgroup/memory.stat")
+	if n, err := strconv.ParseUint(strings.TrimSpace(got), 10, 64); err != nil || n < 16<<20 {
+		t.Errorf("shmem of a job with 16 MiB in /tmp: %q, want at least %d", got, 16<<20)
+	}
+}
+
+// memoryStat is a key of the memory.stat of the cgroup dir.
+func memoryStat(t *testing.T, dir, key string) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "memory.stat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, key+" "); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				t.Fatalf("%s/memory.stat: %q", dir, line)
+			}
+			return n
+		}
+	}
+	t.Fatalf("%s/memory.stat has no %s", dir, key)
+	return 0
 }
 
 // TestTenancyCgroupView: a job sees its own cgroup, read-only, at
@@ -257,6 +289,16 @@ func TestTenancyCgroupView(t *testing.T) {
 	}
 	id := s.detach("user", "sleep", "1000")
 	dir := jobCgroup(t, id)
+	// The server's cgroup parent, its jobs level and the user level, by
+	// their paths on the host: none is there to list in a job.
+	var levels []string
+	for d := filepath.Dir(dir); len(levels) < 3; d = filepath.Dir(d) {
+		levels = append(levels, strings.TrimPrefix(d, "/sys/fs/cgroup"))
+	}
+	list := `for d in ` + strings.Join(levels, " ") + `; do ls /sys/fs/cgroup$d >/dev/null 2>&1 && echo "lists $d"; done; echo looked`
+	if got := s.runJob("bob", 0, "--", "sh", "-c", list); got != "looked\n" {
+		t.Errorf("another user's job listing %v: %q, want none listed", levels, got)
+	}
 	for _, level := range []string{filepath.Dir(dir), filepath.Dir(filepath.Dir(dir))} {
 		fi, err := os.Stat(level)
 		if err != nil {
@@ -310,7 +352,9 @@ func TestTenancyNetworkNone(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.err, "only an admin") {
 		t.Errorf("a user asking for host past --default-network none: exit %d, %q; want permission denied", r.code, r.err)
 	}
-	none.runJob("admin", 0, "--network", "host", "--", "true")
+	if got := none.runJob("admin", 0, append([]string{"--network", "host"}, childJob(t, "dial", "ADDR="+none.addr)...)...); got != "connected\n" {
+		t.Errorf("an admin's job with --network host past --default-network none dialling the server: %q, want connected", got)
+	}
 }
 
 // TestTenancyDebugSocket: profiles are served on a unix socket of root's,
@@ -496,4 +540,32 @@ func TestTenancyStopGrace(t *testing.T) {
 		t.Errorf("a wrapper's app that handles SIGTERM, stopped with a grace of an hour: %v signal %d, output %q, %v after its handler went on; want STOPPED (the wrapper by SIGTERM) once the handler is done (%s)",
 			j.GetState(), j.GetSignal(), out, time.Since(began), j.GetMessage())
 	}
+}
+
+// TestTenancyRunAsConfined: under --run-as every job runs as the one user,
+// so a job is PID 1 of a PID namespace of its own instead: it sees only its
+// own processes and cannot signal another user's job, whose uid is its own.
+func TestTenancyRunAsConfined(t *testing.T) {
+	s := startDevServer(t, t.TempDir(), "--run-as", "nobody")
+	other := s.detach("bob", "sh", "-c", "echo ready; exec sleep 1000")
+	s.waitOutput("bob", other, "ready")
+	procs := cgroupProcs(t, jobCgroup(t, other))
+	if len(procs) != 1 {
+		t.Fatalf("bob's job has processes %v, want one", procs)
+	}
+	pid := strconv.Itoa(procs[0])
+	script := `echo "pid $$"; echo "$(ls /proc | grep -cE '^[0-9]+$') processes"; kill -9 ` + pid + ` || echo "no kill"; [ -e /proc/` + pid + ` ] || echo "no /proc entry"`
+	got := s.runJob("user", 0, "--", "sh", "-c", script)
+	lines := strings.Split(got, "\n")
+	n := -1
+	if len(lines) > 1 {
+		fmt.Sscanf(lines[1], "%d processes", &n)
+	}
+	if len(lines) < 4 || lines[0] != "pid 1" || n < 1 || n > 4 || !strings.Contains(got, "no kill\n") || !strings.Contains(got, "no /proc entry\n") {
+		t.Errorf("a job under --run-as nobody looking for bob's job's process %s:\n%s\nwant it PID 1 among at most 4 processes, neither seeing nor killing it", pid, got)
+	}
+	if j := s.job(other); j.GetState() != jobworkerv1.JobState_JOB_STATE_RUNNING {
+		t.Errorf("bob's job after the other's attempt: %v, want RUNNING", j.GetState())
+	}
+	s.cli("admin", "stop", other)
 }
