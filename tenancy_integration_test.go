@@ -240,6 +240,7 @@ func TestTenancyPrivateTmp(t *testing.T) {
 	// the tmpfs lives.
 	dir := jobCgroup(t, a)
 	jobs := filepath.Dir(filepath.Dir(dir))
+	t.Logf("shmem of the job with 16 MiB in /dev/shm: %d", memoryStat(t, dir, "shmem"))
 	if n := memoryStat(t, dir, "shmem"); n < 16<<20 {
 		t.Errorf("shmem of the job with 16 MiB in /dev/shm: %d, want at least %d", n, 16<<20)
 	}
@@ -248,9 +249,11 @@ func TestTenancyPrivateTmp(t *testing.T) {
 	if !settles(30*time.Second, func() bool { return memoryStat(t, jobs, "shmem") < 8<<20 }) {
 		t.Errorf("shmem of %s after the job with 16 MiB in /dev/shm ended: %d, want its tmpfs gone", jobs, memoryStat(t, jobs, "shmem"))
 	}
+	t.Logf("shmem of the jobs level once the job ended: %d", memoryStat(t, jobs, "shmem"))
 	// What a job writes to its /tmp is charged to it as shmem, which it
 	// reads in its own memory.stat at /sys/fs/cgroup.
 	got := s.runJob("user", 0, "--", "sh", "-c", "head -c 16777216 /dev/zero >/tmp/big && sed -n 's/^shmem //p' /sys/fs/cgroup/memory.stat")
+	t.Logf("shmem of a job with 16 MiB in /tmp, in its memory.stat: %s", strings.TrimSpace(got))
 	if n, err := strconv.ParseUint(strings.TrimSpace(got), 10, 64); err != nil || n < 16<<20 {
 		t.Errorf("shmem of a job with 16 MiB in /tmp: %q, want at least %d", got, 16<<20)
 	}
@@ -518,7 +521,9 @@ func TestTenancyStopGrace(t *testing.T) {
 
 	lone := s.detach("user", "sleep", "1000")
 	began := time.Now()
-	if j := <-stop(lone, time.Hour); j.GetState() != stopped || j.GetSignal() != term || time.Since(began) > time.Minute {
+	j := <-stop(lone, time.Hour)
+	t.Logf("a lone sleep, grace 1h: %v signal %d after %v", j.GetState(), j.GetSignal(), time.Since(began))
+	if j.GetState() != stopped || j.GetSignal() != term || time.Since(began) > time.Minute {
 		t.Errorf("a lone sleep stopped with a grace of an hour: %v signal %d %s after %v; want STOPPED by SIGTERM at once", j.GetState(), j.GetSignal(), j.GetMessage(), time.Since(began))
 	}
 
@@ -534,7 +539,8 @@ func TestTenancyStopGrace(t *testing.T) {
 	}
 	g.open(t)
 	began = time.Now()
-	j := <-ended
+	j = <-ended
+	t.Logf("the wrapper, grace 1h: %v signal %d %v after the gate opened", j.GetState(), j.GetSignal(), time.Since(began))
 	out := s.cli("user", "logs", id).out
 	if j.GetState() != stopped || j.GetSignal() != term || !strings.Contains(out, "TERM\nhandled\n") || time.Since(began) > time.Minute {
 		t.Errorf("a wrapper's app that handles SIGTERM, stopped with a grace of an hour: %v signal %d, output %q, %v after its handler went on; want STOPPED (the wrapper by SIGTERM) once the handler is done (%s)",
@@ -556,6 +562,7 @@ func TestTenancyRunAsConfined(t *testing.T) {
 	pid := strconv.Itoa(procs[0])
 	script := `echo "pid $$"; echo "$(ls /proc | grep -cE '^[0-9]+$') processes"; kill -9 ` + pid + ` || echo "no kill"; [ -e /proc/` + pid + ` ] || echo "no /proc entry"`
 	got := s.runJob("user", 0, "--", "sh", "-c", script)
+	t.Logf("a job under --run-as nobody:\n%s", got)
 	lines := strings.Split(got, "\n")
 	n := -1
 	if len(lines) > 1 {
