@@ -456,6 +456,12 @@ func TestPrivilegeJobConfined(t *testing.T) {
 		t.Fatalf("bob's job has processes %v, want one", procs)
 	}
 	otherPid := strconv.Itoa(procs[0])
+	// Bob's user level, by its path on the host, and his job's output.
+	bobLevel := filepath.Dir(jobCgroup(t, other))
+	outputs, err := filepath.Glob(filepath.Join(state, "jobs", other, "output", "*"))
+	if err != nil || len(outputs) == 0 {
+		t.Fatalf("bob's job's output files: %v, %v", outputs, err)
+	}
 	own := `/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)`
 	tests := []struct {
 		name, script, want string
@@ -465,9 +471,10 @@ func TestPrivilegeJobConfined(t *testing.T) {
 		{"write its memory.max", `echo max >` + own + `/memory.max`, "Read-only file system", false},
 		{"write its pids.max", `echo max >` + own + `/pids.max`, "Read-only file system", false},
 		{"move itself out of its cgroup", `echo $$ >/sys/fs/cgroup/cgroup.procs`, "Read-only file system", false},
-		{"kill its cgroup's siblings", `echo 1 >` + own + `/../cgroup.kill`, "Permission denied", false},
+		{"kill another user's jobs", `echo 1 | tee ` + bobLevel + `/cgroup.kill`, "No such file", false},
 		{"read the server key", `cat ` + filepath.Join(state, "dev", "server.key"), "Permission denied", false},
 		{"list the state directory", `ls ` + state, "Permission denied", false},
+		{"read another user's job's output", `cat ` + strings.Join(outputs, " "), "Permission denied", false},
 		// Another uid's processes, the server's included.
 		{"signal the server", `kill -0 ` + pid, "Operation not permitted", false},
 		{"kill the server", `kill -9 ` + pid, "Operation not permitted", false},

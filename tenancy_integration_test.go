@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -18,7 +19,11 @@ import (
 
 	"github.com/jobworker/jobworker/internal/testchild"
 	"github.com/jobworker/jobworker/job"
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // The tests of what one user's jobs can see and touch of another's
@@ -150,9 +155,14 @@ func TestTenancyUIDPerUser(t *testing.T) {
 	if a == b {
 		t.Fatalf("dev-user's and bob's jobs both run as %s", a)
 	}
+	if _, err := os.Stat(filepath.Join(state, "uids.json")); err != nil {
+		t.Errorf("the uid table in the state directory: %v", err)
+	}
 	s.stop()
+	// After the restart bob asks first: a uid given anew, lowest first,
+	// would now be dev-user's.
 	s = startDevServer(t, state)
-	if a2, b2 := ids(s, "user"), ids(s, "bob"); a2 != a || b2 != b {
+	if b2, a2 := ids(s, "bob"), ids(s, "user"); a2 != a || b2 != b {
 		t.Errorf("after a restart: dev-user %s, bob %s; before: %s, %s", a2, b2, a, b)
 	}
 	s.stop() // one server per cgroup parent
@@ -171,6 +181,27 @@ func TestTenancyUIDRangeRefused(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), `holds the id 1000 of user "jobuser" in /etc/passwd`) {
 		t.Errorf("serve --uid-range 1000-1999: %v, %s; want it refused for jobuser", err, out)
 	}
+	// So does a group's: the server runs in a mount namespace of its own
+	// whose /etc/group has one more group, at the default range's first id.
+	groups, err := os.ReadFile("/etc/group")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(testchild.PublicDir(t), "group")
+	if err := os.WriteFile(fake, fmt.Appendf(groups, "tenants:x:%d:\n", job.DefaultUIDRange.First), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", `mount -o bind "$1" /etc/group && exec "$2" serve --dev --state-dir "$3" --listen 127.0.0.1:0`,
+		"sh", fake, binary(t), t.TempDir())
+	// Go makes the new mount namespace's mounts private before the exec.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	out, err = cmd.CombinedOutput()
+	if want := fmt.Sprintf(`holds the id %d of group "tenants" in /etc/group`, job.DefaultUIDRange.First); err == nil || !strings.Contains(string(out), want) {
+		t.Errorf("serve with a group in the default range: %v, %s; want it refused for that group", err, out)
+	}
+
 	first := strconv.FormatUint(uint64(job.DefaultUIDRange.First), 10)
 	s := startDevServer(t, t.TempDir(), "--uid-range", first+"-"+first)
 	s.runJob("user", 0, "--", "true")
@@ -178,15 +209,20 @@ func TestTenancyUIDRangeRefused(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.err, "--uid-range") || !strings.Contains(r.err, "every uid") {
 		t.Errorf("bob's job on a full range: exit %d, stderr %q; want it refused naming --uid-range", r.code, r.err)
 	}
+	_, err = s.client("bob").StartJob(context.Background(), &jobworkerv1.StartJobRequest{Command: "true"})
+	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "--uid-range") {
+		t.Errorf("bob's StartJob on a full range: %v; want RESOURCE_EXHAUSTED naming --uid-range", err)
+	}
 }
 
 // TestTenancyPrivateTmp: a job's /tmp and /dev/shm are its own: neither
 // another user's job nor the same user's next one sees what it left there,
-// nor does the host; its pages are charged to its memory cgroup.
+// nor does the host; they are tmpfs charged to its memory cgroup (shmem),
+// and gone with it: once it ends, its 16 MiB there are charged nowhere.
 func TestTenancyPrivateTmp(t *testing.T) {
 	s := startDevServer(t, t.TempDir())
 	g := newGate(t)
-	a := s.detach("user", "sh", "-c", "echo a >/tmp/secret && echo a >/dev/shm/secret && echo ready && "+g.wait())
+	a := s.detach("user", "sh", "-c", "echo a >/tmp/secret && echo a >/dev/shm/secret && head -c 16777216 /dev/zero >/dev/shm/big && echo ready && "+g.wait())
 	s.waitOutput("user", a, "ready")
 	look := `for f in /tmp/secret /dev/shm/secret; do [ -e $f ] && echo "sees $f"; done; echo looked`
 	for _, who := range []string{"bob", "user"} {
@@ -199,14 +235,48 @@ func TestTenancyPrivateTmp(t *testing.T) {
 			t.Errorf("the host has the job's %s", f)
 		}
 	}
+	// The jobs level above every job: what a job's tmpfs holds stays
+	// charged there (to the removed job's cgroup, below it) for as long as
+	// the tmpfs lives.
+	dir := jobCgroup(t, a)
+	jobs := filepath.Dir(filepath.Dir(dir))
+	t.Logf("shmem of the job with 16 MiB in /dev/shm: %d", memoryStat(t, dir, "shmem"))
+	if n := memoryStat(t, dir, "shmem"); n < 16<<20 {
+		t.Errorf("shmem of the job with 16 MiB in /dev/shm: %d, want at least %d", n, 16<<20)
+	}
 	g.open(t)
 	s.wait(a)
-	// 16 MiB written to its /tmp are in its own memory.current, which it
-	// reads at /sys/fs/cgroup.
-	got := s.runJob("user", 0, "--", "sh", "-c", "head -c 16777216 /dev/zero >/tmp/big && cat /sys/fs/cgroup/memory.current")
-	if n, err := strconv.ParseUint(strings.TrimSpace(got), 10, 64); err != nil || n < 16<<20 {
-		t.Errorf("memory.current of a job with 16 MiB in /tmp: %q, want at least %d", got, 16<<20)
+	if !settles(30*time.Second, func() bool { return memoryStat(t, jobs, "shmem") < 8<<20 }) {
+		t.Errorf("shmem of %s after the job with 16 MiB in /dev/shm ended: %d, want its tmpfs gone", jobs, memoryStat(t, jobs, "shmem"))
 	}
+	t.Logf("shmem of the jobs level once the job ended: %d", memoryStat(t, jobs, "shmem"))
+	// What a job writes to its /tmp is charged to it as shmem, which it
+	// reads in its own memory.stat at /sys/fs/cgroup.
+	got := s.runJob("user", 0, "--", "sh", "-c", "head -c 16777216 /dev/zero >/tmp/big && sed -n 's/^shmem //p' /sys/fs/cgroup/memory.stat")
+	t.Logf("shmem of a job with 16 MiB in /tmp, in its memory.stat: %s", strings.TrimSpace(got))
+	if n, err := strconv.ParseUint(strings.TrimSpace(got), 10, 64); err != nil || n < 16<<20 {
+		t.Errorf("shmem of a job with 16 MiB in /tmp: %q, want at least %d", got, 16<<20)
+	}
+}
+
+// memoryStat is a key of the memory.stat of the cgroup dir.
+func memoryStat(t *testing.T, dir, key string) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "memory.stat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, key+" "); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				t.Fatalf("%s/memory.stat: %q", dir, line)
+			}
+			return n
+		}
+	}
+	t.Fatalf("%s/memory.stat has no %s", dir, key)
+	return 0
 }
 
 // TestTenancyCgroupView: a job sees its own cgroup, read-only, at
@@ -222,6 +292,16 @@ func TestTenancyCgroupView(t *testing.T) {
 	}
 	id := s.detach("user", "sleep", "1000")
 	dir := jobCgroup(t, id)
+	// The server's cgroup parent, its jobs level and the user level, by
+	// their paths on the host: none is there to list in a job.
+	var levels []string
+	for d := filepath.Dir(dir); len(levels) < 3; d = filepath.Dir(d) {
+		levels = append(levels, strings.TrimPrefix(d, "/sys/fs/cgroup"))
+	}
+	list := `for d in ` + strings.Join(levels, " ") + `; do ls /sys/fs/cgroup$d >/dev/null 2>&1 && echo "lists $d"; done; echo looked`
+	if got := s.runJob("bob", 0, "--", "sh", "-c", list); got != "looked\n" {
+		t.Errorf("another user's job listing %v: %q, want none listed", levels, got)
+	}
 	for _, level := range []string{filepath.Dir(dir), filepath.Dir(filepath.Dir(dir))} {
 		fi, err := os.Stat(level)
 		if err != nil {
@@ -275,7 +355,9 @@ func TestTenancyNetworkNone(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.err, "only an admin") {
 		t.Errorf("a user asking for host past --default-network none: exit %d, %q; want permission denied", r.code, r.err)
 	}
-	none.runJob("admin", 0, "--network", "host", "--", "true")
+	if got := none.runJob("admin", 0, append([]string{"--network", "host"}, childJob(t, "dial", "ADDR="+none.addr)...)...); got != "connected\n" {
+		t.Errorf("an admin's job with --network host past --default-network none dialling the server: %q, want connected", got)
+	}
 }
 
 // TestTenancyDebugSocket: profiles are served on a unix socket of root's,
@@ -411,4 +493,86 @@ func TestTenancyHostSignals(t *testing.T) {
 	if got := s.runJob("user", 0, childJob(t, "orphan")...); got != "reaped\n" {
 		t.Errorf("a job that leaves an orphan: %q, want it reaped", got)
 	}
+}
+
+// TestTenancyStopGrace: with signals as on a host, a stop's SIGTERM reaches
+// every process of the job's process group, its wrapper shell included.
+// The grace is cut short only when the job's cgroup is empty: a lone sleep
+// ends at once by SIGTERM, while a program that handles SIGTERM gets the
+// rest of its grace to finish after the shell that started it died of the
+// signal.
+func TestTenancyStopGrace(t *testing.T) {
+	s := startDevServer(t, t.TempDir())
+	// stop stops a job with grace and sends its final state once the stop
+	// returns.
+	stop := func(id string, grace time.Duration) <-chan *jobworkerv1.Job {
+		ended := make(chan *jobworkerv1.Job, 1)
+		c := s.client("user")
+		go func() {
+			r, err := c.StopJob(context.Background(), &jobworkerv1.StopJobRequest{Id: id, Grace: durationpb.New(grace)})
+			if err != nil {
+				r = &jobworkerv1.StopJobResponse{Job: &jobworkerv1.Job{Message: "stop: " + err.Error()}}
+			}
+			ended <- r.GetJob()
+		}()
+		return ended
+	}
+	stopped, term := jobworkerv1.JobState_JOB_STATE_STOPPED, int32(syscall.SIGTERM)
+
+	lone := s.detach("user", "sleep", "1000")
+	began := time.Now()
+	j := <-stop(lone, time.Hour)
+	t.Logf("a lone sleep, grace 1h: %v signal %d after %v", j.GetState(), j.GetSignal(), time.Since(began))
+	if j.GetState() != stopped || j.GetSignal() != term || time.Since(began) > time.Minute {
+		t.Errorf("a lone sleep stopped with a grace of an hour: %v signal %d %s after %v; want STOPPED by SIGTERM at once", j.GetState(), j.GetSignal(), j.GetMessage(), time.Since(began))
+	}
+
+	g := newGate(t)
+	app := `trap 'echo TERM; ` + g.wait() + `; echo handled; exit 0' TERM; echo ready; while :; do sleep 1; done`
+	id := s.detach("user", "sh", "-c", `sh -c "$1"; echo after`, "wrapper", app)
+	s.waitOutput("user", id, "ready\n")
+	ended := stop(id, time.Hour)
+	s.waitOutput("user", id, "TERM\n")
+	// The wrapper died of the SIGTERM; its app is handling it.
+	if j := s.job(id); j.GetState() != jobworkerv1.JobState_JOB_STATE_RUNNING {
+		t.Errorf("the job while its app handles SIGTERM: %v, want RUNNING", j.GetState())
+	}
+	g.open(t)
+	began = time.Now()
+	j = <-ended
+	t.Logf("the wrapper, grace 1h: %v signal %d %v after the gate opened", j.GetState(), j.GetSignal(), time.Since(began))
+	out := s.cli("user", "logs", id).out
+	if j.GetState() != stopped || j.GetSignal() != term || !strings.Contains(out, "TERM\nhandled\n") || time.Since(began) > time.Minute {
+		t.Errorf("a wrapper's app that handles SIGTERM, stopped with a grace of an hour: %v signal %d, output %q, %v after its handler went on; want STOPPED (the wrapper by SIGTERM) once the handler is done (%s)",
+			j.GetState(), j.GetSignal(), out, time.Since(began), j.GetMessage())
+	}
+}
+
+// TestTenancyRunAsConfined: under --run-as every job runs as the one user,
+// so a job is PID 1 of a PID namespace of its own instead: it sees only its
+// own processes and cannot signal another user's job, whose uid is its own.
+func TestTenancyRunAsConfined(t *testing.T) {
+	s := startDevServer(t, t.TempDir(), "--run-as", "nobody")
+	other := s.detach("bob", "sh", "-c", "echo ready; exec sleep 1000")
+	s.waitOutput("bob", other, "ready")
+	procs := cgroupProcs(t, jobCgroup(t, other))
+	if len(procs) != 1 {
+		t.Fatalf("bob's job has processes %v, want one", procs)
+	}
+	pid := strconv.Itoa(procs[0])
+	script := `echo "pid $$"; echo "$(ls /proc | grep -cE '^[0-9]+$') processes"; kill -9 ` + pid + ` || echo "no kill"; [ -e /proc/` + pid + ` ] || echo "no /proc entry"`
+	got := s.runJob("user", 0, "--", "sh", "-c", script)
+	t.Logf("a job under --run-as nobody:\n%s", got)
+	lines := strings.Split(got, "\n")
+	n := -1
+	if len(lines) > 1 {
+		fmt.Sscanf(lines[1], "%d processes", &n)
+	}
+	if len(lines) < 4 || lines[0] != "pid 1" || n < 1 || n > 4 || !strings.Contains(got, "no kill\n") || !strings.Contains(got, "no /proc entry\n") {
+		t.Errorf("a job under --run-as nobody looking for bob's job's process %s:\n%s\nwant it PID 1 among at most 4 processes, neither seeing nor killing it", pid, got)
+	}
+	if j := s.job(other); j.GetState() != jobworkerv1.JobState_JOB_STATE_RUNNING {
+		t.Errorf("bob's job after the other's attempt: %v, want RUNNING", j.GetState())
+	}
+	s.cli("admin", "stop", other)
 }

@@ -25,8 +25,10 @@ func (m *Manager) supervise(j *job, out *os.File) {
 		timer = time.AfterFunc(j.st.Timeout, func() { m.expire(j) })
 	}
 	ps, werr := m.reap(j)
-	// The job ended when its process did; what follows is the server's
-	// cleanup, which a busy server may take longer over.
+	m.waitGrace(j)
+	// The job ended when its process did (or, in a stop, its last one);
+	// what follows is the server's cleanup, which a busy server may take
+	// longer over.
 	exited := time.Now()
 	if timer != nil {
 		timer.Stop()
@@ -55,6 +57,35 @@ func (m *Manager) supervise(j *job, out *os.File) {
 	m.prune()
 	close(j.done)
 	m.schedule()
+}
+
+// waitGrace waits, when the job's process ended during a stop (a stop's
+// or a timeout's SIGTERM went to its process group), until the rest of the
+// job has ended too, or its grace: the grace is cut short only when the
+// job's cgroup is empty (product.md, "Jobs"). In the host's PID namespace a
+// wrapper such as `sh -c 'app; cleanup'` dies of the SIGTERM as it would
+// on a host, and app, which handles it, is given the rest of its grace to
+// finish instead of being killed with the wrapper. A later stop that
+// brings the kill forward ends the wait with its kill. Of a job with a PID
+// namespace of its own, the kernel kills every process when its PID 1
+// ends, so the wait is short.
+func (m *Manager) waitGrace(j *job) {
+	m.mu.Lock()
+	var until time.Time
+	if j.termSent && j.kill != nil {
+		until = j.kill.at
+	}
+	m.mu.Unlock()
+	if until.IsZero() {
+		return
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), until)
+	defer cancel()
+	// At the deadline the supervisor kills what is left, as the kill
+	// timer does.
+	if err := j.group.WaitEmpty(ctx); err != nil && ctx.Err() == nil {
+		m.report(err)
+	}
 }
 
 // reap waits for the job's process to end and reaps it, in an order that

@@ -54,26 +54,34 @@ func (r UIDRange) String() string { return fmt.Sprintf("%d-%d", r.First, r.Last)
 
 func (r UIDRange) has(id uint32) bool { return id >= r.First && id <= r.Last }
 
-// CheckFree refuses the range when a user or group of the account files
+// CheckFree refuses the range when an account of the account files
 // (passwd and group, in /etc/passwd's format: name:x:ID:...) has an id in
-// it: jobs would run as that account. A file that does not exist names
-// none.
+// it: a user's uid or primary gid, or a group's gid. Jobs would run as
+// that account, or with its group. A file that does not exist names none.
 func (r UIDRange) CheckFree(passwd, group string) error {
-	for _, f := range []struct{ path, what string }{{passwd, "user"}, {group, "group"}} {
-		name, id, err := firstIDIn(f.path, r)
+	for _, f := range []struct {
+		path  string
+		field int    // of the id: 2, or 3 for a passwd line's gid
+		what  string // the account, with %q for its name
+	}{
+		{passwd, 2, " of user %q"},
+		{passwd, 3, ", the primary group of user %q,"},
+		{group, 2, " of group %q"},
+	} {
+		name, id, err := firstIDIn(f.path, f.field, r)
 		if err != nil {
 			return err
 		}
 		if name != "" {
-			return fmt.Errorf("uid range %s holds the id %d of %s %q in %s: choose a range no account uses", r, id, f.what, name, f.path)
+			return fmt.Errorf("uid range %s holds the id %d%s in %s: choose a range no account uses", r, id, fmt.Sprintf(f.what, name), f.path)
 		}
 	}
 	return nil
 }
 
 // firstIDIn is the first account of path (in /etc/passwd's format) whose
-// id, the third field, is in r.
-func firstIDIn(path string, r UIDRange) (name string, id uint32, err error) {
+// id in the given field (counted from 0: the third is 2) is in r.
+func firstIDIn(path string, field int, r UIDRange) (name string, id uint32, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", 0, nil
@@ -85,10 +93,10 @@ func firstIDIn(path string, r UIDRange) (name string, id uint32, err error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Split(sc.Text(), ":")
-		if len(fields) < 3 {
+		if len(fields) <= field {
 			continue
 		}
-		n, err := strconv.ParseUint(fields[2], 10, 32)
+		n, err := strconv.ParseUint(fields[field], 10, 32)
 		if err == nil && r.has(uint32(n)) {
 			return fields[0], uint32(n), nil
 		}

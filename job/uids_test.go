@@ -64,6 +64,11 @@ func TestUIDRangeCheckFree(t *testing.T) {
 	if err := (UIDRange{1000, 1999}).CheckFree(passwd, group); err == nil || !strings.Contains(err.Error(), `user "alice"`) {
 		t.Errorf("CheckFree with alice at 1000 = %v, want it named", err)
 	}
+	// A user whose primary group has no line in the group file.
+	carol := write("passwd-carol", "carol:x:1001:400500::/home/carol:/bin/sh\n")
+	if err := (UIDRange{400000, 499999}).CheckFree(carol, group); err == nil || !strings.Contains(err.Error(), `holds the id 400500, the primary group of user "carol", in`) {
+		t.Errorf("CheckFree with carol's gid at 400500 = %v, want it named", err)
+	}
 	if err := (UIDRange{300000, 399999}).CheckFree(passwd, filepath.Join(dir, "missing")); err != nil {
 		t.Errorf("CheckFree of a free range = %v", err)
 	}

@@ -93,13 +93,16 @@ func TestFirstActSeesItsCgroup(t *testing.T) {
 
 // TestUnprivilegedJob: the job runs as nobody, in a session of its own,
 // with no_new_privs, only descriptors 0-2, and cannot write its cgroup's
-// control files.
+// control files, which it sees at /sys/fs/cgroup (isolated, its cgroup is
+// the root of its cgroup namespace, mounted there) and not at their path
+// on the host.
 func TestUnprivilegedJob(t *testing.T) {
 	_, g := setup(t, "unpriv")
 	script := `id -u; id -g; grep NoNewPrivs /proc/self/status; ` +
 		`sid=$(cut -d" " -f6 /proc/$$/stat); [ "$sid" = "$$" ] && echo session-leader; ` +
 		`ls /proc/self/fd | tr "\n" " "; echo; ` +
-		`for f in cgroup.procs memory.max pids.max cgroup.kill; do { echo 1 > ` + g.Dir() + `/$f; } 2>/dev/null && echo wrote-$f || echo denied-$f; done`
+		`[ -e ` + g.Dir() + ` ] && echo sees-host-path; ` +
+		`for f in cgroup.procs memory.max pids.max cgroup.kill; do if [ ! -e /sys/fs/cgroup/$f ]; then echo missing-$f; elif { echo 1 > /sys/fs/cgroup/$f; } 2>/dev/null; then echo wrote-$f; else echo denied-$f; fi; done`
 	// A stray descriptor in the server must not reach the job.
 	stray, err := os.Open("/proc/self/status")
 	if err != nil {
