@@ -115,6 +115,12 @@ func TestE2EJobControl(t *testing.T) {
 	if r := s.cli("admin", "update", "--memory-limit", "64M", id); r.code != 0 || !strings.Contains(r.err, "memory 64 MiB") {
 		t.Errorf("update past the default as admin: exit %d, stderr %q", r.code, r.err)
 	}
+	if r := s.cli("user", "update", "--memory-limit", "48M", id); r.code != 0 || !strings.Contains(r.err, "memory 48 MiB") {
+		t.Errorf("update as a user, lowering the limit an admin lifted to a value still past the default: exit %d, stderr %q; want it done", r.code, r.err)
+	}
+	if r := s.cli("user", "update", "--memory-limit", "56M", id); r.code != 1 || !strings.Contains(r.err, "only an admin may lift it") {
+		t.Errorf("update as a user, raising the limit again past the default: exit %d, stderr %q; want permission denied", r.code, r.err)
+	}
 	if r := s.cli("user", "update", "--cpu-weight", "0", id); r.code != 1 || !strings.Contains(r.err, "--cpu-weight 0 is out of range") {
 		t.Errorf("update --cpu-weight 0: exit %d, stderr %q; want the flag named", r.code, r.err)
 	}

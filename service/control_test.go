@@ -162,8 +162,9 @@ func TestServicePrefixes(t *testing.T) {
 
 // TestServiceUpdateRules: UpdateJob checks its limits before the job's
 // state, with StartJob's rule: a user may not lift the memory or pids
-// limit past the server's default (an admin may), and memory high and io
-// max cannot be updated.
+// limit past the server's default (an admin may) nor past the job's own
+// limit when an admin set it higher, but may lower it; and memory high and
+// io max cannot be updated.
 func TestServiceUpdateRules(t *testing.T) {
 	s := testcerts.New(t)
 	addr := rbacServe(t, s)
@@ -201,6 +202,25 @@ func TestServiceUpdateRules(t *testing.T) {
 		_, err := c.UpdateJob(ctx, &jobworkerv1.UpdateJobRequest{Id: aliceJob, Limits: tt.limits})
 		if got := status.Code(err); got != tt.want {
 			t.Errorf("%s: UpdateJob(%v) = %v, want code %v", tt.caller, tt.limits, err, tt.want)
+		}
+	}
+
+	// A job whose limits an admin lifted past the defaults: its user may
+	// lower them (to a value still past the default), not raise them.
+	lifted := []struct {
+		limits *jobworkerv1.Limits
+		want   codes.Code
+	}{
+		{&jobworkerv1.Limits{MemoryMaxBytes: u64(rbacLiftedMemory / 2)}, codes.FailedPrecondition}, // allowed; the job has ended
+		{&jobworkerv1.Limits{MemoryMaxBytes: u64(rbacLiftedMemory)}, codes.FailedPrecondition},
+		{&jobworkerv1.Limits{PidsMax: u64(rbacLiftedPids / 2)}, codes.FailedPrecondition},
+		{&jobworkerv1.Limits{MemoryMaxBytes: u64(rbacLiftedMemory + 1)}, codes.PermissionDenied},
+		{&jobworkerv1.Limits{PidsMax: u64(rbacLiftedPids + 1)}, codes.PermissionDenied},
+	}
+	for _, tt := range lifted {
+		_, err := alice.UpdateJob(ctx, &jobworkerv1.UpdateJobRequest{Id: rbacLiftedJob, Limits: tt.limits})
+		if got := status.Code(err); got != tt.want {
+			t.Errorf("alice: UpdateJob(%v) of her job lifted by an admin = %v, want code %v", tt.limits, err, tt.want)
 		}
 	}
 	if _, err := alice.SignalJob(ctx, &jobworkerv1.SignalJobRequest{Id: aliceJob, Signal: "STOP"}); status.Code(err) != codes.InvalidArgument {
