@@ -45,8 +45,8 @@ func TestE2EJobControl(t *testing.T) {
 		t.Errorf("status --json: name %q labels %v", j.GetName(), j.GetLabels())
 	}
 	r = s.cli("user", "list", "--name", "build-7")
-	if lines := strings.Split(strings.TrimSpace(r.out), "\n"); r.code != 0 || len(lines) != 2 || !strings.Contains(lines[0], "NAME") || !strings.Contains(lines[1], id) || !strings.Contains(lines[1], "build-7") {
-		t.Errorf("list --name build-7: exit %d, stdout:\n%s\nwant the header and the job", r.code, r.out)
+	if lines := strings.Split(strings.TrimSpace(r.out), "\n"); r.code != 0 || len(lines) != 2 || !strings.Contains(lines[0], "NAME") || !strings.Contains(lines[1], id) || !strings.Contains(lines[1], "build-7") || !strings.Contains(lines[0], "LABELS") || !strings.Contains(lines[1], "team=infra,tier=batch job") {
+		t.Errorf("list --name build-7: exit %d, stdout:\n%s\nwant the header and the job with its name and labels", r.code, r.out)
 	}
 	r = s.cli("user", "list", "--json", "--label", "team=infra", "--label", "tier=batch job")
 	if r.code != 0 || strings.Count(r.out, "\n") != 1 || !strings.Contains(r.out, id) {
