@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,18 +49,24 @@ func cpuUsage(t *testing.T, m *Manager, id string) uint64 {
 	return 0
 }
 
-// TestSignal: a job that handles USR1 gets it through Signal and says so;
-// a job that has ended, or that has not started, cannot be signalled.
+// TestSignal: a job that handles USR1 gets it through Signal and says so,
+// and so does a child of its in its process group (the signal goes to the
+// group, not to the job's first process only); a job that has ended, or
+// that has not started, cannot be signalled.
 func TestSignal(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.config(t)
 	cfg.MaxRunning = 1
 	m := open(t, cfg)
-	st, err := m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", `trap 'echo got USR1' USR1; trap 'echo bye; exit 0' TERM; echo ready; while :; do sleep 0.1; done`}})
+	// A non-interactive sh runs its background child in its own process
+	// group, the job's.
+	child := `sh -c 'trap "echo child got USR1" USR1; echo child ready; while :; do sleep 0.1; done' &`
+	st, err := m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", child + ` trap 'echo parent got USR1' USR1; trap 'echo bye; exit 0' TERM; echo parent ready; while :; do sleep 0.1; done`}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitOutput(t, m, st.ID, "ready\n")
+	waitOutput(t, m, st.ID, "child ready\n")
+	waitOutput(t, m, st.ID, "parent ready\n")
 	pending, err := m.Start(Request{Owner: "alice", Command: "true"})
 	if err != nil || pending.State != StatePending {
 		t.Fatalf("second job: %s, %v; want pending", pending.State, err)
@@ -70,7 +77,8 @@ func TestSignal(t *testing.T) {
 	if _, err := m.Signal(st.ID, unix.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	waitOutput(t, m, st.ID, "got USR1\n")
+	waitOutput(t, m, st.ID, "parent got USR1\n")
+	waitOutput(t, m, st.ID, "child got USR1\n")
 	if got, err := m.Get(st.ID); err != nil || got.State != StateRunning {
 		t.Errorf("after USR1 the job is %s, %v; want running (it handled it)", got.State, err)
 	}
@@ -306,8 +314,12 @@ func TestUpdate(t *testing.T) {
 		t.Fatalf("memory.current of the 16 MB job = %d, %v", cur, err)
 	}
 	_, err = m.Update(big.ID, cgroupfs.Change{MemoryMax: u64(8 << 20)})
-	if !errors.Is(err, ErrBelowUsage) || !strings.Contains(err.Error(), "uses ") {
+	if !errors.Is(err, ErrBelowUsage) {
 		t.Errorf("lowering below the usage = %v, want ErrBelowUsage with the usage", err)
+	} else if m := regexp.MustCompile(`uses (\d+) bytes now`).FindStringSubmatch(err.Error()); m == nil {
+		t.Errorf("lowering below the usage = %q, want the usage in bytes in the message", err)
+	} else if used, _ := strconv.ParseUint(m[1], 10, 64); used < 16000000 || used > 96<<20 {
+		t.Errorf("lowering below the usage = %q: the usage it gives, %d bytes, is not the job's (memory.current read %d)", err, used, cur)
 	}
 	if got := groupFile(t, m, big.ID, "memory.max"); got != strconv.Itoa(96<<20) {
 		t.Errorf("memory.max after a refused lowering = %s, want 96 MiB still", got)
