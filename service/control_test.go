@@ -4,10 +4,12 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jobworker/jobworker/job"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"github.com/jobworker/jobworker/testcerts"
 	"google.golang.org/grpc/codes"
@@ -225,5 +227,31 @@ func TestServiceUpdateRules(t *testing.T) {
 	}
 	if _, err := alice.SignalJob(ctx, &jobworkerv1.SignalJobRequest{Id: aliceJob, Signal: "STOP"}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("SignalJob(STOP) = %v, want InvalidArgument", err)
+	}
+}
+
+// TestJobControlErrorCodes: the job control errors of the job library, as
+// its Update and Signal wrap them, answer the codes the API promises: a
+// higher memory limit that does not fit now or ever RESOURCE_EXHAUSTED, one
+// below the job's usage and a control the job's state does not allow
+// FAILED_PRECONDITION, with the library's message kept.
+func TestJobControlErrorCodes(t *testing.T) {
+	tests := []struct {
+		err  error
+		want codes.Code
+	}{
+		{fmt.Errorf("%w: job x asks 1 bytes", job.ErrNoRoom), codes.ResourceExhausted},
+		{fmt.Errorf("%w: 2 bytes asked, capacity 1", job.ErrNeverFits), codes.ResourceExhausted},
+		{fmt.Errorf("%w: job x uses 5 bytes now", job.ErrBelowUsage), codes.FailedPrecondition},
+		{fmt.Errorf("wrapped: %w", job.ErrJobState), codes.FailedPrecondition},
+	}
+	for _, tt := range tests {
+		err := jobError(tt.err)
+		if got := status.Code(err); got != tt.want {
+			t.Errorf("jobError(%v) = %v, want code %v", tt.err, err, tt.want)
+		}
+		if status.Convert(err).Message() != tt.err.Error() {
+			t.Errorf("jobError(%v) says %q, want the library's message", tt.err, status.Convert(err).Message())
+		}
 	}
 }
