@@ -45,8 +45,8 @@ func TestE2EJobControl(t *testing.T) {
 		t.Errorf("status --json: name %q labels %v", j.GetName(), j.GetLabels())
 	}
 	r = s.cli("user", "list", "--name", "build-7")
-	if lines := strings.Split(strings.TrimSpace(r.out), "\n"); r.code != 0 || len(lines) != 2 || !strings.Contains(lines[0], "NAME") || !strings.Contains(lines[1], id) || !strings.Contains(lines[1], "build-7") {
-		t.Errorf("list --name build-7: exit %d, stdout:\n%s\nwant the header and the job", r.code, r.out)
+	if lines := strings.Split(strings.TrimSpace(r.out), "\n"); r.code != 0 || len(lines) != 2 || !strings.Contains(lines[0], "NAME") || !strings.Contains(lines[1], id) || !strings.Contains(lines[1], "build-7") || !strings.Contains(lines[0], "LABELS") || !strings.Contains(lines[1], "team=infra,tier=batch job") {
+		t.Errorf("list --name build-7: exit %d, stdout:\n%s\nwant the header and the job with its name and labels", r.code, r.out)
 	}
 	r = s.cli("user", "list", "--json", "--label", "team=infra", "--label", "tier=batch job")
 	if r.code != 0 || strings.Count(r.out, "\n") != 1 || !strings.Contains(r.out, id) {
@@ -114,6 +114,12 @@ func TestE2EJobControl(t *testing.T) {
 	}
 	if r := s.cli("admin", "update", "--memory-limit", "64M", id); r.code != 0 || !strings.Contains(r.err, "memory 64 MiB") {
 		t.Errorf("update past the default as admin: exit %d, stderr %q", r.code, r.err)
+	}
+	if r := s.cli("user", "update", "--memory-limit", "48M", id); r.code != 0 || !strings.Contains(r.err, "memory 48 MiB") {
+		t.Errorf("update as a user, lowering the limit an admin lifted to a value still past the default: exit %d, stderr %q; want it done", r.code, r.err)
+	}
+	if r := s.cli("user", "update", "--memory-limit", "56M", id); r.code != 1 || !strings.Contains(r.err, "only an admin may lift it") {
+		t.Errorf("update as a user, raising the limit again past the default: exit %d, stderr %q; want permission denied", r.code, r.err)
 	}
 	if r := s.cli("user", "update", "--cpu-weight", "0", id); r.code != 1 || !strings.Contains(r.err, "--cpu-weight 0 is out of range") {
 		t.Errorf("update --cpu-weight 0: exit %d, stderr %q; want the flag named", r.code, r.err)

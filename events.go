@@ -19,7 +19,7 @@ type eventsCmd struct {
 	State []string          `placeholder:"STATE" enum:"pending,running,paused,completed,failed,stopped" help:"Only events that leave a job in this state (repeatable): pending, running, paused, completed, failed, stopped."`
 	User  []string          `placeholder:"NAME" help:"Only events of this user's jobs (repeatable)."`
 	Name  string            `placeholder:"NAME" help:"Only events of jobs of this name."`
-	Label map[string]string `placeholder:"K=V" help:"Only events of jobs with this label (repeatable: all must match)."`
+	Label map[string]string `mapsep:"none" placeholder:"K=V" help:"Only events of jobs with this label (repeatable: all must match)."`
 	After uint64            `placeholder:"SEQ" help:"Start after the event of this sequence number (the first column) instead of now."`
 }
 

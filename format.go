@@ -177,6 +177,32 @@ func labelsLine(labels map[string]string) string {
 	return strings.Join(parts, ", ")
 }
 
+// labelsColumn is a job's labels for the list: K=V, sorted by key, each
+// made safe, separated by commas, cut short past maxLabelsColumn bytes
+// (status shows them all); "-" for none.
+func labelsColumn(j *jobworkerv1.Job) string {
+	if len(j.GetLabels()) == 0 {
+		return "-"
+	}
+	return cutColumn(strings.ReplaceAll(labelsLine(j.GetLabels()), ", ", ","), maxLabelsColumn)
+}
+
+// maxLabelsColumn is the longest labels column of the list.
+const maxLabelsColumn = 40
+
+// cutColumn is s cut to at most n bytes, between two characters, ending
+// in "..." when it was cut.
+func cutColumn(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
 // jobName is the job's name for the list: "-" for none.
 func jobName(j *jobworkerv1.Job) string {
 	if j.GetName() == "" {
@@ -226,18 +252,11 @@ func printJobTable(w io.Writer, jobs []*jobworkerv1.Job) error {
 	sort.SliceStable(jobs, func(a, b int) bool {
 		return jobs[a].GetCreateTime().AsTime().After(jobs[b].GetCreateTime().AsTime())
 	})
-	fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-16s  %-25s  %s\n", "ID", "STATE", "OWNER", "NAME", "CREATED", "COMMAND")
+	fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-16s  %-16s  %-25s  %s\n", "ID", "STATE", "OWNER", "NAME", "LABELS", "CREATED", "COMMAND")
 	for _, j := range jobs {
-		cmd := commandLine(j)
-		if len(cmd) > 60 {
-			// Cut between characters: half of one is invalid UTF-8.
-			cut := 57
-			for cut > 0 && !utf8.RuneStart(cmd[cut]) {
-				cut--
-			}
-			cmd = cmd[:cut] + "..."
-		}
-		fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-16s  %-25s  %s\n", safe(j.GetId()), outcome(j), ownerName(j), jobName(j), humanTime(j.GetCreateTime().AsTime()), cmd)
+		// Cut between characters: half of one is invalid UTF-8.
+		cmd := cutColumn(commandLine(j), 60)
+		fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-16s  %-16s  %-25s  %s\n", safe(j.GetId()), outcome(j), ownerName(j), jobName(j), labelsColumn(j), humanTime(j.GetCreateTime().AsTime()), cmd)
 	}
 	return nil
 }

@@ -125,6 +125,7 @@ func TestHumanOutputQuotesControls(t *testing.T) {
 			Args: []string{s, "x" + s + "y", "", "two words"}, Message: "m" + s, Damaged: "d" + s,
 			State: jobworkerv1.JobState_JOB_STATE_FAILED, Reason: jobworkerv1.FailureReason_FAILURE_REASON_DAMAGED,
 			CreateTime: created, Limits: &jobworkerv1.Limits{IoMax: []*jobworkerv1.IOMax{{Device: "/dev/" + s, ReadBps: 1}}},
+			Name: "n" + s, Labels: map[string]string{"k" + s: "v" + s},
 		}
 		var status, list bytes.Buffer
 		printJob(&status, j)
@@ -175,6 +176,61 @@ func TestJobTableCutsBetweenCharacters(t *testing.T) {
 		printJobTable(&b, []*jobworkerv1.Job{j})
 		if !utf8.Valid(b.Bytes()) || !strings.Contains(b.String(), "...") {
 			t.Errorf("table row of a %d-byte command: %q, want valid UTF-8 cut with ...", len(j.Command), b.String())
+		}
+	}
+}
+
+// TestJobTableLabels: the list shows a job's name and labels, sorted by
+// key, "-" for none, a long set of labels cut short between characters.
+func TestJobTableLabels(t *testing.T) {
+	created := timestamppb.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+	long := map[string]string{"a": strings.Repeat("x", 30), "b": strings.Repeat("é", 20)}
+	tests := []struct {
+		name   string
+		labels map[string]string
+		want   string // the row's LABELS column
+	}{
+		{"build-7", map[string]string{"tier": "batch job", "team": "infra"}, "team=infra,tier=batch job"},
+		{"", nil, "-"},
+		{"long", long, "a=" + strings.Repeat("x", 30) + ",b=é..."}, // 37 bytes and "..."
+	}
+	for _, tt := range tests {
+		j := &jobworkerv1.Job{Id: "6f9619ff-8b86-4011-b42d-00c04fc964ff", Owner: "alice", Command: "true", Name: tt.name, Labels: tt.labels, CreateTime: created}
+		var b bytes.Buffer
+		if err := printJobTable(&b, []*jobworkerv1.Job{j}); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+		if len(lines) != 2 {
+			t.Fatalf("list of one job: %q, want a heading and one row", b.String())
+		}
+		at := strings.Index(lines[0], "LABELS")
+		end := strings.Index(lines[0], "CREATED")
+		nameAt := strings.Index(lines[0], "NAME")
+		if at < 0 || end < at || nameAt < 0 {
+			t.Fatalf("heading %q, want NAME and LABELS before CREATED", lines[0])
+		}
+		// The columns are padded in bytes; the row's columns start where
+		// the heading's do as long as no earlier column holds more than
+		// ASCII.
+		row := lines[1]
+		col := row[at:]
+		if i := strings.Index(col, "  2026-"); i >= 0 {
+			col = col[:i]
+		}
+		col = strings.TrimRight(col, " ")
+		if col != tt.want {
+			t.Errorf("labels %v: LABELS column %q, want %q (row %q)", tt.labels, col, tt.want, row)
+		}
+		wantName := tt.name
+		if wantName == "" {
+			wantName = "-"
+		}
+		if got := strings.Fields(row[nameAt:at])[0]; got != wantName {
+			t.Errorf("name %q: NAME column %q, want %q", tt.name, got, wantName)
+		}
+		if !utf8.ValidString(row) {
+			t.Errorf("row %q is not valid UTF-8", row)
 		}
 	}
 }

@@ -15,7 +15,7 @@ type listCmd struct {
 	State []string          `placeholder:"STATE" enum:"pending,running,paused,completed,failed,stopped" help:"Only jobs in this state (repeatable): pending, running, paused, completed, failed, stopped."`
 	User  []string          `placeholder:"NAME" help:"Only jobs of this user (repeatable)."`
 	Name  string            `placeholder:"NAME" help:"Only jobs of this name."`
-	Label map[string]string `placeholder:"K=V" help:"Only jobs with this label (repeatable: all must match)."`
+	Label map[string]string `mapsep:"none" placeholder:"K=V" help:"Only jobs with this label (repeatable: all must match)."`
 	Limit int               `placeholder:"N" help:"Show at most N jobs, the newest (default: all)."`
 }
 

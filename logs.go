@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/jobworker/jobworker/client"
+	"github.com/jobworker/jobworker/job"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 )
 
@@ -59,6 +61,23 @@ func (c *logsCmd) Run(e *env) error {
 		return err
 	}
 	defer api.Close()
+	return c.print(e, api, since, until)
+}
+
+// print prints the output through api. A prefix of the job's ID is
+// resolved once, at the start: the requests that follow (the tail's, a
+// follower's after a dropped connection) name the job by its whole ID, so
+// that they read the same job even when another one comes to share the
+// prefix meanwhile.
+func (c *logsCmd) print(e *env, api jobworkerv1.JobWorkerServiceClient, since, until *timestamppb.Timestamp) error {
+	if !job.ValidID(c.ID) {
+		id, err := resolveID(e.ctx, api, c.ID)
+		if err != nil {
+			return c.rpcError("output of job "+c.ID, err)
+		}
+		c.ID = id
+	}
+	var err error
 	var off int64
 	switch {
 	case c.Offset != nil:
@@ -84,6 +103,20 @@ func (c *logsCmd) Run(e *env) error {
 		return c.rpcError("output of job "+c.ID, err)
 	}
 	return nil
+}
+
+// resolveID is the whole ID of the job that id, a prefix of it, names:
+// the server's answer to a status request by it.
+func resolveID(ctx context.Context, api jobworkerv1.JobWorkerServiceClient, id string) (string, error) {
+	st, err := api.GetJobStatus(ctx, &jobworkerv1.GetJobStatusRequest{Id: id})
+	if err != nil {
+		return "", err
+	}
+	r, err := st.Recv()
+	if err != nil {
+		return "", err
+	}
+	return r.GetJob().GetId(), nil
 }
 
 // timestampLayout is RFC 3339 in UTC with nine fractional digits, so that

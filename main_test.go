@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -316,6 +317,30 @@ func TestRunFailureExits125(t *testing.T) {
 		var out, errOut bytes.Buffer
 		if code := run(tt.args, &out, &errOut); code != exitRunFailed || !strings.Contains(errOut.String(), tt.want) || strings.Count(errOut.String(), "\n") != 1 {
 			t.Errorf("run(%q) = %d, %q; want %d and one line with %q", tt.args, code, errOut.String(), exitRunFailed, tt.want)
+		}
+	}
+}
+
+// TestLabelValuesAsGiven: a label's value is taken as given, whatever
+// printable characters it holds (a ';' or ',' too, which a map flag would
+// otherwise split on), for run, list and events alike; the first '='
+// separates key and value.
+func TestLabelValuesAsGiven(t *testing.T) {
+	want := map[string]string{"note": "a;b,c=d", "team": "infra"}
+	for _, verb := range [][]string{{"run", "-d"}, {"list"}, {"events"}} {
+		var c cli
+		parser := mustParser(t, &c)
+		args := append(append([]string{}, verb...), "--label", "note=a;b,c=d", "--label", "team=infra")
+		if verb[0] == "run" {
+			args = append(args, "--", "true")
+		}
+		if _, err := parser.Parse(args); err != nil {
+			t.Errorf("%s: %v", strings.Join(args, " "), err)
+			continue
+		}
+		got := map[string]map[string]string{"run": c.Run.Label, "list": c.List.Label, "events": c.Events.Label}[verb[0]]
+		if !maps.Equal(got, want) {
+			t.Errorf("%s: labels %q, want %q", strings.Join(args, " "), got, want)
 		}
 	}
 }

@@ -40,7 +40,7 @@ type runCmd struct {
 	Workdir     string            `placeholder:"DIR" help:"Directory the command starts in (absolute)."`
 	Network     string            `enum:",host,none" default:"" placeholder:"host|none" help:"The job's network: the host's, or none (only loopback); default: the server's."`
 	Name        string            `placeholder:"NAME" help:"A name for the job (letters, digits, '.', '_', '-'; need not be unique)."`
-	Label       map[string]string `placeholder:"K=V" help:"A label for the job, to find it by (repeatable)."`
+	Label       map[string]string `mapsep:"none" placeholder:"K=V" help:"A label for the job, to find it by (repeatable)."`
 	Detach      bool              `short:"d" help:"Print the job ID and return at once."`
 	Command     []string          `arg:"" passthrough:"" name:"command" help:"The command and its arguments, after --."`
 

@@ -210,6 +210,16 @@ func (m *Manager) thawForStop(j *job) {
 // between the check and the write: then the OOM killer acts, as it would
 // at the old limit).
 func (m *Manager) Update(id string, c cgroupfs.Change) (Status, error) {
+	return m.UpdateIf(id, c, nil)
+}
+
+// UpdateIf is Update, but first asks allow, when it is not nil, whether
+// the change may be made to limits old, the job's limits as they are; an
+// error of allow is returned as it is. No other change of the job's limits
+// comes between allow and the change, so that a rule that depends on the
+// old limits (a user may lower a limit an admin lifted, not raise it)
+// holds.
+func (m *Manager) UpdateIf(id string, c cgroupfs.Change, allow func(old cgroupfs.Limits) error) (Status, error) {
 	if c.Empty() {
 		return Status{}, invalid("no limit to change")
 	}
@@ -227,6 +237,12 @@ func (m *Manager) Update(id string, c cgroupfs.Change) (Status, error) {
 	st := j.st
 	queued := slices.Contains(m.queue, j)
 	m.mu.Unlock()
+	if allow != nil {
+		// Limits change only under j.ctlMu, which is held.
+		if err := allow(st.Limits); err != nil {
+			return Status{}, err
+		}
+	}
 	if st.State.Ended() || st.State == StatePending && !queued {
 		// Pending but not queued: being launched, with its limits read.
 		m.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,13 +20,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// groupDir is the directory of job id's cgroup.
+func groupDir(m *Manager, id string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.jobs[id].group.Dir()
+}
+
 // groupFile reads a control file of job id's cgroup.
 func groupFile(t *testing.T, m *Manager, id, file string) string {
 	t.Helper()
-	m.mu.Lock()
-	g := m.jobs[id].group
-	m.mu.Unlock()
-	b, err := os.ReadFile(filepath.Join(g.Dir(), file))
+	b, err := os.ReadFile(filepath.Join(groupDir(m, id), file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,18 +53,24 @@ func cpuUsage(t *testing.T, m *Manager, id string) uint64 {
 	return 0
 }
 
-// TestSignal: a job that handles USR1 gets it through Signal and says so;
-// a job that has ended, or that has not started, cannot be signalled.
+// TestSignal: a job that handles USR1 gets it through Signal and says so,
+// and so does a child of its in its process group (the signal goes to the
+// group, not to the job's first process only); a job that has ended, or
+// that has not started, cannot be signalled.
 func TestSignal(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.config(t)
 	cfg.MaxRunning = 1
 	m := open(t, cfg)
-	st, err := m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", `trap 'echo got USR1' USR1; trap 'echo bye; exit 0' TERM; echo ready; while :; do sleep 0.1; done`}})
+	// A non-interactive sh runs its background child in its own process
+	// group, the job's.
+	child := `sh -c 'trap "echo child got USR1" USR1; echo child ready; while :; do sleep 0.1; done' &`
+	st, err := m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", child + ` trap 'echo parent got USR1' USR1; trap 'echo bye; exit 0' TERM; echo parent ready; while :; do sleep 0.1; done`}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitOutput(t, m, st.ID, "ready\n")
+	waitOutput(t, m, st.ID, "child ready\n")
+	waitOutput(t, m, st.ID, "parent ready\n")
 	pending, err := m.Start(Request{Owner: "alice", Command: "true"})
 	if err != nil || pending.State != StatePending {
 		t.Fatalf("second job: %s, %v; want pending", pending.State, err)
@@ -70,7 +81,8 @@ func TestSignal(t *testing.T) {
 	if _, err := m.Signal(st.ID, unix.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	waitOutput(t, m, st.ID, "got USR1\n")
+	waitOutput(t, m, st.ID, "parent got USR1\n")
+	waitOutput(t, m, st.ID, "child got USR1\n")
 	if got, err := m.Get(st.ID); err != nil || got.State != StateRunning {
 		t.Errorf("after USR1 the job is %s, %v; want running (it handled it)", got.State, err)
 	}
@@ -306,8 +318,12 @@ func TestUpdate(t *testing.T) {
 		t.Fatalf("memory.current of the 16 MB job = %d, %v", cur, err)
 	}
 	_, err = m.Update(big.ID, cgroupfs.Change{MemoryMax: u64(8 << 20)})
-	if !errors.Is(err, ErrBelowUsage) || !strings.Contains(err.Error(), "uses ") {
+	if !errors.Is(err, ErrBelowUsage) {
 		t.Errorf("lowering below the usage = %v, want ErrBelowUsage with the usage", err)
+	} else if m := regexp.MustCompile(`uses (\d+) bytes now`).FindStringSubmatch(err.Error()); m == nil {
+		t.Errorf("lowering below the usage = %q, want the usage in bytes in the message", err)
+	} else if used, _ := strconv.ParseUint(m[1], 10, 64); used < 16000000 || used > 96<<20 {
+		t.Errorf("lowering below the usage = %q: the usage it gives, %d bytes, is not the job's (memory.current read %d)", err, used, cur)
 	}
 	if got := groupFile(t, m, big.ID, "memory.max"); got != strconv.Itoa(96<<20) {
 		t.Errorf("memory.max after a refused lowering = %s, want 96 MiB still", got)
@@ -321,6 +337,62 @@ func TestUpdate(t *testing.T) {
 	if _, err := m.Update(big.ID, cgroupfs.Change{PidsMax: u64(10)}); !errors.Is(err, ErrJobState) {
 		t.Errorf("Update of an ended job = %v, want ErrJobState", err)
 	}
+}
+
+// TestUpdatePaused: a paused job's limits change in its cgroup (cpu and
+// io weight, memory with memory.high, pids, read back from the files) and
+// its reservation follows; the job stays paused, frozen, and resumes with
+// them.
+func TestUpdatePaused(t *testing.T) {
+	testchild.RequireCgroup2(t, "cpu", "io", "memory", "pids")
+	e := newEnv(t)
+	cfg := e.config(t)
+	cfg.MemoryCapacity = 128 << 20
+	cfg.MemoryHighFraction = 0.5
+	m := open(t, cfg)
+	st, err := m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", `echo ready; exec sleep 1000`}, Limits: cgroupfs.Limits{MemoryMax: 64 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, m, st.ID, "ready\n")
+	if _, err := m.Pause(context.Background(), st.ID); err != nil {
+		t.Fatal(err)
+	}
+	u64 := func(v uint64) *uint64 { return &v }
+	u32 := func(v uint32) *uint32 { return &v }
+	up, err := m.Update(st.ID, cgroupfs.Change{CPUWeight: u32(30), IOWeight: u32(5000), MemoryMax: u64(32 << 20), PidsMax: u64(64)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up.State != StatePaused || up.Limits.CPUWeight != 30 || up.Limits.IOWeight != 5000 || up.Limits.MemoryMax != 32<<20 || up.Limits.MemoryHigh != 16<<20 || up.Limits.PidsMax != 64 {
+		t.Errorf("Update of the paused job returned %s, limits %+v", up.State, up.Limits)
+	}
+	want := map[string]string{"cpu.weight": "30", "memory.max": strconv.Itoa(32 << 20), "memory.high": strconv.Itoa(16 << 20), "pids.max": "64"}
+	if _, err := os.Stat(filepath.Join(groupDir(m, st.ID), "io.bfq.weight")); err == nil {
+		want["io.bfq.weight"] = "default " + strconv.Itoa(int(cgroupfs.BFQWeight(5000)))
+	} else {
+		want["io.weight"] = "default 5000"
+	}
+	for file, w := range want {
+		got := groupFile(t, m, st.ID, file)
+		if strings.HasPrefix(file, "io.") {
+			got, _, _ = strings.Cut(got, "\n") // the default; devices follow
+		}
+		if got != w {
+			t.Errorf("after the update of the paused job %s = %q, want %q", file, got, w)
+		}
+	}
+	if ev := groupFile(t, m, st.ID, "cgroup.events"); !strings.Contains(ev, "frozen 1") {
+		t.Errorf("cgroup.events after the update: %q, want the job still frozen", ev)
+	}
+	if tot := m.Totals(); tot.MemoryReserved != 32<<20 {
+		t.Errorf("reserved %d after lowering the paused job to 32 MiB, want that", tot.MemoryReserved)
+	}
+	if r, err := m.Resume(context.Background(), st.ID); err != nil || r.State != StateRunning || r.Limits.PidsMax != 64 {
+		t.Errorf("Resume after the update = %s pids %d, %v; want running, 64", r.State, r.Limits.PidsMax, err)
+	}
+	grace := time.Duration(0)
+	m.Stop(context.Background(), st.ID, &grace)
 }
 
 // TestUpdateFreesRoom: a pending job starts as soon as a running job's

@@ -213,24 +213,55 @@ func SignalNames() []string {
 	return names
 }
 
-// ParseSignal is the signal s names: one of SignalNames, in any case, with
-// or without "SIG", or its Linux number ("10" is USR1).
+// ParseSignal is the signal s names: one of SignalNames, in any case of
+// its ASCII letters, with or without "SIG", or its Linux number in decimal
+// digits without a sign or a leading zero ("10" is USR1). Nothing else
+// names a signal: no other spelling of a number, and no letter outside
+// ASCII that upper-cases to one of a name's.
 func ParseSignal(s string) (unix.Signal, error) {
-	if n, err := strconv.Atoi(s); err == nil {
+	if isDecimal(s) {
+		n, err := strconv.Atoi(s)
 		for _, v := range signals {
-			if int(v.sig) == n {
+			if err == nil && int(v.sig) == n {
 				return v.sig, nil
 			}
 		}
-		return 0, invalid("signal %d is not one a job may be sent: use one of %s, by name or number", n, strings.Join(SignalNames(), ", "))
+		return 0, invalid("signal %.32s is not one a job may be sent: use one of %s, by name or number", s, strings.Join(SignalNames(), ", "))
 	}
-	name := strings.TrimPrefix(strings.ToUpper(s), "SIG")
+	name := strings.TrimPrefix(asciiUpper(s), "SIG")
 	for _, v := range signals {
 		if v.name == name {
 			return v.sig, nil
 		}
 	}
 	return 0, invalid("signal %.32q is not one a job may be sent: use one of %s, by name or number", s, strings.Join(SignalNames(), ", "))
+}
+
+// isDecimal reports whether s is a number as ParseSignal takes one: ASCII
+// digits, the first not 0 unless it is the only one.
+func isDecimal(s string) bool {
+	if s == "" || s[0] == '0' && len(s) > 1 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiUpper is s with its ASCII lower-case letters upper-cased and every
+// other byte as it is (strings.ToUpper also maps letters outside ASCII to
+// ASCII ones: U+017F to S).
+func asciiUpper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
 }
 
 // SignalName is sig's name in SignalNames, or its number.

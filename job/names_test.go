@@ -226,6 +226,14 @@ func TestParseSignal(t *testing.T) {
 		{"SIG", 0, false},
 		{"USR1 ", 0, false},
 		{"99999999999999999999", 0, false},
+		{"+10", 0, false}, // a number is decimal digits only
+		{" 10", 0, false},
+		{"0x0a", 0, false},
+		{"010", 0, false},
+		{"\u017fIGUSR1", 0, false}, // U+017F, which upper-cases to S: names are ASCII
+		{"U\u017fR1", 0, false},
+		{"\u0131nt", 0, false}, // U+0131, which upper-cases to I
+		{"SIGSIGUSR1", 0, false},
 	}
 	for _, tt := range tests {
 		got, err := ParseSignal(tt.s)

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 
+	"github.com/jobworker/jobworker/cgroupfs"
 	"github.com/jobworker/jobworker/job"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"google.golang.org/grpc/codes"
@@ -65,18 +66,24 @@ func (s *api) UpdateJob(ctx context.Context, req *jobworkerv1.UpdateJobRequest) 
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	var memory, pids uint64
-	if c.MemoryMax != nil {
-		memory = *c.MemoryMax
+	// StartJob's rule, from the job's limits as they are: a user may
+	// lower a limit, also one an admin lifted past the default, but not
+	// raise one past the default.
+	allow := func(old cgroupfs.Limits) error {
+		var memory, pids uint64
+		if c.MemoryMax != nil && *c.MemoryMax > old.MemoryMax {
+			memory = *c.MemoryMax
+		}
+		if c.PidsMax != nil && *c.PidsMax > old.PidsMax {
+			pids = *c.PidsMax
+		}
+		return s.checkLift(ctx, memory, pids)
 	}
-	if c.PidsMax != nil {
-		pids = *c.PidsMax
-	}
-	if err := s.checkLift(ctx, memory, pids); err != nil {
-		return nil, err
-	}
-	st, err := s.m.Update(found.ID, c)
+	st, err := s.m.UpdateIf(found.ID, c, allow)
 	if err != nil {
+		if _, ok := status.FromError(err); ok {
+			return nil, err // allow's, in its own words
+		}
 		return nil, jobError(err)
 	}
 	return &jobworkerv1.UpdateJobResponse{Job: jobToProto(st)}, nil

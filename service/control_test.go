@@ -4,10 +4,12 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jobworker/jobworker/job"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"github.com/jobworker/jobworker/testcerts"
 	"google.golang.org/grpc/codes"
@@ -162,8 +164,9 @@ func TestServicePrefixes(t *testing.T) {
 
 // TestServiceUpdateRules: UpdateJob checks its limits before the job's
 // state, with StartJob's rule: a user may not lift the memory or pids
-// limit past the server's default (an admin may), and memory high and io
-// max cannot be updated.
+// limit past the server's default (an admin may) nor past the job's own
+// limit when an admin set it higher, but may lower it; and memory high and
+// io max cannot be updated.
 func TestServiceUpdateRules(t *testing.T) {
 	s := testcerts.New(t)
 	addr := rbacServe(t, s)
@@ -203,7 +206,52 @@ func TestServiceUpdateRules(t *testing.T) {
 			t.Errorf("%s: UpdateJob(%v) = %v, want code %v", tt.caller, tt.limits, err, tt.want)
 		}
 	}
+
+	// A job whose limits an admin lifted past the defaults: its user may
+	// lower them (to a value still past the default), not raise them.
+	lifted := []struct {
+		limits *jobworkerv1.Limits
+		want   codes.Code
+	}{
+		{&jobworkerv1.Limits{MemoryMaxBytes: u64(rbacLiftedMemory / 2)}, codes.FailedPrecondition}, // allowed; the job has ended
+		{&jobworkerv1.Limits{MemoryMaxBytes: u64(rbacLiftedMemory)}, codes.FailedPrecondition},
+		{&jobworkerv1.Limits{PidsMax: u64(rbacLiftedPids / 2)}, codes.FailedPrecondition},
+		{&jobworkerv1.Limits{MemoryMaxBytes: u64(rbacLiftedMemory + 1)}, codes.PermissionDenied},
+		{&jobworkerv1.Limits{PidsMax: u64(rbacLiftedPids + 1)}, codes.PermissionDenied},
+	}
+	for _, tt := range lifted {
+		_, err := alice.UpdateJob(ctx, &jobworkerv1.UpdateJobRequest{Id: rbacLiftedJob, Limits: tt.limits})
+		if got := status.Code(err); got != tt.want {
+			t.Errorf("alice: UpdateJob(%v) of her job lifted by an admin = %v, want code %v", tt.limits, err, tt.want)
+		}
+	}
 	if _, err := alice.SignalJob(ctx, &jobworkerv1.SignalJobRequest{Id: aliceJob, Signal: "STOP"}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("SignalJob(STOP) = %v, want InvalidArgument", err)
+	}
+}
+
+// TestJobControlErrorCodes: the job control errors of the job library, as
+// its Update and Signal wrap them, answer the codes the API promises: a
+// higher memory limit that does not fit now or ever RESOURCE_EXHAUSTED, one
+// below the job's usage and a control the job's state does not allow
+// FAILED_PRECONDITION, with the library's message kept.
+func TestJobControlErrorCodes(t *testing.T) {
+	tests := []struct {
+		err  error
+		want codes.Code
+	}{
+		{fmt.Errorf("%w: job x asks 1 bytes", job.ErrNoRoom), codes.ResourceExhausted},
+		{fmt.Errorf("%w: 2 bytes asked, capacity 1", job.ErrNeverFits), codes.ResourceExhausted},
+		{fmt.Errorf("%w: job x uses 5 bytes now", job.ErrBelowUsage), codes.FailedPrecondition},
+		{fmt.Errorf("wrapped: %w", job.ErrJobState), codes.FailedPrecondition},
+	}
+	for _, tt := range tests {
+		err := jobError(tt.err)
+		if got := status.Code(err); got != tt.want {
+			t.Errorf("jobError(%v) = %v, want code %v", tt.err, err, tt.want)
+		}
+		if status.Convert(err).Message() != tt.err.Error() {
+			t.Errorf("jobError(%v) says %q, want the library's message", tt.err, status.Convert(err).Message())
+		}
 	}
 }

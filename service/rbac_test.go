@@ -57,6 +57,14 @@ const (
 	rbacDefaultPids   = 100
 )
 
+// rbacLiftedJob is a job of alice's whose memory and pids limits an admin
+// lifted past the defaults, to rbacLiftedMemory and rbacLiftedPids.
+const (
+	rbacLiftedJob    = "00000000-0000-4000-8000-00000000a002"
+	rbacLiftedMemory = 4 * rbacDefaultMemory
+	rbacLiftedPids   = 4 * rbacDefaultPids
+)
+
 // rbacOutput is what job id printed.
 func rbacOutput(id string) string { return "output of " + id + "\n" }
 
@@ -91,6 +99,9 @@ func rbacServe(t *testing.T, s *testcerts.Set) string {
 			"state": string(job.StateCompleted), "exit_code": 0,
 			"created": created.Add(time.Duration(i) * time.Second), "started": created, "ended": created.Add(time.Minute),
 			"limits": map[string]any{}, "usage": map[string]any{},
+		}
+		if j.id == rbacLiftedJob {
+			rec["limits"] = map[string]any{"MemoryMax": rbacLiftedMemory, "PidsMax": rbacLiftedPids}
 		}
 		b, err := json.Marshal(rec)
 		if err != nil {
