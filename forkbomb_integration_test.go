@@ -22,18 +22,7 @@ import (
 func TestUserPidsForkBombs(t *testing.T) {
 	s := startDevServer(t, t.TempDir(), "--user-pids", "64", "--default-pids-limit", "1000")
 	threads0 := procStatus(t, s.pid(), "Threads")
-	// Both start, each behind a gate of its own, before either bombs: a
-	// job that starts while its user's level is full is refused.
-	var bombs []string
-	var gates []gate
-	for range 2 {
-		g := newGate(t)
-		gates = append(gates, g)
-		bombs = append(bombs, s.detachWith("user", []string{"--timeout", "20s"}, "sh", "-c", g.wait()+`; b() { b | b & }; b; exec sleep 1000`))
-	}
-	for _, g := range gates {
-		g.open(t)
-	}
+	bombs := startGatedBombs(t, s, "20s", `b() { b | b & }; b; exec sleep 1000`, "user", "user")
 	// Both are held by the user level's pids.max, whose count they share.
 	user := filepath.Dir(jobCgroup(t, bombs[0]))
 	if got := strings.TrimSpace(readString(t, filepath.Join(user, "pids.max"))); got != "64" {
@@ -53,7 +42,32 @@ func TestUserPidsForkBombs(t *testing.T) {
 	if out := s.runJob("bob", 0, "--", "sh", "-c", "echo bob ran"); out != "bob ran\n" {
 		t.Errorf("bob's job during the bombs printed %q", out)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	checkServerAnswers(t, s, 10*time.Second)
+	checkBombsEnded(t, s, bombs, threads0)
+}
+
+// startGatedBombs starts one job per owner in who, each running script
+// behind a gate of its own and ending by timeout, and opens the gates once
+// all are started: a job that starts while its level is full is refused.
+func startGatedBombs(t *testing.T, s *devServer, timeout, script string, who ...string) []string {
+	t.Helper()
+	var bombs []string
+	var gates []gate
+	for _, owner := range who {
+		g := newGate(t)
+		gates = append(gates, g)
+		bombs = append(bombs, s.detachWith(owner, []string{"--timeout", timeout}, "sh", "-c", g.wait()+"; "+script))
+	}
+	for _, g := range gates {
+		g.open(t)
+	}
+	return bombs
+}
+
+// checkServerAnswers: GetServerStatus within timeout, and the CLI's list.
+func checkServerAnswers(t *testing.T, s *devServer, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if _, err := s.client("admin").GetServerStatus(ctx, &jobworkerv1.GetServerStatusRequest{}); err != nil {
 		t.Errorf("GetServerStatus during the bombs: %v", err)
@@ -61,6 +75,12 @@ func TestUserPidsForkBombs(t *testing.T) {
 	if r := s.cli("admin", "list"); r.code != 0 {
 		t.Errorf("list during the bombs: exit %d, %s", r.code, r.err)
 	}
+}
+
+// checkBombsEnded: every bomb ended by its timeout, and the server has at
+// most 20 threads more than threads0.
+func checkBombsEnded(t *testing.T, s *devServer, bombs []string, threads0 int64) {
+	t.Helper()
 	for _, id := range bombs {
 		if st := s.wait(id); st.GetReason() != jobworkerv1.FailureReason_FAILURE_REASON_TIMED_OUT {
 			t.Errorf("bomb %s ended %v, want timed out", id, st.GetReason())
@@ -120,19 +140,10 @@ func TestServerReserveForkBombs(t *testing.T) {
 		t.Errorf("the jobs level's memory.max = %s, want %s (MemTotal less the default reserve of 256 MiB)", got, want)
 	}
 	threads0 := procStatus(t, s.pid(), "Threads")
-	var bombs []string
-	var gates []gate
-	for _, who := range []string{"user", "bob"} {
-		g := newGate(t)
-		gates = append(gates, g)
-		// A bomb that holds what it gets: a loop forks sleeps until a fork
-		// is refused (which ends the shell that loops), and the sleeps
-		// stay, with the job's first process.
-		bombs = append(bombs, s.detachWith(who, []string{"--timeout", "30s"}, "sh", "-c", g.wait()+`; (while :; do sleep 1000 & done) 2>/dev/null & exec sleep 1000`))
-	}
-	for _, g := range gates {
-		g.open(t)
-	}
+	// A bomb that holds what it gets: a loop forks sleeps until a fork is
+	// refused (which ends the shell that loops), and the sleeps stay, with
+	// the job's first process.
+	bombs := startGatedBombs(t, s, "30s", `(while :; do sleep 1000 & done) 2>/dev/null & exec sleep 1000`, "user", "bob")
 	dirs := []string{jobs}
 	for _, id := range bombs {
 		dir := jobCgroup(t, id)
@@ -143,29 +154,15 @@ func TestServerReserveForkBombs(t *testing.T) {
 		t.Errorf("the jobs level's pids.current = %d, above its 150", cur)
 	}
 	// Every RPC while the bombs go on, and a job of admin's recorded.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := s.client("admin").GetServerStatus(ctx, &jobworkerv1.GetServerStatusRequest{}); err != nil {
-		t.Errorf("GetServerStatus during the bombs: %v", err)
-	}
-	if r := s.cli("admin", "list"); r.code != 0 {
-		t.Errorf("list during the bombs: exit %d, %s", r.code, r.err)
-	}
+	checkServerAnswers(t, s, 20*time.Second)
 	// The server makes the shim of a new job in its own cgroup, from its
 	// reserve: admin's job is started and recorded. (What the job then
 	// does in the full jobs level is its own affair.)
 	during := s.detach("admin", "sh", "-c", "echo admin ran")
 	st := s.wait(during)
 	t.Logf("admin's job during the bombs ended %v %v %q", st.GetState(), st.GetReason(), st.GetMessage())
-	for _, id := range bombs {
-		if st := s.wait(id); st.GetReason() != jobworkerv1.FailureReason_FAILURE_REASON_TIMED_OUT {
-			t.Errorf("bomb %s ended %v, want timed out", id, st.GetReason())
-		}
-	}
+	checkBombsEnded(t, s, bombs, threads0)
 	if out := s.runJob("admin", 0, "--", "sh", "-c", "echo admin ran"); out != "admin ran\n" {
 		t.Errorf("admin's job after the bombs printed %q", out)
-	}
-	if threads := procStatus(t, s.pid(), "Threads"); threads > threads0+20 {
-		t.Errorf("the server has %d threads after the bombs, %d before", threads, threads0)
 	}
 }

@@ -99,6 +99,21 @@ func startIn(t *testing.T, g *cgroupfs.Group, mode string) *exec.Cmd {
 	return startWith(t, g, mode, nil)
 }
 
+// setupInOwnCgroup moves the test into a fresh cgroup of its own and sets
+// the hierarchy up from there, as a server started in that cgroup does.
+func setupInOwnCgroup(t *testing.T) (mount, base string, h *cgroupfs.Hierarchy) {
+	t.Helper()
+	mount, base = testchild.TempCgroup(t)
+	if err := cgroupfs.AddProc(base, os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	h, err := cgroupfs.Setup(cgroupfs.Options{Mount: mount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mount, base, h
+}
+
 // startWith is startIn with the child's stdout going to stdout.
 func startWith(t *testing.T, g *cgroupfs.Group, mode string, stdout io.Writer) *exec.Cmd {
 	t.Helper()
@@ -135,15 +150,8 @@ func ctxT(t *testing.T) context.Context {
 }
 
 func TestSetupFromNonRootCgroup(t *testing.T) {
-	mount, base := testchild.TempCgroup(t)
 	// The server starts in a non-root cgroup of its own.
-	if err := cgroupfs.AddProc(base, os.Getpid()); err != nil {
-		t.Fatal(err)
-	}
-	h, err := cgroupfs.Setup(cgroupfs.Options{Mount: mount})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mount, base, h := setupInOwnCgroup(t)
 	if h.Parent() != base {
 		t.Errorf("Parent() = %s, want the cgroup the server started in, %s", h.Parent(), base)
 	}
@@ -682,14 +690,7 @@ func TestKillRacesRemove(t *testing.T) {
 // left, in the jobs level and in user levels of the parent itself (the
 // layout before the jobs level), and no other cgroup of the parent.
 func TestSweepBothLayouts(t *testing.T) {
-	mount, base := testchild.TempCgroup(t)
-	if err := cgroupfs.AddProc(base, os.Getpid()); err != nil {
-		t.Fatal(err)
-	}
-	h, err := cgroupfs.Setup(cgroupfs.Options{Mount: mount})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, base, h := setupInOwnCgroup(t)
 	old := filepath.Join(base, "user-old", "job-old")
 	if err := os.MkdirAll(old, 0o755); err != nil {
 		t.Fatal(err)
