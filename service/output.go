@@ -72,8 +72,9 @@ func (w timeWindow) wait(ctx context.Context, r *ringlog.Reader) error {
 // waits for output: so the output in flight stays within chunksInFlight
 // budgets however many follow. A budget of 4 MiB still gives one follower
 // (up to four) whole 1 MiB chunks; with 20 followers of a fast job the
-// server's peak RSS was 43 MiB against 68 with a 16 MiB budget, the
-// followers' time within the noise (BENCHMARKS.md).
+// server's peak RSS was a half to two thirds of what a 16 MiB budget
+// gave, for more messages: in the test VM the last follower took a third
+// longer (BENCHMARKS.md).
 //
 // Each chunk is a power of two less chunkHeadroom, so that the encoded
 // message (the data and at most 28 bytes of fields) fits a buffer of that
