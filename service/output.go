@@ -70,7 +70,11 @@ func (w timeWindow) wait(ctx context.Context, r *ringlog.Reader) error {
 // that gRPC has not yet written to its connection (codec.Chunk: gRPC
 // sends a chunk from its buffer and frees it once written), none while it
 // waits for output: so the output in flight stays within chunksInFlight
-// budgets however many follow.
+// budgets however many follow. A budget of 4 MiB still gives one follower
+// (up to four) whole 1 MiB chunks; with 20 followers of a fast job the
+// server's peak RSS was a half to two thirds of what a 16 MiB budget
+// gave, for more messages: in the test VM the last follower took a third
+// longer (BENCHMARKS.md).
 //
 // Each chunk is a power of two less chunkHeadroom, so that the encoded
 // message (the data and at most 28 bytes of fields) fits a buffer of that
@@ -79,7 +83,7 @@ func (w timeWindow) wait(ctx context.Context, r *ringlog.Reader) error {
 const (
 	minOutputChunk = 16 << 10
 	chunkHeadroom  = 64
-	outputBudget   = 16 << 20
+	outputBudget   = 4 << 20
 	chunksInFlight = 2
 )
 
