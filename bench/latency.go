@@ -94,3 +94,40 @@ func median(d []time.Duration) time.Duration {
 	slices.Sort(d)
 	return pct(d, 0.5)
 }
+
+// networkLatencies times n sequential StartJobs of /bin/true on the host's
+// network and n in a network namespace of their own (network none),
+// alternating one of each, so that both see the same load.
+func networkLatencies(ctx context.Context, c jobworkerv1.JobWorkerServiceClient, n int) (host, none []time.Duration, err error) {
+	for range n {
+		for _, nw := range []jobworkerv1.Network{jobworkerv1.Network_NETWORK_HOST, jobworkerv1.Network_NETWORK_NONE} {
+			t := time.Now()
+			if _, err := c.StartJob(ctx, &jobworkerv1.StartJobRequest{Command: "/bin/true", Network: nw}); err != nil {
+				return nil, nil, fmt.Errorf("start with network %v: %w", nw, err)
+			}
+			if nw == jobworkerv1.Network_NETWORK_HOST {
+				host = append(host, time.Since(t))
+			} else {
+				none = append(none, time.Since(t))
+			}
+		}
+	}
+	slices.Sort(host)
+	slices.Sort(none)
+	return host, none, nil
+}
+
+// networkRows compares the starts in a network namespace of their own with
+// those on the host's network.
+func networkRows(host, none []time.Duration) []row {
+	var rows []row
+	for _, p := range []struct {
+		name string
+		q    float64
+	}{{"p50", 0.50}, {"p99", 0.99}} {
+		h, n := pct(host, p.q), pct(none, p.q)
+		rows = append(rows, row{"start, network none, sequential " + p.name, n.Round(time.Microsecond).String(),
+			h.Round(time.Microsecond).String() + " (network host)", fmt.Sprintf("%.2f", float64(n)/float64(h)), ""})
+	}
+	return rows
+}

@@ -5,7 +5,9 @@
 // cgroup v2 is.
 //
 // Measured: start latency (sequential and 16-way concurrent) against
-// os/exec starting /bin/true; the start as a script or a person does it, a
+// os/exec starting /bin/true; the start of a job in a network namespace of
+// its own (network none) against one on the host's network, alternating;
+// the start as a script or a person does it, a
 // fresh `jobworker run -d -- /bin/true` process each time, against a fork
 // and exec of /bin/true and the exec of an empty static Go program (the
 // floor of any Go CLI), alternating; output throughput of a job writing 1 GiB to
@@ -48,7 +50,7 @@ func main() {
 	emptyBin := flag.String("empty-bin", "", "an empty static Go program, the baseline of the fresh-CLI start (hack/bench builds one); none: that measure is left out")
 	debug := flag.String("debug-socket", "", "have the server serve pprof on a unix socket at PATH (serve --debug-socket), to profile it during a run")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the bench (the clients) to PATH")
-	onlyFlag := flag.String("only", "", "comma-separated measures to run (start, cli, throughput, fanout, stalled, scale); default all")
+	onlyFlag := flag.String("only", "", "comma-separated measures to run (start, netns, cli, throughput, fanout, stalled, scale); default all")
 	flag.Parse()
 	var only []string
 	if *onlyFlag != "" {
@@ -177,6 +179,15 @@ func run(bin, emptyBin, debugSocket string, only []string, sz sizes, vm bool) er
 				return nil, err
 			}
 			return append(latencyRows("start, sequential", seq, base), latencyRows("start, 16 concurrent", conc, base16)...), nil
+		}},
+		// 1a. The start in a network namespace of its own (network none)
+		// against one on the host's network, alternating.
+		{"netns", func() ([]row, error) {
+			host, none, err := networkLatencies(ctx, clients[0], sz.starts)
+			if err != nil {
+				return nil, err
+			}
+			return networkRows(host, none), nil
 		}},
 		// 1b. The fresh-CLI start, against a fork+exec and an empty Go
 		// program's exec, alternating.
