@@ -344,3 +344,18 @@ func TestLabelValuesAsGiven(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvValuesAsGiven: an --env value is taken as given, a ';' or ','
+// in it too (a map flag would otherwise split on ';'); the first '='
+// separates the name from the value.
+func TestEnvValuesAsGiven(t *testing.T) {
+	var c cli
+	parser := mustParser(t, &c)
+	args := []string{"run", "-d", "--env", "Q=select 1; select 2", "-e", "P=a,b=c", "--", "true"}
+	if _, err := parser.Parse(args); err != nil {
+		t.Fatalf("%s: %v", strings.Join(args, " "), err)
+	}
+	if want := map[string]string{"Q": "select 1; select 2", "P": "a,b=c"}; !maps.Equal(c.Run.Env, want) {
+		t.Errorf("env %q, want %q", c.Run.Env, want)
+	}
+}

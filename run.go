@@ -35,7 +35,7 @@ type runCmd struct {
 	IOWriteIOPS []string          `name:"io-write-iops" placeholder:"DEV=N" help:"Write operations per second on a device."`
 	PidsLimit   *uint64           `placeholder:"N" help:"Most processes and threads (pids.max)."`
 	Timeout     time.Duration     `placeholder:"DUR" help:"Kill the job when it runs longer (0: never)."`
-	Env         map[string]string `short:"e" placeholder:"K=V" help:"Add a variable to the job's environment (repeatable)."`
+	Env         map[string]string `short:"e" mapsep:"none" placeholder:"K=V" help:"Add a variable to the job's environment (repeatable)."`
 	SecretEnv   []string          `name:"secret-env" placeholder:"K=V|K" help:"Add a secret variable, never stored, logged or shown (repeatable); K alone takes its value from this environment, off the command line."`
 	Workdir     string            `placeholder:"DIR" help:"Directory the command starts in (absolute)."`
 	Network     string            `enum:",host,none" default:"" placeholder:"host|none" help:"The job's network: the host's, or none (only loopback); default: the server's."`
