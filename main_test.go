@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -317,5 +318,40 @@ func TestRunFailureExits125(t *testing.T) {
 		if code := run(tt.args, &out, &errOut); code != exitRunFailed || !strings.Contains(errOut.String(), tt.want) || strings.Count(errOut.String(), "\n") != 1 {
 			t.Errorf("run(%q) = %d, %q; want %d and one line with %q", tt.args, code, errOut.String(), exitRunFailed, tt.want)
 		}
+	}
+}
+
+// TestReadmeExitCodes: README's table of exit codes has a row for each code
+// the CLI itself exits with, run's 125 among them, and for the codes of a
+// command run could not start (126, 127), as the spec's CLI section asks.
+func TestReadmeExitCodes(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(readme), "Exit codes of the CLI:\n")
+	if !ok {
+		t.Fatal("README has no table of exit codes")
+	}
+	rows := map[string]string{}
+	for line := range strings.Lines(table) {
+		if !strings.HasPrefix(line, "|") {
+			if len(rows) > 0 {
+				break
+			}
+			continue
+		}
+		cells := strings.Split(line, "|")
+		if len(cells) > 2 {
+			rows[strings.TrimSpace(cells[1])] = strings.TrimSpace(cells[2])
+		}
+	}
+	for _, code := range []int{exitOK, exitError, exitUsage, exitRunFailed, 126, 127} {
+		if _, ok := rows[strconv.Itoa(code)]; !ok {
+			t.Errorf("README's exit table has no row for %d", code)
+		}
+	}
+	if m := rows[strconv.Itoa(exitRunFailed)]; !strings.Contains(m, "run") || !strings.Contains(m, "connect") {
+		t.Errorf("README's row for %d is %q, want it to say that run exits so when jobworker itself fails (connect, refused, bad request)", exitRunFailed, m)
 	}
 }
