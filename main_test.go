@@ -355,3 +355,28 @@ func TestReadmeExitCodes(t *testing.T) {
 		t.Errorf("README's row for %d is %q, want it to say that run exits so when jobworker itself fails (connect, refused, bad request)", exitRunFailed, m)
 	}
 }
+
+// TestReadmeSystemdUnit: README's "Running under systemd" shows the unit
+// deploy/systemd/jobworker.service as it is, so that an operator who copies
+// either gets the same.
+func TestReadmeSystemdUnit(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit, err := os.ReadFile("deploy/systemd/jobworker.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(unit), "Type=notify\n") {
+		t.Errorf("the unit is not Type=notify")
+	}
+	_, section, ok := strings.Cut(string(readme), "### Running under systemd\n")
+	if !ok {
+		t.Fatal("README has no section \"Running under systemd\"")
+	}
+	section, _, _ = strings.Cut(section, "\n### ")
+	if !strings.Contains(section, "```ini\n"+string(unit)+"```\n") {
+		t.Errorf("README's \"Running under systemd\" does not show deploy/systemd/jobworker.service as it is, in an ini block")
+	}
+}
