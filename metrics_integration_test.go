@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jobworker/jobworker/auth"
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 )
 
 // metricsAddr is the address the server logged it serves metrics on.
@@ -76,16 +78,19 @@ func metricValue(scrape, series string) float64 {
 	return -1
 }
 
-// TestOnHostMetrics runs a known sequence of jobs and RPCs, then scrapes
-// --metrics-listen over mutual TLS and checks each metric's value; the
-// scrape passes `promtool check metrics`; reader and admin certificates may
-// scrape, a user's is refused, and a client without one cannot connect.
+// TestOnHostMetrics runs a known sequence of jobs and RPCs (jobs completed,
+// failed, stopped, queued behind --user-max-running and started from the
+// queue, paused, pending, capped, followed), then scrapes --metrics-listen
+// over mutual TLS and checks each metric's value; the scrape passes
+// `promtool check metrics`; reader and admin certificates may scrape, a
+// user's is refused, and a client without one cannot connect. (OOM kills
+// need the memory controller: TestMetricsOOMKills.)
 func TestOnHostMetrics(t *testing.T) {
 	promtool := os.Getenv("JOBWORKER_PROMTOOL")
 	if promtool == "" {
 		t.Fatal("JOBWORKER_PROMTOOL is not set: hack/test installs Debian's prometheus package for promtool")
 	}
-	s := startHostServer(t, "--metrics-listen", "127.0.0.1:0", "--output-cap", "1M", "--ring-size", "64K")
+	s := startHostServer(t, "--metrics-listen", "127.0.0.1:0", "--output-cap", "1M", "--ring-size", "64K", "--user-max-running", "1")
 	const big = 3 << 20
 	if r := s.cli("user", "run", "--", "sh", "-c", "echo hello"); r.code != 0 || r.out != "hello\n" {
 		t.Fatalf("run echo hello: exit %d, stdout %q, stderr %q", r.code, r.out, r.err)
@@ -109,8 +114,41 @@ func TestOnHostMetrics(t *testing.T) {
 	if dropped == 0 {
 		t.Fatalf("the output cap dropped nothing of %d bytes", big)
 	}
+	// dev-user's one running slot is taken: two more jobs wait pending;
+	// stopping the first starts one of them from the queue, which is then
+	// paused and followed.
+	queued := s.detach("user", "sleep", "1000")
+	waiting := s.detach("user", "sleep", "1000")
+	for _, id := range []string{queued, waiting} {
+		if st := s.job(id).GetState(); st != jobworkerv1.JobState_JOB_STATE_PENDING {
+			t.Fatalf("job %s behind --user-max-running 1: %v, want pending", id, st)
+		}
+	}
+	if r := s.cli("user", "stop", "--grace", "0s", running); r.code != 0 {
+		t.Fatalf("stop: exit %d, stderr %q", r.code, r.err)
+	}
+	eventually(t, time.Minute, "the first queued job running", func() bool {
+		return s.job(queued).GetState() == jobworkerv1.JobState_JOB_STATE_RUNNING
+	})
+	if r := s.cli("user", "pause", queued); r.code != 0 {
+		t.Fatalf("pause: exit %d, stderr %q", r.code, r.err)
+	}
+	follow := exec.Command(binary(t), "logs", "-f", queued)
+	follow.Env = s.cliEnv(s.addr, "user")
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { follow.Process.Kill(); follow.Wait() })
+	eventually(t, time.Minute, "the follower's output stream open", func() bool {
+		_, scrape, err := s.scrape("reader")
+		return err == nil && metricValue(scrape, "jobworker_output_streams") == 1
+	})
 	// (s.job's connection stays open.)
-	reserved := s.job(running).GetLimits().GetMemoryMaxBytes()
+	reserved := s.job(queued).GetLimits().GetMemoryMaxBytes()
+	st, err := s.client("admin").GetServerStatus(context.Background(), &jobworkerv1.GetServerStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	code, scrape, err := s.scrape("reader")
 	if err != nil || code != http.StatusOK {
@@ -122,30 +160,34 @@ func TestOnHostMetrics(t *testing.T) {
 	}{
 		{`jobworker_jobs{state="completed"}`, 2},
 		{`jobworker_jobs{state="failed"}`, 1},
-		{`jobworker_jobs{state="running"}`, 1},
-		{`jobworker_jobs{state="stopped"}`, 1},
-		{`jobworker_jobs{state="pending"}`, 0},
-		{`jobworker_jobs{state="paused"}`, 0},
+		{`jobworker_jobs{state="running"}`, 0},
+		{`jobworker_jobs{state="paused"}`, 1},
+		{`jobworker_jobs{state="pending"}`, 1},
+		{`jobworker_jobs{state="stopped"}`, 2},
 		{`jobworker_job_ends_total{reason="none",state="completed",user="dev-user"}`, 1},
 		{`jobworker_job_ends_total{reason="exit_code",state="failed",user="dev-user"}`, 1},
+		{`jobworker_job_ends_total{reason="none",state="stopped",user="dev-user"}`, 1},
 		{`jobworker_job_ends_total{reason="none",state="stopped",user="bob"}`, 1},
 		{`jobworker_job_ends_total{reason="none",state="completed",user="admin"}`, 1},
 		{`jobworker_oom_kills_total{user="dev-user"}`, 0},
 		{`jobworker_user_jobs_running{user="dev-user"}`, 1},
-		{`jobworker_user_jobs_pending{user="dev-user"}`, 0},
+		{`jobworker_user_jobs_pending{user="dev-user"}`, 1},
 		{`jobworker_user_memory_reserved_bytes{user="dev-user"}`, float64(reserved)},
 		{`jobworker_memory_reserved_bytes`, float64(reserved)},
-		{`jobworker_grpc_requests_total{code="OK",method="StartJob"}`, 5},
+		{`jobworker_memory_capacity_bytes`, float64(st.GetMemoryCapacityBytes())},
+		{`jobworker_grpc_requests_total{code="OK",method="StartJob"}`, 7},
 		{`jobworker_grpc_requests_total{code="PermissionDenied",method="StartJob"}`, 1},
 		{`jobworker_grpc_requests_total{code="NotFound",method="StopJob"}`, 1},
-		{`jobworker_grpc_requests_total{code="OK",method="StopJob"}`, 1},
-		{`jobworker_grpc_request_duration_seconds_count{method="StartJob"}`, 6},
+		{`jobworker_grpc_requests_total{code="OK",method="StopJob"}`, 2},
+		{`jobworker_grpc_requests_total{code="OK",method="PauseJob"}`, 1},
+		{`jobworker_grpc_request_duration_seconds_count{method="StartJob"}`, 8},
+		{`jobworker_grpc_request_duration_seconds_count{method="PauseJob"}`, 1},
 		{`jobworker_job_start_seconds_count`, 5},
-		{`jobworker_job_queue_wait_seconds_count`, 0},
+		{`jobworker_job_queue_wait_seconds_count`, 1},
 		{`jobworker_output_written_bytes_total`, 6 + big},
 		{`jobworker_output_dropped_bytes_total`, float64(dropped)},
 		{`jobworker_output_streamed_bytes_total`, 6},
-		{`jobworker_output_streams`, 0},
+		{`jobworker_output_streams`, 1},
 	} {
 		if got := metricValue(scrape, c.series); got != c.want {
 			t.Errorf("%s = %v, want %v", c.series, got, c.want)
@@ -154,7 +196,7 @@ func TestOnHostMetrics(t *testing.T) {
 	if got := metricValue(scrape, "jobworker_connections"); got < 1 {
 		t.Errorf("jobworker_connections = %v, want at least the one kept open", got)
 	}
-	if strings.Contains(scrape, running) || strings.Contains(scrape, capped) {
+	if strings.Contains(scrape, running) || strings.Contains(scrape, capped) || strings.Contains(scrape, queued) {
 		t.Errorf("a job ID is in the metrics")
 	}
 	cmd := exec.Command(promtool, "check", "metrics")
@@ -173,5 +215,40 @@ func TestOnHostMetrics(t *testing.T) {
 	}
 	if _, _, err := s.scrape(""); err == nil {
 		t.Errorf("scrape without a client certificate succeeded")
+	}
+}
+
+// TestMetricsOOMKills: a job the OOM killer ends counts in
+// jobworker_oom_kills_total as many kills as its status has, and in
+// jobworker_job_ends_total as failed with the reason oom_killed; a job
+// that ended otherwise adds no kill.
+func TestMetricsOOMKills(t *testing.T) {
+	s := startDevServer(t, t.TempDir(), "--metrics-listen", "127.0.0.1:0")
+	if r := s.cli("user", "run", "--", "true"); r.code != 0 {
+		t.Fatalf("run true: exit %d, stderr %q", r.code, r.err)
+	}
+	if r := s.cli("user", "run", "--memory-limit", "32M", "--", "awk", `BEGIN { s = "x"; while (1) s = s s }`); r.code != 128+9 {
+		t.Fatalf("run awk under 32M: exit %d, stderr %q; want killed (137)", r.code, r.err)
+	}
+	j := jsonJob(t, "list --json --state failed", s.cli("user", "list", "--json", "--state", "failed"))
+	kills := j.GetUsage().GetOomKills()
+	if j.GetReason() != jobworkerv1.FailureReason_FAILURE_REASON_OOM_KILLED || kills == 0 {
+		t.Fatalf("the awk job: reason %v, %d OOM kills; want oom_killed, at least one", j.GetReason(), kills)
+	}
+	code, scrape, err := s.scrape("reader")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("scrape as reader: %d, %v\n%s", code, err, scrape)
+	}
+	for _, c := range []struct {
+		series string
+		want   float64
+	}{
+		{`jobworker_oom_kills_total{user="dev-user"}`, float64(kills)},
+		{`jobworker_job_ends_total{reason="oom_killed",state="failed",user="dev-user"}`, 1},
+		{`jobworker_job_ends_total{reason="none",state="completed",user="dev-user"}`, 1},
+	} {
+		if got := metricValue(scrape, c.series); got != c.want {
+			t.Errorf("%s = %v, want %v", c.series, got, c.want)
+		}
 	}
 }
