@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -378,5 +379,20 @@ func TestReadmeSystemdUnit(t *testing.T) {
 	section, _, _ = strings.Cut(section, "\n### ")
 	if !strings.Contains(section, "```ini\n"+string(unit)+"```\n") {
 		t.Errorf("README's \"Running under systemd\" does not show deploy/systemd/jobworker.service as it is, in an ini block")
+	}
+}
+
+// TestVersion: `jobworker --version` and `jobworker version` print the same
+// one line, "jobworker VERSION (REVISION) GO", to stdout and exit 0.
+func TestVersion(t *testing.T) {
+	want := "jobworker " + versionString() + "\n"
+	if !strings.Contains(want, runtime.Version()) {
+		t.Fatalf("the version %q does not name the Go version", want)
+	}
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code != exitOK || out.String() != want || errOut.Len() != 0 {
+			t.Errorf("run(%q) = %d, stdout %q, stderr %q; want 0 and %q", args, code, out.String(), errOut.String(), want)
+		}
 	}
 }
