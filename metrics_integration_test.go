@@ -8,7 +8,9 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -250,5 +252,87 @@ func TestMetricsOOMKills(t *testing.T) {
 		if got := metricValue(scrape, c.series); got != c.want {
 			t.Errorf("%s = %v, want %v", c.series, got, c.want)
 		}
+	}
+}
+
+// TestOnHostPrometheusScrape: README's scrape config, with its paths and
+// names pointed at a dev server's files and metrics address (and a global
+// scrape interval of a second, to be quick), passes `promtool check
+// config`, and a real Prometheus (Debian's) scrapes the server with it:
+// the target is up and its jobworker_jobs series are there.
+func TestOnHostPrometheusScrape(t *testing.T) {
+	promtool := os.Getenv("JOBWORKER_PROMTOOL")
+	if promtool == "" {
+		t.Fatal("JOBWORKER_PROMTOOL is not set: hack/test installs Debian's prometheus package for promtool")
+	}
+	prometheus := filepath.Join(filepath.Dir(promtool), "prometheus")
+	s := startHostServer(t, "--metrics-listen", "127.0.0.1:0")
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "### Metrics\n")
+	if !ok {
+		t.Fatal("README has no section \"Metrics\"")
+	}
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	block, _, ok2 := strings.Cut(block, "```\n")
+	if !ok || !ok2 {
+		t.Fatal("README's \"Metrics\" has no yaml block")
+	}
+	dev := filepath.Join(s.state, "dev")
+	for _, r := range []struct{ old, new string }{
+		{"/etc/prometheus/jobworker/ca.crt", filepath.Join(dev, "ca.crt")},
+		{"/etc/prometheus/jobworker/prometheus.crt", filepath.Join(dev, "reader.crt")},
+		{"/etc/prometheus/jobworker/prometheus.key", filepath.Join(dev, "reader.key")},
+		{"server_name: jobworker.example.com", "server_name: localhost"},
+		{`"jobworker.example.com:9464"`, `"` + s.metricsAddr() + `"`},
+	} {
+		if !strings.Contains(block, r.old) {
+			t.Fatalf("README's scrape config has no %q:\n%s", r.old, block)
+		}
+		block = strings.ReplaceAll(block, r.old, r.new)
+	}
+	dir := t.TempDir()
+	config := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(config, []byte("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"+block), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "check", "config", config).CombinedOutput(); err != nil {
+		t.Fatalf("promtool check config of README's scrape config: %v\n%s", err, out)
+	}
+	// A free port for Prometheus' own web server.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := l.Addr().String()
+	l.Close()
+	var plog bytes.Buffer
+	prom := exec.Command(prometheus, "--config.file="+config, "--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+web)
+	prom.Stdout, prom.Stderr = &plog, &plog
+	if err := prom.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prom.Process.Kill(); prom.Wait() })
+	query := func(q string) (string, error) {
+		c := &http.Client{Timeout: 10 * time.Second}
+		resp, err := c.Get("http://" + web + "/api/v1/query?query=" + url.QueryEscape(q))
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	var last string
+	if !settles(2*time.Minute, func() bool {
+		last, _ = query(`up{job="jobworker"} == 1`)
+		return strings.Contains(last, `"job":"jobworker"`)
+	}) {
+		t.Fatalf("Prometheus never had the target up: last answer %s\nits log:\n%s", last, plog.String())
+	}
+	if got, err := query(`jobworker_jobs{state="running"}`); err != nil || !strings.Contains(got, `"__name__":"jobworker_jobs"`) {
+		t.Errorf("jobworker_jobs in Prometheus: %v %s", err, got)
 	}
 }
