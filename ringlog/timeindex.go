@@ -153,7 +153,9 @@ func (l *Log) TimeAt(off int64) (t time.Time, next int64) {
 // OffsetAt returns the offset of the first byte that arrived at or after
 // t, as the time index has it: the offset of the first entry at or after
 // t; Size when no byte has arrived since; Start when every byte kept
-// arrived after t. Segments without an index are passed over.
+// arrived after t. Segments without an index are passed over. It is never
+// past the bytes there are, even when a power cut kept an entry of bytes
+// the segment lost.
 func (l *Log) OffsetAt(t time.Time) int64 {
 	want := t.UnixNano()
 	l.mu.Lock()
@@ -204,7 +206,9 @@ func (l *Log) OffsetAt(t time.Time) int64 {
 	if err != nil {
 		return after
 	}
-	return eo
+	// An entry past the bytes there are is one whose bytes a power cut
+	// lost (entries are written before their bytes).
+	return min(eo, after)
 }
 
 // openIndex reads what a reopened segment's index holds: how many whole

@@ -264,3 +264,35 @@ func TestReadTimedChunk(t *testing.T) {
 		t.Errorf("read %d bytes, want %d", want, writes*size)
 	}
 }
+
+// TestTimeIndexAheadOfOutput: after a power cut the index may keep an
+// entry of bytes the segment lost (an entry is written before its bytes);
+// OffsetAt never answers past the bytes there are, and TimeAt gives the
+// bytes that are their own times.
+func TestTimeIndexAheadOfOutput(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Create(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClock()
+	l.now = c.now
+	mustWrite(t, l, []byte("kept\n"))
+	c.advance(time.Second)
+	mustWrite(t, l, []byte("lost\n"))
+	l.Close()
+	seg := filepath.Join(dir, "00000000000000000000.seg")
+	if err := os.Truncate(seg, 3); err != nil { // "kep": the end of the first write lost too
+		t.Fatal(err)
+	}
+	r, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.OffsetAt(c.at(time.Second)); got != r.Size() {
+		t.Errorf("OffsetAt of the lost bytes' time = %d, want the end, %d", got, r.Size())
+	}
+	if got, _ := r.TimeAt(2); !got.Equal(c.at(0)) {
+		t.Errorf("TimeAt(2) = %v, want the first write's time", got)
+	}
+}
