@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	_ "embed"
 	"io"
 	"net"
 	"net/http"
@@ -23,6 +24,12 @@ import (
 	"github.com/jobworker/jobworker/auth"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 )
+
+// readme is README.md, in the test binary: the integration tests run in a
+// directory of their own, without the repository.
+//
+//go:embed README.md
+var readme string
 
 // metricsAddr is the address the server logged it serves metrics on.
 func (s *devServer) metricsAddr() string {
@@ -267,11 +274,7 @@ func TestOnHostPrometheusScrape(t *testing.T) {
 	}
 	prometheus := filepath.Join(filepath.Dir(promtool), "prometheus")
 	s := startHostServer(t, "--metrics-listen", "127.0.0.1:0")
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(readme), "### Metrics\n")
+	_, section, ok := strings.Cut(readme, "### Metrics\n")
 	if !ok {
 		t.Fatal("README has no section \"Metrics\"")
 	}
