@@ -34,8 +34,11 @@ var readme string
 // metricsAddr is the address the server logged it serves metrics on.
 func (s *devServer) metricsAddr() string {
 	s.t.Helper()
-	m := regexp.MustCompile(`"?serving metrics"? metrics_listen=(\S+)`).FindStringSubmatch(s.serverLog())
-	if m == nil {
+	// The line is logged before the server serves, but its stderr reaches
+	// the test through a pipe: it may come after the export lines.
+	re := regexp.MustCompile(`"?serving metrics"? metrics_listen=(\S+)`)
+	var m []string
+	if !settles(time.Minute, func() bool { m = re.FindStringSubmatch(s.serverLog()); return m != nil }) {
 		s.t.Fatalf("the server logged no metrics address; its log:\n%s", s.serverLog())
 	}
 	return m[1]
