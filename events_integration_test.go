@@ -5,12 +5,20 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"fmt"
+	"net"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jobworker/jobworker/auth"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -142,5 +150,114 @@ func TestE2EEvents(t *testing.T) {
 	bobs := s.detach("bob", "true")
 	if l := bob.next(t); !strings.Contains(l, " created ") || !strings.Contains(l, bobs) {
 		t.Errorf("bob's first event %q, want the creation of its own job %s", l, bobs)
+	}
+}
+
+// dialSmallWindows is an API client of the server as who whose flow-control
+// windows are gRPC's smallest fixed ones (64 KiB, no growth): a stream it
+// does not read stops the server's sends after that much.
+func (s *devServer) dialSmallWindows(who string) jobworkerv1.JobWorkerServiceClient {
+	s.t.Helper()
+	f := s.flags(s.addr, who)
+	host, _, err := net.SplitHostPort(s.addr)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	tc, err := auth.ClientConfig(f.CA, f.Cert, f.Key, host)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cc, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { cc.Close() })
+	return jobworkerv1.NewJobWorkerServiceClient(cc)
+}
+
+// TestE2EEventsSlowWatcher: while a watcher does not read, thousands of
+// events happen: the RPCs that make them all complete, and another
+// watcher gets every one in order, in time; when it reads again it gets
+// what was sent to it, in order and without a gap, then RESOURCE_EXHAUSTED
+// naming the last event it was sent; WatchJobs after that event resumes
+// with the next one.
+func TestE2EEventsSlowWatcher(t *testing.T) {
+	s := startDevServer(t, t.TempDir())
+	id := s.detach("user", "sleep", "1000") // events 1 and 2 of a fresh server
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	slow, err := s.dialSmallWindows("admin").WatchJobs(ctx, &jobworkerv1.WatchJobsRequest{After: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := s.client("reader").WatchJobs(ctx, &jobworkerv1.WatchJobsRequest{After: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const updates = 3500 // well past half the server's 4096 events
+	last := uint64(2 + updates)
+	fastDone := make(chan error, 1)
+	go func() {
+		for want := uint64(2); want <= last; want++ {
+			r, err := fast.Recv()
+			if err != nil {
+				fastDone <- fmt.Errorf("the other watcher at event %d: %v", want, err)
+				return
+			}
+			if got := r.GetEvent().GetSequence(); got != want {
+				fastDone <- fmt.Errorf("the other watcher got event %d, want %d", got, want)
+				return
+			}
+		}
+		fastDone <- nil
+	}()
+	user := s.client("user")
+	began := time.Now()
+	for i := range updates {
+		pids := uint64(100 + i%2)
+		if _, err := user.UpdateJob(ctx, &jobworkerv1.UpdateJobRequest{Id: id, Limits: &jobworkerv1.Limits{PidsMax: &pids}}); err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+	}
+	t.Logf("%d updates in %v while a watcher did not read", updates, time.Since(began))
+	select {
+	case err := <-fastDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the other watcher did not get every event within a minute of the last")
+	}
+
+	// The slow watcher reads again: what the server sent it, then its end.
+	want := uint64(2)
+	var end error
+	for {
+		r, err := slow.Recv()
+		if err != nil {
+			end = err
+			break
+		}
+		if got := r.GetEvent().GetSequence(); got != want {
+			t.Fatalf("the slow watcher got event %d, want %d", got, want)
+		}
+		want++
+	}
+	got := want - 1 // the last event it received
+	if got >= last {
+		t.Fatalf("the slow watcher got every event (%d); it was meant to fall behind", got)
+	}
+	st := status.Convert(end)
+	if st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), fmt.Sprintf("resume after event %d", got)) || !strings.Contains(st.Message(), fmt.Sprintf("after=%d", got)) {
+		t.Fatalf("the slow watcher's end after event %d: %v; want RESOURCE_EXHAUSTED naming event %d", got, end, got)
+	}
+	resumed, err := s.client("admin").WatchJobs(ctx, &jobworkerv1.WatchJobsRequest{After: got})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := resumed.Recv()
+	if err != nil || r.GetEvent().GetSequence() != got+1 {
+		t.Fatalf("resumed after %d: %v, %v; want event %d", got, r.GetEvent(), err, got+1)
 	}
 }

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"context"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +33,8 @@ func timedLines(t *testing.T, out string) ([]time.Time, []string) {
 // TestE2ELogsTimes: `logs -t` prefixes each line with when it arrived, also
 // following; --since and --until select by that time, as RFC 3339 times
 // and as durations; every chunk of --json carries its time; byte offsets
-// are as before.
+// are as before; a follower with an --until still to come ends once it
+// has passed.
 func TestE2ELogsTimes(t *testing.T) {
 	s := startDevServer(t, t.TempDir())
 	start := time.Now()
@@ -89,5 +92,34 @@ func TestE2ELogsTimes(t *testing.T) {
 	times, texts = timedLines(t, r.out)
 	if strings.Join(texts, ",") != "x,y" || times[1].Sub(times[0]) < time.Second {
 		t.Errorf("logs -f -t: %q; want x and y, a second apart", r.out)
+	}
+
+	// Following up to a time still to come: the lines that arrive until
+	// then, and the end of the stream once it has passed, while the job
+	// goes on writing.
+	id3 := s.detach("user", "sh", "-c", "while :; do echo tick; sleep 0.2; done")
+	until := time.Now().Add(2 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	follow := exec.CommandContext(ctx, binary(t), "logs", "-f", "-t", "--until", until.Format(time.RFC3339Nano), id3)
+	follow.Env = s.cliEnv(s.addr, "user")
+	out, err := follow.Output()
+	if err != nil {
+		t.Fatalf("logs -f --until in 2s: %v (stdout %q); want it to end by itself once that time passed", err, out)
+	}
+	if ended := time.Now(); ended.Before(until) {
+		t.Errorf("logs -f --until ended at %v, before its until %v", ended, until)
+	}
+	times, texts = timedLines(t, string(out))
+	if len(texts) < 2 {
+		t.Errorf("logs -f --until in 2s: %q; want the ticks of about 2s", out)
+	}
+	for i, at := range times {
+		if texts[i] != "tick" || at.After(until) {
+			t.Errorf("logs -f --until: line %d %q at %v; want ticks up to %v", i, texts[i], at, until)
+		}
+	}
+	if j := s.job(id3); j.GetState() != jobworkerv1.JobState_JOB_STATE_RUNNING {
+		t.Errorf("the ticking job: %v, want still running", j.GetState())
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -357,5 +359,80 @@ func TestEnvValuesAsGiven(t *testing.T) {
 	}
 	if want := map[string]string{"Q": "select 1; select 2", "P": "a,b=c"}; !maps.Equal(c.Run.Env, want) {
 		t.Errorf("env %q, want %q", c.Run.Env, want)
+	}
+}
+
+// TestReadmeExitCodes: README's table of exit codes has a row for each code
+// the CLI itself exits with, run's 125 among them, and for the codes of a
+// command run could not start (126, 127), as the spec's CLI section asks.
+func TestReadmeExitCodes(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(readme), "Exit codes of the CLI:\n")
+	if !ok {
+		t.Fatal("README has no table of exit codes")
+	}
+	rows := map[string]string{}
+	for line := range strings.Lines(table) {
+		if !strings.HasPrefix(line, "|") {
+			if len(rows) > 0 {
+				break
+			}
+			continue
+		}
+		cells := strings.Split(line, "|")
+		if len(cells) > 2 {
+			rows[strings.TrimSpace(cells[1])] = strings.TrimSpace(cells[2])
+		}
+	}
+	for _, code := range []int{exitOK, exitError, exitUsage, exitRunFailed, 126, 127} {
+		if _, ok := rows[strconv.Itoa(code)]; !ok {
+			t.Errorf("README's exit table has no row for %d", code)
+		}
+	}
+	if m := rows[strconv.Itoa(exitRunFailed)]; !strings.Contains(m, "run") || !strings.Contains(m, "connect") {
+		t.Errorf("README's row for %d is %q, want it to say that run exits so when jobworker itself fails (connect, refused, bad request)", exitRunFailed, m)
+	}
+}
+
+// TestReadmeSystemdUnit: README's "Running under systemd" shows the unit
+// deploy/systemd/jobworker.service as it is, so that an operator who copies
+// either gets the same.
+func TestReadmeSystemdUnit(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit, err := os.ReadFile("deploy/systemd/jobworker.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(unit), "Type=notify\n") {
+		t.Errorf("the unit is not Type=notify")
+	}
+	_, section, ok := strings.Cut(string(readme), "### Running under systemd\n")
+	if !ok {
+		t.Fatal("README has no section \"Running under systemd\"")
+	}
+	section, _, _ = strings.Cut(section, "\n### ")
+	if !strings.Contains(section, "```ini\n"+string(unit)+"```\n") {
+		t.Errorf("README's \"Running under systemd\" does not show deploy/systemd/jobworker.service as it is, in an ini block")
+	}
+}
+
+// TestVersion: `jobworker --version` and `jobworker version` print the same
+// one line, "jobworker VERSION (REVISION) GO", to stdout and exit 0.
+func TestVersion(t *testing.T) {
+	want := "jobworker " + versionString() + "\n"
+	if !strings.Contains(want, runtime.Version()) {
+		t.Fatalf("the version %q does not name the Go version", want)
+	}
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code != exitOK || out.String() != want || errOut.Len() != 0 {
+			t.Errorf("run(%q) = %d, stdout %q, stderr %q; want 0 and %q", args, code, out.String(), errOut.String(), want)
+		}
 	}
 }

@@ -220,6 +220,9 @@ func (c *serveCmd) Run(e *env) error {
 			tell(notify.Reloading())
 			if err := tlsState.Reload(); err != nil {
 				log.Error("reload on SIGHUP refused; the certificates in use stay", "error", err)
+				// It serves on with them: systemd, told of a reload,
+				// waits for READY=1 to end it, refused or not.
+				tell(notify.Ready())
 				continue
 			}
 			log.Info("reloaded the server certificate, key and client CA")

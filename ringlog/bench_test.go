@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // BenchmarkWrite measures the writer's throughput with 64 KiB writes while
@@ -140,16 +141,23 @@ func BenchmarkBaselineFileWrite(b *testing.B) {
 
 // BenchmarkWriteTimeIndex measures what the time index costs the writer:
 // the same writes, of 64 KiB and of one 64-byte line, without the index
-// (the log as it was before it) and with it, in one run.
+// (the log as it was before it), with it (writes back to back: an entry a
+// second), and with an entry for every write (each write a second after
+// the one before on a clock of the benchmark's, as the writes of a quiet
+// job are), in one run.
 func BenchmarkWriteTimeIndex(b *testing.B) {
 	for _, size := range []int{64 << 10, 64} {
-		for _, index := range []bool{false, true} {
-			b.Run(fmt.Sprintf("write=%d/index=%v", size, index), func(b *testing.B) {
-				l, err := Create(benchDir(b), Options{RingSize: 1 << 20, noTimeIndex: !index})
+		for _, index := range []string{"false", "true", "every-write"} {
+			b.Run(fmt.Sprintf("write=%d/index=%s", size, index), func(b *testing.B) {
+				l, err := Create(benchDir(b), Options{RingSize: 1 << 20, noTimeIndex: index == "false"})
 				if err != nil {
 					b.Fatal(err)
 				}
 				defer l.Close()
+				if index == "every-write" {
+					t := time.Unix(1_700_000_000, 0)
+					l.now = func() time.Time { t = t.Add(time.Second); return t }
+				}
 				chunk := make([]byte, size)
 				b.SetBytes(int64(size))
 				for b.Loop() {

@@ -1,6 +1,7 @@
 package ringlog
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -152,7 +153,9 @@ func (l *Log) TimeAt(off int64) (t time.Time, next int64) {
 // OffsetAt returns the offset of the first byte that arrived at or after
 // t, as the time index has it: the offset of the first entry at or after
 // t; Size when no byte has arrived since; Start when every byte kept
-// arrived after t. Segments without an index are passed over.
+// arrived after t. Segments without an index are passed over. It is never
+// past the bytes there are, even when a power cut kept an entry of bytes
+// the segment lost.
 func (l *Log) OffsetAt(t time.Time) int64 {
 	want := t.UnixNano()
 	l.mu.Lock()
@@ -203,7 +206,9 @@ func (l *Log) OffsetAt(t time.Time) int64 {
 	if err != nil {
 		return after
 	}
-	return eo
+	// An entry past the bytes there are is one whose bytes a power cut
+	// lost (entries are written before their bytes).
+	return min(eo, after)
 }
 
 // openIndex reads what a reopened segment's index holds: how many whole
@@ -232,4 +237,26 @@ func (l *Log) openIndex(s *segment) error {
 	}
 	s.entries, s.first = n, t
 	return nil
+}
+
+// ReadTimedChunk is ReadChunk for a reader that sends one time per chunk:
+// the chunk ends where the time index has a later time than that of its
+// first byte, and t is that time (zero when the index has none for it).
+//
+// The chunk is read first and cut after: every byte read has its entry in
+// the index by then, since an entry is written before the bytes it times
+// are published. (Looking the time up first would miss an entry of bytes
+// that arrive between the look-up and the read, and give them an older
+// time.) What is cut off is read again by the next call.
+func (r *Reader) ReadTimedChunk(ctx context.Context, p []byte) (n int, off int64, t time.Time, err error) {
+	n, off, err = r.ReadChunk(ctx, p)
+	if n == 0 || err != nil {
+		return n, off, time.Time{}, err
+	}
+	t, next := r.l.TimeAt(off)
+	if next > off && next < off+int64(n) {
+		n = int(next - off)
+		r.off = next
+	}
+	return n, off, t, nil
 }

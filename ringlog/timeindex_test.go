@@ -3,6 +3,9 @@
 package ringlog
 
 import (
+	"context"
+	"encoding/binary"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,5 +195,104 @@ func TestTimeIndexTornEntry(t *testing.T) {
 	}
 	if got, _ := r.TimeAt(5); !got.IsZero() {
 		t.Errorf("TimeAt without an index = %v, want none", got)
+	}
+}
+
+// TestReadTimedChunk: a reader reading timed chunks, also at the end, while
+// the writer goes on writing, each write a second after the one before (so
+// each has an entry of its own), gets chunks each of one write's bytes,
+// with that write's time, and every byte once, in order.
+func TestReadTimedChunk(t *testing.T) {
+	l, err := Create(t.TempDir(), Options{RingSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClock()
+	l.now = c.now
+	const writes, size = 20000, 24
+	go func() {
+		// Write i: its number, three times, at i seconds.
+		b := make([]byte, size)
+		for i := range writes {
+			for j := 0; j < size; j += 8 {
+				binary.LittleEndian.PutUint64(b[j:], uint64(i))
+			}
+			if _, err := l.Write(b); err != nil {
+				t.Error(err)
+				break
+			}
+			c.advance(time.Second)
+		}
+		l.Close()
+	}()
+	ctx := context.Background()
+	r := l.NewReader(ctx, 0, true)
+	defer r.Close()
+	buf := make([]byte, 4096)
+	var want int64
+	for chunks := 0; ; chunks++ {
+		// No Wait: the reader reads at the end while the writer writes,
+		// as the last read of a reader that does not follow does.
+		n, off, at, err := r.ReadTimedChunk(ctx, buf)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			continue
+		}
+		if off != want {
+			t.Fatalf("chunk at %d, want %d", off, want)
+		}
+		first, last := off/size, (off+int64(n)-1)/size
+		if first != last {
+			t.Fatalf("chunk %d at offset %d (%d bytes, time %v) holds bytes of writes %d to %d", chunks, off, n, at.Sub(c.at(0)), first, last)
+		}
+		for o := (off + 7) / 8 * 8; o+8 <= off+int64(n); o += 8 {
+			if w := binary.LittleEndian.Uint64(buf[o-off:]); int64(w) != first {
+				t.Fatalf("chunk at %d: bytes of write %d at %d, want %d", off, w, o, first)
+			}
+		}
+		if !at.Equal(c.at(time.Duration(first) * time.Second)) {
+			t.Fatalf("chunk at %d, of write %d: time %v, want %v", off, first, at.Sub(c.at(0)), time.Duration(first)*time.Second)
+		}
+		want = off + int64(n)
+	}
+	if want != writes*size {
+		t.Errorf("read %d bytes, want %d", want, writes*size)
+	}
+}
+
+// TestTimeIndexAheadOfOutput: after a power cut the index may keep an
+// entry of bytes the segment lost (an entry is written before its bytes);
+// OffsetAt never answers past the bytes there are, and TimeAt gives the
+// bytes that are their own times.
+func TestTimeIndexAheadOfOutput(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Create(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClock()
+	l.now = c.now
+	mustWrite(t, l, []byte("kept\n"))
+	c.advance(time.Second)
+	mustWrite(t, l, []byte("lost\n"))
+	l.Close()
+	seg := filepath.Join(dir, "00000000000000000000.seg")
+	if err := os.Truncate(seg, 3); err != nil { // "kep": the end of the first write lost too
+		t.Fatal(err)
+	}
+	r, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.OffsetAt(c.at(time.Second)); got != r.Size() {
+		t.Errorf("OffsetAt of the lost bytes' time = %d, want the end, %d", got, r.Size())
+	}
+	if got, _ := r.TimeAt(2); !got.Equal(c.at(0)) {
+		t.Errorf("TimeAt(2) = %v, want the first write's time", got)
 	}
 }

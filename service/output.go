@@ -221,20 +221,16 @@ func (s *api) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.ServerS
 				return status.FromContextError(err).Err()
 			}
 		}
-		// The chunk ends where the time index has a later time, and
-		// before what arrived after until.
+		// The chunk ends before what arrived after until, and
+		// (ReadTimedChunk) where the time index has a later time.
 		at0 := r.Offset()
-		t, next := log.TimeAt(at0)
 		limit := int64(-1)
-		if next > at0 {
-			limit = next - at0
-		}
 		if w.until != nil {
 			end := log.OffsetAt(w.until.Add(time.Nanosecond))
 			if end <= at0 && end < log.Size() {
 				return nil
 			}
-			if end > at0 && end < log.Size() && (limit < 0 || end-at0 < limit) {
+			if end > at0 && end < log.Size() {
 				limit = end - at0
 			}
 		}
@@ -244,8 +240,8 @@ func (s *api) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.ServerS
 		if limit >= 0 && limit < int64(len(buf)) {
 			buf = buf[:limit]
 		}
-		// What is there now, coalesced into one chunk.
-		n, at, err := r.ReadChunk(ctx, buf)
+		// What is there now, coalesced into one chunk of one time.
+		n, at, t, err := r.ReadTimedChunk(ctx, buf)
 		var de *ringlog.DroppedError
 		switch {
 		case errors.As(err, &de):
@@ -264,6 +260,11 @@ func (s *api) GetJobOutput(req *jobworkerv1.GetJobOutputRequest, ss grpc.ServerS
 		case err != nil:
 			pool.Put(bp)
 			return jobError(err)
+		case w.until != nil && t.After(*w.until):
+			// Bytes that arrived after until (since the look-up above):
+			// the chunk's bytes are all of its time or later.
+			pool.Put(bp)
+			return nil
 		case n == 0:
 			pool.Put(bp)
 			if !follow {
