@@ -225,6 +225,68 @@ func TestLogOptions(t *testing.T) {
 	}
 }
 
+// TestLogTimestampsSince: timestamps and since through the API server's
+// log endpoint, from the host's time index. The pod writes a line, waits
+// for a gate, and writes another; the gate opens after a whole second
+// (sinceTime travels in whole seconds) that starts after the first line
+// was read: each line gets the time its first byte arrived, the first
+// before that second and the second after it, and sinceTime at that
+// second leaves only the second line.
+func TestLogTimestampsSince(t *testing.T) {
+	gate := filepath.Join(testchild.PublicDir(t), "gate")
+	createPod(t, "logs-times", podSpec(fmt.Sprintf("echo early; while [ ! -e %s ]; do sleep 0.05; done; echo late", gate)))
+	waitPod(t, "logs-times", time.Minute, "Running", phaseIs(corev1.PodRunning))
+	deadline := time.Now().Add(time.Minute)
+	for string(logs(t, "logs-times", &corev1.PodLogOptions{})) != "early\n" {
+		if time.Now().After(deadline) {
+			t.Fatal("pod logs-times did not write its first line")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The next whole second at least 200 ms on: the host's index gives a
+	// write its own time after a pause of 100 ms.
+	cut := time.Now().Add(200 * time.Millisecond).Truncate(time.Second).Add(time.Second)
+	time.Sleep(time.Until(cut)) // for the clock to pass cut, not for another process
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, "logs-times", time.Minute, "Succeeded", phaseIs(corev1.PodSucceeded))
+
+	stamped := string(logs(t, "logs-times", &corev1.PodLogOptions{Timestamps: true}))
+	lines := strings.SplitAfter(stamped, "\n")
+	if len(lines) != 3 || lines[2] != "" {
+		t.Fatalf("logs with timestamps = %q, want two lines", stamped)
+	}
+	var at [2]time.Time
+	for i, want := range []string{"early\n", "late\n"} {
+		ts, text, ok := strings.Cut(lines[i], " ")
+		when, err := time.Parse(provider.TimestampLayout, ts)
+		if !ok || err != nil || text != want || len(ts) != len(provider.TimestampLayout)-len("Z07:00")+1 {
+			t.Fatalf("logs with timestamps: line %d = %q, want %q after an RFC 3339 time with nine digits (%v)", i, lines[i], want, err)
+		}
+		at[i] = when
+	}
+	if !at[0].Before(cut) || at[1].Before(cut) {
+		t.Errorf("logs with timestamps: early at %s, late at %s; want early before %s and late at or after it", at[0], at[1], cut)
+	}
+	since := metav1.NewTime(cut)
+	if got := logs(t, "logs-times", &corev1.PodLogOptions{SinceTime: &since}); string(got) != "late\n" {
+		t.Errorf("logs with sinceTime %s = %q, want %q", cut, got, "late\n")
+	}
+	if got := logs(t, "logs-times", &corev1.PodLogOptions{SinceTime: &since, Timestamps: true}); string(got) != lines[1] {
+		t.Errorf("logs with sinceTime and timestamps = %q, want %q", got, lines[1])
+	}
+	hour := int64(3600)
+	if got := logs(t, "logs-times", &corev1.PodLogOptions{SinceSeconds: &hour}); string(got) != "early\nlate\n" {
+		t.Errorf("logs with sinceSeconds 3600 = %q, want all of it", got)
+	}
+	// limitBytes counts the prefixes too, as a kubelet's does.
+	limit := int64(len(lines[0]) + 4)
+	if got := logs(t, "logs-times", &corev1.PodLogOptions{Timestamps: true, LimitBytes: &limit}); string(got) != stamped[:limit] {
+		t.Errorf("logs with timestamps and limitBytes %d = %q, want %q", limit, got, stamped[:limit])
+	}
+}
+
 func commonPrefix(a, b []byte) int {
 	n := 0
 	for n < len(a) && n < len(b) && a[n] == b[n] {
