@@ -77,12 +77,12 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	p := &Provider{cfg: cfg, ctx: ctx, pods: map[string]*entry{}, usage: map[string]cpuSample{}}
-	list, err := listJobs(ctx, cfg)
+	jobs, err := listJobs(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("list the jobs of node %s's host: %w", cfg.NodeName, err)
 	}
 	var orphans []string
-	for _, j := range list.GetJobs() {
+	for _, j := range jobs {
 		ref, ok := PodOf(j)
 		if !ok {
 			continue
@@ -123,13 +123,31 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	return p, nil
 }
 
-// listJobs lists the host's jobs, waiting with back-off while the host
-// does not answer: a provider that starts while its host is down serves the
-// node once the host is back.
-func listJobs(ctx context.Context, cfg Config) (*jobworkerv1.ListJobsResponse, error) {
+// listJobs lists all the host's jobs, page by page, waiting with back-off
+// while the host does not answer: a provider that starts while its host is
+// down serves the node once the host is back.
+func listJobs(ctx context.Context, cfg Config) ([]*jobworkerv1.Job, error) {
+	var jobs []*jobworkerv1.Job
+	req := &jobworkerv1.ListJobsRequest{PageSize: 1000}
+	for {
+		list, err := listPage(ctx, cfg, req)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, list.GetJobs()...)
+		if list.GetNextPageToken() == "" {
+			return jobs, nil
+		}
+		req.PageToken = list.GetNextPageToken()
+	}
+}
+
+// listPage is one page of ListJobs, asked again with back-off while the
+// host does not answer.
+func listPage(ctx context.Context, cfg Config, req *jobworkerv1.ListJobsRequest) (*jobworkerv1.ListJobsResponse, error) {
 	backoff := 200 * time.Millisecond
 	for said := false; ; {
-		list, err := cfg.API.ListJobs(ctx, &jobworkerv1.ListJobsRequest{})
+		list, err := cfg.API.ListJobs(ctx, req)
 		if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
 			return list, err
 		}
