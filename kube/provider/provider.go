@@ -419,14 +419,21 @@ func (p *Provider) lost(key, id string) {
 }
 
 // samePhase tells two statuses apart by what Kubernetes needs to hear
-// about: phase, reason and the container's state (not usage).
+// about: phase, reason, the conditions and the container's state and
+// readiness (not usage).
 func samePhase(a, b corev1.PodStatus) bool {
 	if a.Phase != b.Phase || a.Reason != b.Reason || len(a.ContainerStatuses) != len(b.ContainerStatuses) || len(a.Conditions) != len(b.Conditions) {
 		return false
 	}
+	for i := range a.Conditions {
+		if a.Conditions[i].Type != b.Conditions[i].Type || a.Conditions[i].Status != b.Conditions[i].Status || a.Conditions[i].Reason != b.Conditions[i].Reason {
+			return false
+		}
+	}
 	for i := range a.ContainerStatuses {
 		x, y := a.ContainerStatuses[i].State, b.ContainerStatuses[i].State
-		if (x.Waiting == nil) != (y.Waiting == nil) || (x.Running == nil) != (y.Running == nil) || (x.Terminated == nil) != (y.Terminated == nil) {
+		if (x.Waiting == nil) != (y.Waiting == nil) || (x.Running == nil) != (y.Running == nil) || (x.Terminated == nil) != (y.Terminated == nil) ||
+			a.ContainerStatuses[i].Ready != b.ContainerStatuses[i].Ready {
 			return false
 		}
 	}
@@ -435,7 +442,7 @@ func samePhase(a, b corev1.PodStatus) bool {
 
 func ended(j *jobworkerv1.Job) bool {
 	switch j.GetState() {
-	case jobworkerv1.JobState_JOB_STATE_PENDING, jobworkerv1.JobState_JOB_STATE_RUNNING:
+	case jobworkerv1.JobState_JOB_STATE_PENDING, jobworkerv1.JobState_JOB_STATE_RUNNING, jobworkerv1.JobState_JOB_STATE_PAUSED:
 		return false
 	}
 	return true

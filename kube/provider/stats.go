@@ -26,7 +26,7 @@ type podUsage struct {
 	usage     *jobworkerv1.Usage
 }
 
-// running reads the usage of every running pod's job.
+// running reads the usage of every running (or paused) pod's job.
 func (p *Provider) running(ctx context.Context) []podUsage {
 	p.mu.Lock()
 	type item struct {
@@ -49,7 +49,7 @@ func (p *Provider) running(ctx context.Context) []podUsage {
 			continue
 		}
 		r, err := st.Recv()
-		if err != nil || r.GetJob().GetState() != jobworkerv1.JobState_JOB_STATE_RUNNING {
+		if err != nil || ended(r.GetJob()) || r.GetJob().GetState() == jobworkerv1.JobState_JOB_STATE_PENDING {
 			continue
 		}
 		out = append(out, podUsage{ref: it.ref, container: it.container, start: metaTime(r.GetJob().GetStartTime()), usage: r.GetJob().GetUsage()})
