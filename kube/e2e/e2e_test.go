@@ -296,10 +296,11 @@ func commonPrefix(a, b []byte) int {
 }
 
 // TestDeleteWithGrace: deleting a running pod with a 2 s grace stops its
-// job: the job is STOPPED and its TERM handler ran (what it printed is in
-// the job's output).
+// job with that grace: the job is STOPPED and its TERM handler, which takes
+// a second, ran to its end (what it printed is in the job's output), which
+// the hosts' own default grace (stopGrace, 500 ms) would not have let it.
 func TestDeleteWithGrace(t *testing.T) {
-	pod := createPod(t, "grace", podSpec(`trap 'echo got TERM; exit 0' TERM; echo started; while :; do sleep 0.1; done`))
+	pod := createPod(t, "grace", podSpec(`trap 'sleep 1; echo got TERM; exit 0' TERM; echo started; while :; do sleep 0.1; done`))
 	waitPod(t, "grace", time.Minute, "Running", phaseIs(corev1.PodRunning))
 	grace := int64(2)
 	if err := cluster.kube.CoreV1().Pods(ns).Delete(context.Background(), "grace", metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
