@@ -510,15 +510,19 @@ func TestStats(t *testing.T) {
 
 // TestProviderRestart: jobworker-kube is killed and started again. It
 // finds its pods' jobs on the hosts: no pod runs twice, every pod's status
-// is right again, also of a job that ended while it was down, and the job
-// of a pod deleted while it was down is stopped.
+// is right again, also of a job that ended while it was down and of one
+// that runs on and ends after it is back, and the job of a pod deleted
+// while it was down is stopped.
 func TestProviderRestart(t *testing.T) {
+	gate := filepath.Join(testchild.PublicDir(t), "gate")
 	long := createPod(t, "restart-long", podSpec("sleep 4; echo done"))
 	quick := createPod(t, "restart-quick", podSpec("echo quick"))
 	orphan := createPod(t, "restart-orphan", podSpec("sleep 300"))
+	gated := createPod(t, "restart-gated", podSpec(fmt.Sprintf("while [ ! -e %s ]; do sleep 0.05; done; echo gated", gate)))
 	waitPod(t, "restart-long", time.Minute, "Running", phaseIs(corev1.PodRunning))
 	waitPod(t, "restart-quick", time.Minute, "Succeeded", phaseIs(corev1.PodSucceeded))
 	waitPod(t, "restart-orphan", time.Minute, "Running", phaseIs(corev1.PodRunning))
+	waitPod(t, "restart-gated", time.Minute, "Running", phaseIs(corev1.PodRunning))
 	cluster.provider.kill(syscall.SIGKILL)
 	// A pod deleted while no provider runs (forcibly: no kubelet answers).
 	zero := int64(0)
@@ -546,7 +550,22 @@ func TestProviderRestart(t *testing.T) {
 		t.Errorf("pod restart-long: exit %d reason %q, want 0 Completed", term.ExitCode, term.Reason)
 	}
 	waitPod(t, "restart-quick", 10*time.Second, "Succeeded", phaseIs(corev1.PodSucceeded))
-	for _, p := range []*corev1.Pod{long, quick} {
+	// The provider is back (it has told of restart-long's end): the gated
+	// pod's job, still running, ends now, and its status follows.
+	if p, _ := cluster.kube.CoreV1().Pods(ns).Get(context.Background(), "restart-gated", metav1.GetOptions{}); p.Status.Phase != corev1.PodRunning {
+		t.Fatalf("pod restart-gated is %s before its gate opened, want Running", p.Status.Phase)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pod = waitPod(t, "restart-gated", time.Minute, "Succeeded after its gate opened", phaseIs(corev1.PodSucceeded))
+	if term := terminated(t, pod); term.ExitCode != 0 || term.Reason != "Completed" {
+		t.Errorf("pod restart-gated: exit %d reason %q, want 0 Completed", term.ExitCode, term.Reason)
+	}
+	if got := logs(t, "restart-gated", &corev1.PodLogOptions{}); string(got) != "gated\n" {
+		t.Errorf("logs of pod restart-gated = %q, want %q", got, "gated\n")
+	}
+	for _, p := range []*corev1.Pod{long, quick, gated} {
 		if jobs := cluster.jobsOf(t, string(p.UID)); len(jobs) != 1 {
 			t.Errorf("pod %s has %d jobs after the provider's restart, want 1", p.Name, len(jobs))
 		}
