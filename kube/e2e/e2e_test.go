@@ -498,8 +498,14 @@ func TestStats(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	body := kubeletGet(t, pod.Spec.NodeName, "/metrics/resource")
-	if !strings.Contains(string(body), `pod_cpu_usage_seconds_total{namespace="default",pod="busy"}`) {
-		t.Errorf("metrics/resource names no CPU time of pod busy:\n%s", body)
+	for _, series := range []string{
+		`pod_cpu_usage_seconds_total{namespace="default",pod="busy"}`,
+		`container_cpu_usage_seconds_total{container="job",namespace="default",pod="busy"}`,
+		`container_start_time_seconds{container="job",namespace="default",pod="busy"}`,
+	} {
+		if !strings.Contains(string(body), series) {
+			t.Errorf("metrics/resource has no %s:\n%s", series, body)
+		}
 	}
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	if resp, err := c.Get("https://" + cluster.kubeletAPI + "/stats/summary"); err == nil {
