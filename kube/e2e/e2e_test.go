@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -146,7 +147,7 @@ func memoryRequest(q string) func(*corev1.Pod) {
 }
 
 // TestPlacement: the nodes offer what the hosts' GetServerStatus says (1
-// and 4 GiB); a pod that requests 2 GiB lands on the host that has room,
+// and 4 GiB, and the host's CPUs); a pod that requests 2 GiB lands on the host that has room,
 // and one that requests 8 GiB fits no host and stays Pending,
 // Unschedulable.
 func TestPlacement(t *testing.T) {
@@ -159,8 +160,9 @@ func TestPlacement(t *testing.T) {
 		if got.Cmp(resource.MustParse(want)) != 0 {
 			t.Errorf("node %s: allocatable memory %s, want %s", name, got.String(), want)
 		}
-		if cpu := n.Status.Capacity[corev1.ResourceCPU]; cpu.Value() < 1 {
-			t.Errorf("node %s: CPU capacity %s, want the host's CPUs", name, cpu.String())
+		// The servers run here, with this process's CPU affinity.
+		if cpu := n.Status.Capacity[corev1.ResourceCPU]; cpu.Value() != int64(runtime.NumCPU()) {
+			t.Errorf("node %s: CPU capacity %s, want the host's %d CPUs", name, cpu.String(), runtime.NumCPU())
 		}
 	}
 	for i := range 3 {
