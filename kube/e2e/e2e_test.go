@@ -322,7 +322,7 @@ func TestDeleteWithGrace(t *testing.T) {
 				t.Errorf("the stopped job's output = %q, want %q, then the TERM handler's %q", out, "started\n", "got TERM\n")
 			}
 			if j.ExitCode == nil || j.GetExitCode() != 0 {
-				t.Errorf("the stopped job: exit code %v signal %v, want exit 0 from the TERM handler", j.ExitCode, j.Signal)
+				t.Errorf("the stopped job: exit code set %v (%d), signal %d, want exit 0 from the TERM handler", j.ExitCode != nil, j.GetExitCode(), j.GetSignal())
 			}
 			break
 		}
