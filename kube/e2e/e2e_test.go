@@ -745,3 +745,60 @@ func TestProviderStartsWithHostDown(t *testing.T) {
 		t.Fatalf("after its host came back: %v", err)
 	}
 }
+
+// podReady is the pod's Ready condition.
+func podReady(p *corev1.Pod) corev1.PodCondition {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c
+		}
+	}
+	return corev1.PodCondition{}
+}
+
+// TestPausedPod: a pod whose job is paused on its host (jobworker pause)
+// stays Running, not ready with reason JobPaused, and is ready again once
+// the job resumes; deleting it while paused stops its job.
+func TestPausedPod(t *testing.T) {
+	pod := createPod(t, "paused", podSpec("while :; do sleep 0.1; done"))
+	pod = waitPod(t, "paused", time.Minute, "Running", phaseIs(corev1.PodRunning))
+	jobs := cluster.jobsOf(t, string(pod.UID))
+	if len(jobs) != 1 {
+		t.Fatalf("pod paused has %d jobs, want 1", len(jobs))
+	}
+	host := cluster.hosts[pod.Spec.NodeName]
+	id := jobs[0].GetId()
+	if _, err := host.conn.PauseJob(context.Background(), &jobworkerv1.PauseJobRequest{Id: id}); err != nil {
+		t.Fatalf("PauseJob: %v", err)
+	}
+	waitPod(t, "paused", time.Minute, "not ready, JobPaused", func(p *corev1.Pod) bool {
+		r := podReady(p)
+		return r.Status == corev1.ConditionFalse && r.Reason == provider.ReasonJobPaused
+	})
+	if p, _ := cluster.kube.CoreV1().Pods(ns).Get(context.Background(), "paused", metav1.GetOptions{}); p.Status.Phase != corev1.PodRunning {
+		t.Fatalf("pod paused: phase %s while its job is paused, want Running", p.Status.Phase)
+	}
+	if _, err := host.conn.ResumeJob(context.Background(), &jobworkerv1.ResumeJobRequest{Id: id}); err != nil {
+		t.Fatalf("ResumeJob: %v", err)
+	}
+	waitPod(t, "paused", time.Minute, "ready again", func(p *corev1.Pod) bool { return podReady(p).Status == corev1.ConditionTrue })
+	if _, err := host.conn.PauseJob(context.Background(), &jobworkerv1.PauseJobRequest{Id: id}); err != nil {
+		t.Fatalf("PauseJob: %v", err)
+	}
+	waitPod(t, "paused", time.Minute, "not ready, JobPaused", func(p *corev1.Pod) bool { return podReady(p).Reason == provider.ReasonJobPaused })
+	grace := int64(2)
+	if err := cluster.kube.CoreV1().Pods(ns).Delete(context.Background(), "paused", metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		j := cluster.jobsOf(t, string(pod.UID))[0]
+		if j.GetState() == jobworkerv1.JobState_JOB_STATE_STOPPED {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the paused job of the deleted pod is %s, want STOPPED", j.GetState())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
