@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -146,7 +147,7 @@ func memoryRequest(q string) func(*corev1.Pod) {
 }
 
 // TestPlacement: the nodes offer what the hosts' GetServerStatus says (1
-// and 4 GiB); a pod that requests 2 GiB lands on the host that has room,
+// and 4 GiB, and the host's CPUs); a pod that requests 2 GiB lands on the host that has room,
 // and one that requests 8 GiB fits no host and stays Pending,
 // Unschedulable.
 func TestPlacement(t *testing.T) {
@@ -159,8 +160,9 @@ func TestPlacement(t *testing.T) {
 		if got.Cmp(resource.MustParse(want)) != 0 {
 			t.Errorf("node %s: allocatable memory %s, want %s", name, got.String(), want)
 		}
-		if cpu := n.Status.Capacity[corev1.ResourceCPU]; cpu.Value() < 1 {
-			t.Errorf("node %s: CPU capacity %s, want the host's CPUs", name, cpu.String())
+		// The servers run here, with this process's CPU affinity.
+		if cpu := n.Status.Capacity[corev1.ResourceCPU]; cpu.Value() != int64(runtime.NumCPU()) {
+			t.Errorf("node %s: CPU capacity %s, want the host's %d CPUs", name, cpu.String(), runtime.NumCPU())
 		}
 	}
 	for i := range 3 {
@@ -225,6 +227,68 @@ func TestLogOptions(t *testing.T) {
 	}
 }
 
+// TestLogTimestampsSince: timestamps and since through the API server's
+// log endpoint, from the host's time index. The pod writes a line, waits
+// for a gate, and writes another; the gate opens after a whole second
+// (sinceTime travels in whole seconds) that starts after the first line
+// was read: each line gets the time its first byte arrived, the first
+// before that second and the second after it, and sinceTime at that
+// second leaves only the second line.
+func TestLogTimestampsSince(t *testing.T) {
+	gate := filepath.Join(testchild.PublicDir(t), "gate")
+	createPod(t, "logs-times", podSpec(fmt.Sprintf("echo early; while [ ! -e %s ]; do sleep 0.05; done; echo late", gate)))
+	waitPod(t, "logs-times", time.Minute, "Running", phaseIs(corev1.PodRunning))
+	deadline := time.Now().Add(time.Minute)
+	for string(logs(t, "logs-times", &corev1.PodLogOptions{})) != "early\n" {
+		if time.Now().After(deadline) {
+			t.Fatal("pod logs-times did not write its first line")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The next whole second at least 200 ms on: the host's index gives a
+	// write its own time after a pause of 100 ms.
+	cut := time.Now().Add(200 * time.Millisecond).Truncate(time.Second).Add(time.Second)
+	time.Sleep(time.Until(cut)) // for the clock to pass cut, not for another process
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, "logs-times", time.Minute, "Succeeded", phaseIs(corev1.PodSucceeded))
+
+	stamped := string(logs(t, "logs-times", &corev1.PodLogOptions{Timestamps: true}))
+	lines := strings.SplitAfter(stamped, "\n")
+	if len(lines) != 3 || lines[2] != "" {
+		t.Fatalf("logs with timestamps = %q, want two lines", stamped)
+	}
+	var at [2]time.Time
+	for i, want := range []string{"early\n", "late\n"} {
+		ts, text, ok := strings.Cut(lines[i], " ")
+		when, err := time.Parse(provider.TimestampLayout, ts)
+		if !ok || err != nil || text != want || len(ts) != len(provider.TimestampLayout)-len("Z07:00")+1 {
+			t.Fatalf("logs with timestamps: line %d = %q, want %q after an RFC 3339 time with nine digits (%v)", i, lines[i], want, err)
+		}
+		at[i] = when
+	}
+	if !at[0].Before(cut) || at[1].Before(cut) {
+		t.Errorf("logs with timestamps: early at %s, late at %s; want early before %s and late at or after it", at[0], at[1], cut)
+	}
+	since := metav1.NewTime(cut)
+	if got := logs(t, "logs-times", &corev1.PodLogOptions{SinceTime: &since}); string(got) != "late\n" {
+		t.Errorf("logs with sinceTime %s = %q, want %q", cut, got, "late\n")
+	}
+	if got := logs(t, "logs-times", &corev1.PodLogOptions{SinceTime: &since, Timestamps: true}); string(got) != lines[1] {
+		t.Errorf("logs with sinceTime and timestamps = %q, want %q", got, lines[1])
+	}
+	hour := int64(3600)
+	if got := logs(t, "logs-times", &corev1.PodLogOptions{SinceSeconds: &hour}); string(got) != "early\nlate\n" {
+		t.Errorf("logs with sinceSeconds 3600 = %q, want all of it", got)
+	}
+	// limitBytes counts the prefixes too, as a kubelet's does.
+	limit := int64(len(lines[0]) + 4)
+	if got := logs(t, "logs-times", &corev1.PodLogOptions{Timestamps: true, LimitBytes: &limit}); string(got) != stamped[:limit] {
+		t.Errorf("logs with timestamps and limitBytes %d = %q, want %q", limit, got, stamped[:limit])
+	}
+}
+
 func commonPrefix(a, b []byte) int {
 	n := 0
 	for n < len(a) && n < len(b) && a[n] == b[n] {
@@ -234,10 +298,11 @@ func commonPrefix(a, b []byte) int {
 }
 
 // TestDeleteWithGrace: deleting a running pod with a 2 s grace stops its
-// job: the job is STOPPED and its TERM handler ran (what it printed is in
-// the job's output).
+// job with that grace: the job is STOPPED and its TERM handler, which takes
+// a second, ran to its end (what it printed is in the job's output), which
+// the hosts' own default grace (stopGrace, 500 ms) would not have let it.
 func TestDeleteWithGrace(t *testing.T) {
-	pod := createPod(t, "grace", podSpec(`trap 'echo got TERM; exit 0' TERM; echo started; while :; do sleep 0.1; done`))
+	pod := createPod(t, "grace", podSpec(`trap 'sleep 1; echo got TERM; exit 0' TERM; echo started; while :; do sleep 0.1; done`))
 	waitPod(t, "grace", time.Minute, "Running", phaseIs(corev1.PodRunning))
 	grace := int64(2)
 	if err := cluster.kube.CoreV1().Pods(ns).Delete(context.Background(), "grace", metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
@@ -257,7 +322,7 @@ func TestDeleteWithGrace(t *testing.T) {
 				t.Errorf("the stopped job's output = %q, want %q, then the TERM handler's %q", out, "started\n", "got TERM\n")
 			}
 			if j.ExitCode == nil || j.GetExitCode() != 0 {
-				t.Errorf("the stopped job: exit code %v signal %v, want exit 0 from the TERM handler", j.ExitCode, j.Signal)
+				t.Errorf("the stopped job: exit code set %v (%d), signal %d, want exit 0 from the TERM handler", j.ExitCode != nil, j.GetExitCode(), j.GetSignal())
 			}
 			break
 		}
@@ -435,8 +500,14 @@ func TestStats(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	body := kubeletGet(t, pod.Spec.NodeName, "/metrics/resource")
-	if !strings.Contains(string(body), `pod_cpu_usage_seconds_total{namespace="default",pod="busy"}`) {
-		t.Errorf("metrics/resource names no CPU time of pod busy:\n%s", body)
+	for _, series := range []string{
+		`pod_cpu_usage_seconds_total{namespace="default",pod="busy"}`,
+		`container_cpu_usage_seconds_total{container="job",namespace="default",pod="busy"}`,
+		`container_start_time_seconds{container="job",namespace="default",pod="busy"}`,
+	} {
+		if !strings.Contains(string(body), series) {
+			t.Errorf("metrics/resource has no %s:\n%s", series, body)
+		}
 	}
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	if resp, err := c.Get("https://" + cluster.kubeletAPI + "/stats/summary"); err == nil {
@@ -447,15 +518,19 @@ func TestStats(t *testing.T) {
 
 // TestProviderRestart: jobworker-kube is killed and started again. It
 // finds its pods' jobs on the hosts: no pod runs twice, every pod's status
-// is right again, also of a job that ended while it was down, and the job
-// of a pod deleted while it was down is stopped.
+// is right again, also of a job that ended while it was down and of one
+// that runs on and ends after it is back, and the job of a pod deleted
+// while it was down is stopped.
 func TestProviderRestart(t *testing.T) {
+	gate := filepath.Join(testchild.PublicDir(t), "gate")
 	long := createPod(t, "restart-long", podSpec("sleep 4; echo done"))
 	quick := createPod(t, "restart-quick", podSpec("echo quick"))
 	orphan := createPod(t, "restart-orphan", podSpec("sleep 300"))
+	gated := createPod(t, "restart-gated", podSpec(fmt.Sprintf("while [ ! -e %s ]; do sleep 0.05; done; echo gated", gate)))
 	waitPod(t, "restart-long", time.Minute, "Running", phaseIs(corev1.PodRunning))
 	waitPod(t, "restart-quick", time.Minute, "Succeeded", phaseIs(corev1.PodSucceeded))
 	waitPod(t, "restart-orphan", time.Minute, "Running", phaseIs(corev1.PodRunning))
+	waitPod(t, "restart-gated", time.Minute, "Running", phaseIs(corev1.PodRunning))
 	cluster.provider.kill(syscall.SIGKILL)
 	// A pod deleted while no provider runs (forcibly: no kubelet answers).
 	zero := int64(0)
@@ -483,7 +558,22 @@ func TestProviderRestart(t *testing.T) {
 		t.Errorf("pod restart-long: exit %d reason %q, want 0 Completed", term.ExitCode, term.Reason)
 	}
 	waitPod(t, "restart-quick", 10*time.Second, "Succeeded", phaseIs(corev1.PodSucceeded))
-	for _, p := range []*corev1.Pod{long, quick} {
+	// The provider is back (it has told of restart-long's end): the gated
+	// pod's job, still running, ends now, and its status follows.
+	if p, _ := cluster.kube.CoreV1().Pods(ns).Get(context.Background(), "restart-gated", metav1.GetOptions{}); p.Status.Phase != corev1.PodRunning {
+		t.Fatalf("pod restart-gated is %s before its gate opened, want Running", p.Status.Phase)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pod = waitPod(t, "restart-gated", time.Minute, "Succeeded after its gate opened", phaseIs(corev1.PodSucceeded))
+	if term := terminated(t, pod); term.ExitCode != 0 || term.Reason != "Completed" {
+		t.Errorf("pod restart-gated: exit %d reason %q, want 0 Completed", term.ExitCode, term.Reason)
+	}
+	if got := logs(t, "restart-gated", &corev1.PodLogOptions{}); string(got) != "gated\n" {
+		t.Errorf("logs of pod restart-gated = %q, want %q", got, "gated\n")
+	}
+	for _, p := range []*corev1.Pod{long, quick, gated} {
 		if jobs := cluster.jobsOf(t, string(p.UID)); len(jobs) != 1 {
 			t.Errorf("pod %s has %d jobs after the provider's restart, want 1", p.Name, len(jobs))
 		}
@@ -653,5 +743,62 @@ func TestProviderStartsWithHostDown(t *testing.T) {
 	defer cancel()
 	if err := cluster.waitNodeReady(ctx, hostSmall, true); err != nil {
 		t.Fatalf("after its host came back: %v", err)
+	}
+}
+
+// podReady is the pod's Ready condition.
+func podReady(p *corev1.Pod) corev1.PodCondition {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c
+		}
+	}
+	return corev1.PodCondition{}
+}
+
+// TestPausedPod: a pod whose job is paused on its host (jobworker pause)
+// stays Running, not ready with reason JobPaused, and is ready again once
+// the job resumes; deleting it while paused stops its job.
+func TestPausedPod(t *testing.T) {
+	pod := createPod(t, "paused", podSpec("while :; do sleep 0.1; done"))
+	pod = waitPod(t, "paused", time.Minute, "Running", phaseIs(corev1.PodRunning))
+	jobs := cluster.jobsOf(t, string(pod.UID))
+	if len(jobs) != 1 {
+		t.Fatalf("pod paused has %d jobs, want 1", len(jobs))
+	}
+	host := cluster.hosts[pod.Spec.NodeName]
+	id := jobs[0].GetId()
+	if _, err := host.conn.PauseJob(context.Background(), &jobworkerv1.PauseJobRequest{Id: id}); err != nil {
+		t.Fatalf("PauseJob: %v", err)
+	}
+	waitPod(t, "paused", time.Minute, "not ready, JobPaused", func(p *corev1.Pod) bool {
+		r := podReady(p)
+		return r.Status == corev1.ConditionFalse && r.Reason == provider.ReasonJobPaused
+	})
+	if p, _ := cluster.kube.CoreV1().Pods(ns).Get(context.Background(), "paused", metav1.GetOptions{}); p.Status.Phase != corev1.PodRunning {
+		t.Fatalf("pod paused: phase %s while its job is paused, want Running", p.Status.Phase)
+	}
+	if _, err := host.conn.ResumeJob(context.Background(), &jobworkerv1.ResumeJobRequest{Id: id}); err != nil {
+		t.Fatalf("ResumeJob: %v", err)
+	}
+	waitPod(t, "paused", time.Minute, "ready again", func(p *corev1.Pod) bool { return podReady(p).Status == corev1.ConditionTrue })
+	if _, err := host.conn.PauseJob(context.Background(), &jobworkerv1.PauseJobRequest{Id: id}); err != nil {
+		t.Fatalf("PauseJob: %v", err)
+	}
+	waitPod(t, "paused", time.Minute, "not ready, JobPaused", func(p *corev1.Pod) bool { return podReady(p).Reason == provider.ReasonJobPaused })
+	grace := int64(2)
+	if err := cluster.kube.CoreV1().Pods(ns).Delete(context.Background(), "paused", metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		j := cluster.jobsOf(t, string(pod.UID))[0]
+		if j.GetState() == jobworkerv1.JobState_JOB_STATE_STOPPED {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the paused job of the deleted pod is %s, want STOPPED", j.GetState())
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -45,6 +45,11 @@ const (
 	hostLarge = "jw-large" // 4 GiB for jobs
 )
 
+// stopGrace is the hosts' default grace for StopJob, shorter than the
+// grace TestDeleteWithGrace gives its pod, so that the test tells the
+// pod's grace from the host's.
+const stopGrace = "500ms"
+
 // cluster is the running test cluster.
 var cluster *testCluster
 
@@ -331,7 +336,7 @@ func (c *testCluster) startHost(h *jwHost) error {
 	h.proc = c.start(h.name, filepath.Join(c.bin, "jobworker"), "serve", "--listen", h.addr, "--state-dir", h.state,
 		"--cert", filepath.Join(c.pki, "server.crt"), "--key", filepath.Join(c.pki, "server.key"),
 		"--client-ca", filepath.Join(c.pki, "ca.crt"), "--cgroup-parent", h.parent,
-		"--memory-capacity", h.capacity, "--stop-grace", "2s")
+		"--memory-capacity", h.capacity, "--stop-grace", stopGrace)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for {

@@ -4,52 +4,62 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/jobworker/jobworker/client"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // errLimit ends a log stream that reached its limitBytes.
 var errLimit = errors.New("limitBytes reached")
 
+// TimestampLayout is how a line's time is written with timestamps: RFC 3339
+// in UTC with nine fractional digits, as a kubelet writes it.
+const TimestampLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
 // GetContainerLogs streams the job's output, byte for byte: from the start,
-// or from where its last Tail lines start; to the current end, or on until
-// the job ends with Follow; at most LimitBytes bytes. A stream that drops
-// (the host restarting) resumes from the next byte (client.Follow). The
-// output carries no times, so Timestamps, SinceSeconds and SinceTime are
-// refused, as is Previous: a job's container never restarts.
+// or from where its last Tail lines start, and not before SinceSeconds or
+// SinceTime (the host's time index); to the current end, or on until the
+// job ends with Follow; with Timestamps each line prefixed by the time its
+// first byte arrived; at most LimitBytes bytes, prefixes included, as a
+// kubelet counts them. A stream that drops (the host restarting) resumes
+// from the next byte (client.FollowRequest). Previous is refused: a job's
+// container never restarts.
 func (p *Provider) GetContainerLogs(ctx context.Context, namespace, podName, containerName string, opts api.ContainerLogOpts) (io.ReadCloser, error) {
-	switch {
-	case opts.Timestamps:
-		return nil, errdefs.InvalidInput("jobworker does not record when output was written: timestamps are not supported")
-	case opts.SinceSeconds > 0 || !opts.SinceTime.IsZero():
-		return nil, errdefs.InvalidInput("jobworker does not record when output was written: since is not supported")
-	case opts.Previous:
+	if opts.Previous {
 		return nil, errdefs.InvalidInput("a jobworker pod's container never restarts: there is no previous container")
 	}
 	id, err := p.jobOf(namespace, podName)
 	if err != nil {
 		return nil, err
 	}
-	var offset int64
+	req := &jobworkerv1.GetJobOutputRequest{Id: id, Follow: opts.Follow, Since: since(opts, time.Now())}
 	if opts.Tail > 0 {
-		if offset, err = client.TailOffset(ctx, p.cfg.API, id, opts.Tail); err != nil {
+		if req.Offset, err = client.TailOffset(ctx, p.cfg.API, id, opts.Tail); err != nil {
 			return nil, err
 		}
 	}
 	pr, pw := io.Pipe()
-	w := &limitWriter{w: pw, left: int64(opts.LimitBytes), unlimited: opts.LimitBytes == 0}
+	var w io.Writer = pw
+	if opts.LimitBytes > 0 {
+		w = &limitWriter{w: pw, left: int64(opts.LimitBytes)}
+	}
+	emit := func(r *jobworkerv1.GetJobOutputResponse) error {
+		_, err := w.Write(r.GetData())
+		return err
+	}
+	if opts.Timestamps {
+		emit = timestamped(w)
+	}
 	p.wg.Go(func() {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		stop := context.AfterFunc(p.ctx, cancel)
 		defer stop()
-		_, err := client.Follow(ctx, p.cfg.API, id, offset, opts.Follow, func(r *jobworkerv1.GetJobOutputResponse) error {
-			_, err := w.Write(r.GetData())
-			return err
-		}, io.Discard)
+		_, err := client.FollowRequest(ctx, p.cfg.API, req, emit, io.Discard)
 		if errors.Is(err, errLimit) {
 			err = nil
 		}
@@ -58,18 +68,51 @@ func (p *Provider) GetContainerLogs(ctx context.Context, namespace, podName, con
 	return pr, nil
 }
 
-// limitWriter passes on at most left bytes, then says errLimit; with
-// unlimited set it passes everything.
+// since is the earliest arrival time a log request asks for, or nil.
+func since(opts api.ContainerLogOpts, now time.Time) *timestamppb.Timestamp {
+	switch {
+	case opts.SinceSeconds > 0:
+		return timestamppb.New(now.Add(-time.Duration(opts.SinceSeconds) * time.Second))
+	case !opts.SinceTime.IsZero():
+		return timestamppb.New(opts.SinceTime)
+	}
+	return nil
+}
+
+// timestamped writes output chunks to w with each line prefixed by the
+// time its first byte arrived (TimestampLayout) and a space: the time of
+// the chunk the line starts in, since every byte of a chunk arrived at or
+// after the chunk's time and before the next chunk's. A line the host has
+// no time for (output written before it kept a time index) gets "-" in
+// place of a time, as jobworker logs --timestamps prints it.
+func timestamped(w io.Writer) func(*jobworkerv1.GetJobOutputResponse) error {
+	lineStart := true
+	var out []byte
+	return func(r *jobworkerv1.GetJobOutputResponse) error {
+		prefix := "- "
+		if r.GetTime() != nil {
+			prefix = r.GetTime().AsTime().UTC().Format(TimestampLayout) + " "
+		}
+		out = out[:0]
+		for _, b := range r.GetData() {
+			if lineStart {
+				out = append(out, prefix...)
+			}
+			out = append(out, b)
+			lineStart = b == '\n'
+		}
+		_, err := w.Write(out)
+		return err
+	}
+}
+
+// limitWriter passes on at most left bytes, then says errLimit.
 type limitWriter struct {
-	w         io.Writer
-	left      int64
-	unlimited bool
+	w    io.Writer
+	left int64
 }
 
 func (l *limitWriter) Write(b []byte) (int, error) {
-	if l.unlimited {
-		return l.w.Write(b)
-	}
 	if int64(len(b)) < l.left {
 		l.left -= int64(len(b))
 		return l.w.Write(b)

@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
+
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
+	"github.com/virtual-kubelet/virtual-kubelet/node/api"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // TestLimitWriter: limitBytes passes exactly that many bytes, however the
-// output is cut into chunks, then ends the stream; no limit passes all.
+// output is cut into chunks, then ends the stream.
 func TestLimitWriter(t *testing.T) {
 	for _, tt := range []struct {
 		limit  int
@@ -15,7 +20,6 @@ func TestLimitWriter(t *testing.T) {
 		want   string
 		ended  bool
 	}{
-		{0, []string{"abc", "def"}, "abcdef", false},
 		{1, []string{"abc"}, "a", true},
 		{3, []string{"abc", "def"}, "abc", true},
 		{4, []string{"abc", "def"}, "abcd", true},
@@ -23,7 +27,7 @@ func TestLimitWriter(t *testing.T) {
 		{7, []string{"abc", "def"}, "abcdef", false},
 	} {
 		var out bytes.Buffer
-		w := &limitWriter{w: &out, left: int64(tt.limit), unlimited: tt.limit == 0}
+		w := &limitWriter{w: &out, left: int64(tt.limit)}
 		ended := false
 		for _, c := range tt.chunks {
 			if _, err := w.Write([]byte(c)); errors.Is(err, errLimit) {
@@ -36,5 +40,47 @@ func TestLimitWriter(t *testing.T) {
 		if out.String() != tt.want || ended != tt.ended {
 			t.Errorf("limit %d, chunks %q: wrote %q (ended %v), want %q (ended %v)", tt.limit, tt.chunks, out.String(), ended, tt.want, tt.ended)
 		}
+	}
+}
+
+// TestTimestamped: each line gets the time of the chunk it starts in, a
+// line that goes on into the next chunk gets no second prefix, and a chunk
+// without a time gets "-".
+func TestTimestamped(t *testing.T) {
+	t1 := time.Date(2026, 12, 2, 13, 0, 0, 5, time.UTC)
+	t2 := t1.Add(1500 * time.Millisecond)
+	var out bytes.Buffer
+	emit := timestamped(&out)
+	for _, r := range []*jobworkerv1.GetJobOutputResponse{
+		{Data: []byte("one\ntw"), Time: timestamppb.New(t1)},
+		{Data: []byte("o\nthree\n"), Time: timestamppb.New(t2)},
+		{Data: []byte("old\n")},
+	} {
+		if err := emit(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "2026-12-02T13:00:00.000000005Z one\n" +
+		"2026-12-02T13:00:00.000000005Z two\n" +
+		"2026-12-02T13:00:01.500000005Z three\n" +
+		"- old\n"
+	if out.String() != want {
+		t.Errorf("timestamped output:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+// TestSince: sinceSeconds counts back from now, sinceTime is the time
+// itself, and neither asks for all the output.
+func TestSince(t *testing.T) {
+	now := time.Date(2026, 12, 2, 13, 0, 0, 0, time.UTC)
+	if got := since(api.ContainerLogOpts{SinceSeconds: 90}, now); !got.AsTime().Equal(now.Add(-90 * time.Second)) {
+		t.Errorf("since(sinceSeconds 90) = %v, want %v", got.AsTime(), now.Add(-90*time.Second))
+	}
+	at := now.Add(-time.Hour)
+	if got := since(api.ContainerLogOpts{SinceTime: at}, now); !got.AsTime().Equal(at) {
+		t.Errorf("since(sinceTime %v) = %v", at, got.AsTime())
+	}
+	if got := since(api.ContainerLogOpts{}, now); got != nil {
+		t.Errorf("since(no since) = %v, want nil", got.AsTime())
 	}
 }

@@ -77,12 +77,12 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	p := &Provider{cfg: cfg, ctx: ctx, pods: map[string]*entry{}, usage: map[string]cpuSample{}}
-	list, err := listJobs(ctx, cfg)
+	jobs, err := listJobs(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("list the jobs of node %s's host: %w", cfg.NodeName, err)
 	}
 	var orphans []string
-	for _, j := range list.GetJobs() {
+	for _, j := range jobs {
 		ref, ok := PodOf(j)
 		if !ok {
 			continue
@@ -123,13 +123,31 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	return p, nil
 }
 
-// listJobs lists the host's jobs, waiting with back-off while the host
-// does not answer: a provider that starts while its host is down serves the
-// node once the host is back.
-func listJobs(ctx context.Context, cfg Config) (*jobworkerv1.ListJobsResponse, error) {
+// listJobs lists all the host's jobs, page by page, waiting with back-off
+// while the host does not answer: a provider that starts while its host is
+// down serves the node once the host is back.
+func listJobs(ctx context.Context, cfg Config) ([]*jobworkerv1.Job, error) {
+	var jobs []*jobworkerv1.Job
+	req := &jobworkerv1.ListJobsRequest{PageSize: 1000}
+	for {
+		list, err := listPage(ctx, cfg, req)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, list.GetJobs()...)
+		if list.GetNextPageToken() == "" {
+			return jobs, nil
+		}
+		req.PageToken = list.GetNextPageToken()
+	}
+}
+
+// listPage is one page of ListJobs, asked again with back-off while the
+// host does not answer.
+func listPage(ctx context.Context, cfg Config, req *jobworkerv1.ListJobsRequest) (*jobworkerv1.ListJobsResponse, error) {
 	backoff := 200 * time.Millisecond
 	for said := false; ; {
-		list, err := cfg.API.ListJobs(ctx, &jobworkerv1.ListJobsRequest{})
+		list, err := cfg.API.ListJobs(ctx, req)
 		if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
 			return list, err
 		}
@@ -401,14 +419,21 @@ func (p *Provider) lost(key, id string) {
 }
 
 // samePhase tells two statuses apart by what Kubernetes needs to hear
-// about: phase, reason and the container's state (not usage).
+// about: phase, reason, the conditions and the container's state and
+// readiness (not usage).
 func samePhase(a, b corev1.PodStatus) bool {
 	if a.Phase != b.Phase || a.Reason != b.Reason || len(a.ContainerStatuses) != len(b.ContainerStatuses) || len(a.Conditions) != len(b.Conditions) {
 		return false
 	}
+	for i := range a.Conditions {
+		if a.Conditions[i].Type != b.Conditions[i].Type || a.Conditions[i].Status != b.Conditions[i].Status || a.Conditions[i].Reason != b.Conditions[i].Reason {
+			return false
+		}
+	}
 	for i := range a.ContainerStatuses {
 		x, y := a.ContainerStatuses[i].State, b.ContainerStatuses[i].State
-		if (x.Waiting == nil) != (y.Waiting == nil) || (x.Running == nil) != (y.Running == nil) || (x.Terminated == nil) != (y.Terminated == nil) {
+		if (x.Waiting == nil) != (y.Waiting == nil) || (x.Running == nil) != (y.Running == nil) || (x.Terminated == nil) != (y.Terminated == nil) ||
+			a.ContainerStatuses[i].Ready != b.ContainerStatuses[i].Ready {
 			return false
 		}
 	}
@@ -417,7 +442,7 @@ func samePhase(a, b corev1.PodStatus) bool {
 
 func ended(j *jobworkerv1.Job) bool {
 	switch j.GetState() {
-	case jobworkerv1.JobState_JOB_STATE_PENDING, jobworkerv1.JobState_JOB_STATE_RUNNING:
+	case jobworkerv1.JobState_JOB_STATE_PENDING, jobworkerv1.JobState_JOB_STATE_RUNNING, jobworkerv1.JobState_JOB_STATE_PAUSED:
 		return false
 	}
 	return true

@@ -26,7 +26,7 @@ type podUsage struct {
 	usage     *jobworkerv1.Usage
 }
 
-// running reads the usage of every running pod's job.
+// running reads the usage of every running (or paused) pod's job.
 func (p *Provider) running(ctx context.Context) []podUsage {
 	p.mu.Lock()
 	type item struct {
@@ -49,7 +49,7 @@ func (p *Provider) running(ctx context.Context) []podUsage {
 			continue
 		}
 		r, err := st.Recv()
-		if err != nil || r.GetJob().GetState() != jobworkerv1.JobState_JOB_STATE_RUNNING {
+		if err != nil || ended(r.GetJob()) || r.GetJob().GetState() == jobworkerv1.JobState_JOB_STATE_PENDING {
 			continue
 		}
 		out = append(out, podUsage{ref: it.ref, container: it.container, start: metaTime(r.GetJob().GetStartTime()), usage: r.GetJob().GetUsage()})
@@ -106,7 +106,9 @@ func (p *Provider) GetStatsSummary(ctx context.Context) (*stats.Summary, error) 
 
 // GetMetricsResource is the kubelet's /metrics/resource, which
 // metrics-server reads for `kubectl top`: each running pod's and
-// container's CPU time and working set, and the node's sums.
+// container's CPU time and working set, the container's start time (by
+// which metrics-server tells a restarted container's counter from a
+// running one's), and the node's sums.
 func (p *Provider) GetMetricsResource(ctx context.Context) ([]*dto.MetricFamily, error) {
 	ms := time.Now().UnixMilli()
 	gauge, counter := dto.MetricType_GAUGE, dto.MetricType_COUNTER
@@ -129,6 +131,7 @@ func (p *Provider) GetMetricsResource(ctx context.Context) ([]*dto.MetricFamily,
 		}
 		f.Metric = append(f.Metric, m)
 	}
+	cstart := fam("container_start_time_seconds", "Start time of the container since the Unix epoch in seconds", gauge)
 	ccpu := fam("container_cpu_usage_seconds_total", "Cumulative CPU time of the container in core-seconds", counter)
 	cmem := fam("container_memory_working_set_bytes", "Current working set of the container in bytes", gauge)
 	pcpu := fam("pod_cpu_usage_seconds_total", "Cumulative CPU time of the pod in core-seconds", counter)
@@ -141,6 +144,7 @@ func (p *Provider) GetMetricsResource(ctx context.Context) ([]*dto.MetricFamily,
 		mem := float64(u.usage.GetMemoryCurrentBytes())
 		cpuSum += cpu
 		memSum += mem
+		add(cstart, float64(u.start.UnixNano())/1e9, label("container", u.container, "namespace", u.ref.Namespace, "pod", u.ref.Name))
 		add(ccpu, cpu, label("container", u.container, "namespace", u.ref.Namespace, "pod", u.ref.Name))
 		add(cmem, mem, label("container", u.container, "namespace", u.ref.Namespace, "pod", u.ref.Name))
 		add(pcpu, cpu, label("namespace", u.ref.Namespace, "pod", u.ref.Name))
@@ -148,5 +152,5 @@ func (p *Provider) GetMetricsResource(ctx context.Context) ([]*dto.MetricFamily,
 	}
 	add(ncpu, cpuSum, nil)
 	add(nmem, memSum, nil)
-	return []*dto.MetricFamily{ccpu, cmem, pcpu, pmem, ncpu, nmem}, nil
+	return []*dto.MetricFamily{cstart, ccpu, cmem, pcpu, pmem, ncpu, nmem}, nil
 }

@@ -19,6 +19,9 @@ const (
 	ReasonUnsupported = "Unsupported"
 	// ReasonStartFailed is the pod's reason when the host refused the job.
 	ReasonStartFailed = "StartFailed"
+	// ReasonJobPaused is the reason of a Running pod's Ready condition,
+	// False, while its job is paused (jobworker pause).
+	ReasonJobPaused = "JobPaused"
 	// ReasonJobLost is the pod's reason when its job is no longer on the
 	// host (its state directory was cleared, or the job aged out).
 	ReasonJobLost = "JobLost"
@@ -58,13 +61,15 @@ func PodStatus(pod *corev1.Pod, j *jobworkerv1.Job, hostIP string) corev1.PodSta
 	case jobworkerv1.JobState_JOB_STATE_PENDING:
 		st.Phase = corev1.PodPending
 		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "JobPending", Message: "the job waits on its host for memory or a running slot"}
-	case jobworkerv1.JobState_JOB_STATE_RUNNING:
+	case jobworkerv1.JobState_JOB_STATE_RUNNING, jobworkerv1.JobState_JOB_STATE_PAUSED:
+		// A paused job (jobworker pause) is still running, frozen: the
+		// pod stays Running, its container not ready until it resumes.
 		st.Phase = corev1.PodRunning
 		started := metaTime(j.GetStartTime())
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: started}
 		s := true
 		cs.Started = &s
-		ready = true
+		ready = j.GetState() == jobworkerv1.JobState_JOB_STATE_RUNNING
 	default:
 		st.Phase, st.Reason, st.Message = finalPhase(j)
 		cs.State.Terminated = terminated(j)
@@ -78,15 +83,18 @@ func PodStatus(pod *corev1.Pod, j *jobworkerv1.Job, hostIP string) corev1.PodSta
 	}
 	cs.Ready = ready
 	st.ContainerStatuses = []corev1.ContainerStatus{cs}
-	readyStatus := corev1.ConditionFalse
+	readyStatus, readyReason := corev1.ConditionFalse, ""
 	if ready {
 		readyStatus = corev1.ConditionTrue
+	}
+	if j.GetState() == jobworkerv1.JobState_JOB_STATE_PAUSED {
+		readyReason = ReasonJobPaused
 	}
 	st.Conditions = append([]corev1.PodCondition{
 		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: created},
 		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: created},
-		{Type: corev1.ContainersReady, Status: readyStatus, LastTransitionTime: created},
-		{Type: corev1.PodReady, Status: readyStatus, LastTransitionTime: created},
+		{Type: corev1.ContainersReady, Status: readyStatus, Reason: readyReason, LastTransitionTime: created},
+		{Type: corev1.PodReady, Status: readyStatus, Reason: readyReason, LastTransitionTime: created},
 	}, st.Conditions...)
 	return st
 }

@@ -61,3 +61,27 @@ func TestPodStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestPaused: a paused job (jobworker pause) is a Running pod whose
+// container runs but is not ready, and the change is one to report both
+// ways; the job has not ended, so the pod's watch goes on and deleting the
+// pod stops it.
+func TestPaused(t *testing.T) {
+	pod := testPod()
+	running := PodStatus(pod, &jobworkerv1.Job{State: jobworkerv1.JobState_JOB_STATE_RUNNING}, "10.0.0.1")
+	paused := PodStatus(pod, &jobworkerv1.Job{State: jobworkerv1.JobState_JOB_STATE_PAUSED}, "10.0.0.1")
+	if paused.Phase != corev1.PodRunning || paused.ContainerStatuses[0].State.Running == nil || paused.ContainerStatuses[0].Ready {
+		t.Errorf("paused: phase %s, container %+v; want Running, running and not ready", paused.Phase, paused.ContainerStatuses[0])
+	}
+	for _, c := range paused.Conditions {
+		if c.Type == corev1.PodReady && (c.Status != corev1.ConditionFalse || c.Reason != ReasonJobPaused) {
+			t.Errorf("paused: Ready %s %q, want False %s", c.Status, c.Reason, ReasonJobPaused)
+		}
+	}
+	if samePhase(running, paused) || samePhase(paused, running) {
+		t.Error("samePhase(running, paused): the pause would not be reported")
+	}
+	if ended(&jobworkerv1.Job{State: jobworkerv1.JobState_JOB_STATE_PAUSED}) {
+		t.Error("ended(a paused job) = true")
+	}
+}
