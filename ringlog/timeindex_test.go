@@ -32,12 +32,7 @@ func timeAt(t *testing.T, l *Log, off int64) (time.Time, int64) {
 // all of it the same after the log is reopened.
 func TestTimeIndex(t *testing.T) {
 	dir := t.TempDir()
-	l, err := Create(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newClock()
-	l.now = c.now
+	l, c := createClocked(t, dir, Options{})
 	mustWrite(t, l, []byte("quiet 1\n")) // 0..7 at 0
 	c.advance(5 * time.Second)
 	mustWrite(t, l, []byte("quiet 2\n")) // 8..15 at 5s
@@ -101,12 +96,7 @@ func TestTimeIndex(t *testing.T) {
 // segment; a byte no longer kept has no time.
 func TestTimeIndexSegments(t *testing.T) {
 	dir := t.TempDir()
-	l, err := Create(dir, Options{SegmentSize: 4 << 10, DiskCap: 8 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newClock()
-	l.now = c.now
+	l, c := createClocked(t, dir, Options{SegmentSize: 4 << 10, DiskCap: 8 << 10})
 	mustWrite(t, l, make([]byte, 6<<10)) // spans two segments at 0
 	c.advance(time.Minute)
 	mustWrite(t, l, make([]byte, 1<<10)) // at 1m, in the second
@@ -138,12 +128,7 @@ func TestTimeIndexSegments(t *testing.T) {
 // no larger than its output and the allowance.
 func TestTimeIndexBounded(t *testing.T) {
 	dir := t.TempDir()
-	l, err := Create(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newClock()
-	l.now = c.now
+	l, c := createClocked(t, dir, Options{})
 	const writes = 16384
 	for range writes {
 		mustWrite(t, l, []byte("x"))
@@ -164,12 +149,7 @@ func TestTimeIndexBounded(t *testing.T) {
 // index (written before it) has no times.
 func TestTimeIndexTornEntry(t *testing.T) {
 	dir := t.TempDir()
-	l, err := Create(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newClock()
-	l.now = c.now
+	l, c := createClocked(t, dir, Options{})
 	mustWrite(t, l, []byte("one\n"))
 	c.advance(time.Second)
 	mustWrite(t, l, []byte("two\n"))
@@ -203,12 +183,7 @@ func TestTimeIndexTornEntry(t *testing.T) {
 // each has an entry of its own), gets chunks each of one write's bytes,
 // with that write's time, and every byte once, in order.
 func TestReadTimedChunk(t *testing.T) {
-	l, err := Create(t.TempDir(), Options{RingSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newClock()
-	l.now = c.now
+	l, c := createClocked(t, t.TempDir(), Options{RingSize: 64 << 10})
 	const writes, size = 20000, 24
 	go func() {
 		// Write i: its number, three times, at i seconds.
@@ -271,12 +246,7 @@ func TestReadTimedChunk(t *testing.T) {
 // bytes that are their own times.
 func TestTimeIndexAheadOfOutput(t *testing.T) {
 	dir := t.TempDir()
-	l, err := Create(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newClock()
-	l.now = c.now
+	l, c := createClocked(t, dir, Options{})
 	mustWrite(t, l, []byte("kept\n"))
 	c.advance(time.Second)
 	mustWrite(t, l, []byte("lost\n"))
@@ -295,4 +265,17 @@ func TestTimeIndexAheadOfOutput(t *testing.T) {
 	if got, _ := r.TimeAt(2); !got.Equal(c.at(0)) {
 		t.Errorf("TimeAt(2) = %v, want the first write's time", got)
 	}
+}
+
+// createClocked creates a log in dir whose writes take their times from
+// the clock it returns.
+func createClocked(t *testing.T, dir string, opts Options) (*Log, *clock) {
+	t.Helper()
+	l, err := Create(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClock()
+	l.now = c.now
+	return l, c
 }
