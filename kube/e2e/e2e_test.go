@@ -760,8 +760,8 @@ func podReady(p *corev1.Pod) corev1.PodCondition {
 // stays Running, not ready with reason JobPaused, and is ready again once
 // the job resumes; deleting it while paused stops its job.
 func TestPausedPod(t *testing.T) {
-	pod := createPod(t, "paused", podSpec("while :; do sleep 0.1; done"))
-	pod = waitPod(t, "paused", time.Minute, "Running", phaseIs(corev1.PodRunning))
+	createPod(t, "paused", podSpec("while :; do sleep 0.1; done"))
+	pod := waitPod(t, "paused", time.Minute, "Running", phaseIs(corev1.PodRunning))
 	jobs := cluster.jobsOf(t, string(pod.UID))
 	if len(jobs) != 1 {
 		t.Fatalf("pod paused has %d jobs, want 1", len(jobs))
@@ -775,7 +775,9 @@ func TestPausedPod(t *testing.T) {
 		r := podReady(p)
 		return r.Status == corev1.ConditionFalse && r.Reason == provider.ReasonJobPaused
 	})
-	if p, _ := cluster.kube.CoreV1().Pods(ns).Get(context.Background(), "paused", metav1.GetOptions{}); p.Status.Phase != corev1.PodRunning {
+	if p, err := cluster.kube.CoreV1().Pods(ns).Get(context.Background(), "paused", metav1.GetOptions{}); err != nil {
+		t.Fatalf("get pod paused: %v", err)
+	} else if p.Status.Phase != corev1.PodRunning {
 		t.Fatalf("pod paused: phase %s while its job is paused, want Running", p.Status.Phase)
 	}
 	if _, err := host.conn.ResumeJob(context.Background(), &jobworkerv1.ResumeJobRequest{Id: id}); err != nil {
