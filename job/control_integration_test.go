@@ -242,16 +242,7 @@ func TestPausedTimeout(t *testing.T) {
 // usage is refused with the usage, and the file keeps its value.
 func TestUpdate(t *testing.T) {
 	testchild.RequireCgroup2(t, "cpu", "memory", "pids")
-	e := newEnv(t)
-	cfg := e.config(t)
-	cfg.MemoryCapacity = 128 << 20
-	cfg.MemoryHighFraction = 0.5
-	m := open(t, cfg)
-	st, err := m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", `echo ready; exec sleep 1000`}, Limits: cgroupfs.Limits{MemoryMax: 64 << 20}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitOutput(t, m, st.ID, "ready\n")
+	m, st := startUpdatable(t)
 	u64 := func(v uint64) *uint64 { return &v }
 	u32 := func(v uint32) *uint32 { return &v }
 	f64 := func(v float64) *float64 { return &v }
@@ -345,16 +336,7 @@ func TestUpdate(t *testing.T) {
 // them.
 func TestUpdatePaused(t *testing.T) {
 	testchild.RequireCgroup2(t, "cpu", "io", "memory", "pids")
-	e := newEnv(t)
-	cfg := e.config(t)
-	cfg.MemoryCapacity = 128 << 20
-	cfg.MemoryHighFraction = 0.5
-	m := open(t, cfg)
-	st, err := m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", `echo ready; exec sleep 1000`}, Limits: cgroupfs.Limits{MemoryMax: 64 << 20}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitOutput(t, m, st.ID, "ready\n")
+	m, st := startUpdatable(t)
 	if _, err := m.Pause(context.Background(), st.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -435,4 +417,22 @@ func TestUpdateFreesRoom(t *testing.T) {
 	for _, id := range []string{a.ID, b.ID} {
 		m.Stop(context.Background(), id, &grace)
 	}
+}
+
+// startUpdatable starts a job of alice's with a 64 MiB memory limit, in a
+// manager of 128 MiB capacity whose memory.high is half the limit, and
+// returns once the job runs its sleep.
+func startUpdatable(t *testing.T) (*Manager, Status) {
+	t.Helper()
+	e := newEnv(t)
+	cfg := e.config(t)
+	cfg.MemoryCapacity = 128 << 20
+	cfg.MemoryHighFraction = 0.5
+	m := open(t, cfg)
+	st, err := m.Start(Request{Owner: "alice", Command: "sh", Args: []string{"-c", `echo ready; exec sleep 1000`}, Limits: cgroupfs.Limits{MemoryMax: 64 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, m, st.ID, "ready\n")
+	return m, st
 }
