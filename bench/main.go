@@ -235,13 +235,17 @@ func run(bin, emptyBin, debugSocket string, only []string, sz sizes, vm bool) er
 		{"scale", func() ([]row, error) { return scale(ctx, clients, serverPID, sz.jobs) }},
 	}
 	var rows []row
+	var failed error
 	for _, m := range measures {
 		if len(only) > 0 && !slices.Contains(only, m.name) {
 			continue
 		}
 		r, err := m.run()
 		if err != nil {
-			return fmt.Errorf("%s: %w", m.name, err)
+			// The table of the measures done so far is printed all the
+			// same: a run that fails late keeps what it measured.
+			failed = fmt.Errorf("%s: %w", m.name, err)
+			break
 		}
 		rows = append(rows, r...)
 	}
@@ -257,7 +261,7 @@ func run(bin, emptyBin, debugSocket string, only []string, sz sizes, vm bool) er
 	for _, r := range rows {
 		fmt.Printf("| %s | %s | %s | %s | %s |\n", r.name, r.value, r.baseline, r.ratio, r.target)
 	}
-	return nil
+	return failed
 }
 
 // throughputVerdict is the target of one follower's throughput against a
