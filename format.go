@@ -190,8 +190,8 @@ func labelsColumn(j *jobworkerv1.Job) string {
 // maxLabelsColumn is the longest labels column of the list.
 const maxLabelsColumn = 40
 
-// cutColumn is s cut to at most n bytes, between two characters, ending
-// in "..." when it was cut.
+// cutColumn is s cut to at most n bytes, between two characters (half of
+// one is invalid UTF-8), ending in "..." when it was cut.
 func cutColumn(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -254,7 +254,6 @@ func printJobTable(w io.Writer, jobs []*jobworkerv1.Job) error {
 	})
 	fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-16s  %-16s  %-25s  %s\n", "ID", "STATE", "OWNER", "NAME", "LABELS", "CREATED", "COMMAND")
 	for _, j := range jobs {
-		// Cut between characters: half of one is invalid UTF-8.
 		cmd := cutColumn(commandLine(j), 60)
 		fmt.Fprintf(w, "%-36s  %-28s  %-12s  %-16s  %-16s  %-25s  %s\n", safe(j.GetId()), outcome(j), ownerName(j), jobName(j), labelsColumn(j), humanTime(j.GetCreateTime().AsTime()), cmd)
 	}

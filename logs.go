@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"time"
@@ -71,11 +70,11 @@ func (c *logsCmd) Run(e *env) error {
 // prefix meanwhile.
 func (c *logsCmd) print(e *env, api jobworkerv1.JobWorkerServiceClient, since, until *timestamppb.Timestamp) error {
 	if !job.ValidID(c.ID) {
-		id, err := resolveID(e.ctx, api, c.ID)
+		j, err := client.JobStatus(e.ctx, api, c.ID)
 		if err != nil {
 			return c.rpcError("output of job "+c.ID, err)
 		}
-		c.ID = id
+		c.ID = j.GetId()
 	}
 	var err error
 	var off int64
@@ -103,20 +102,6 @@ func (c *logsCmd) print(e *env, api jobworkerv1.JobWorkerServiceClient, since, u
 		return c.rpcError("output of job "+c.ID, err)
 	}
 	return nil
-}
-
-// resolveID is the whole ID of the job that id, a prefix of it, names:
-// the server's answer to a status request by it.
-func resolveID(ctx context.Context, api jobworkerv1.JobWorkerServiceClient, id string) (string, error) {
-	st, err := api.GetJobStatus(ctx, &jobworkerv1.GetJobStatusRequest{Id: id})
-	if err != nil {
-		return "", err
-	}
-	r, err := st.Recv()
-	if err != nil {
-		return "", err
-	}
-	return r.GetJob().GetId(), nil
 }
 
 // timestampLayout is RFC 3339 in UTC with nine fractional digits, so that

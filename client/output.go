@@ -82,18 +82,28 @@ func FollowRequest(ctx context.Context, api jobworkerv1.JobWorkerServiceClient, 
 	}
 }
 
-// TailOffset finds the offset where the last n lines of a job's output
-// start, reading back from the end in growing steps.
-func TailOffset(ctx context.Context, api jobworkerv1.JobWorkerServiceClient, id string, n int) (int64, error) {
+// JobStatus is one snapshot of the status of the job id names (a whole ID
+// or a prefix of one).
+func JobStatus(ctx context.Context, api jobworkerv1.JobWorkerServiceClient, id string) (*jobworkerv1.Job, error) {
 	st, err := api.GetJobStatus(ctx, &jobworkerv1.GetJobStatusRequest{Id: id})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	r, err := st.Recv()
 	if err != nil {
+		return nil, err
+	}
+	return r.GetJob(), nil
+}
+
+// TailOffset finds the offset where the last n lines of a job's output
+// start, reading back from the end in growing steps.
+func TailOffset(ctx context.Context, api jobworkerv1.JobWorkerServiceClient, id string, n int) (int64, error) {
+	j, err := JobStatus(ctx, api, id)
+	if err != nil {
 		return 0, err
 	}
-	size, start := r.GetJob().GetOutputSize(), r.GetJob().GetOutputStart()
+	size, start := j.GetOutputSize(), j.GetOutputStart()
 	if n == 0 {
 		return size, nil
 	}
