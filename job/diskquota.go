@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"sort"
+
+	"golang.org/x/sys/unix"
 )
 
 // outputCheckEvery is how much output a job writes between two checks of
@@ -100,18 +102,25 @@ func (m *Manager) removeJobs(drop []*job, why string) {
 // maxReclaims bounds how often one write frees space and tries again.
 const maxReclaims = 16
 
-// writeOutput writes b into j's log, freeing space with reclaim when the
-// disk is full.
-func (m *Manager) writeOutput(j *job, b []byte) error {
+// storeOutput has write store output in j's log (a Write or a
+// SpliceFrom, which return what they stored), freeing space with reclaim
+// and calling write again when the disk is full. It returns what was
+// stored in all; a call again that finds nothing more to store (a pipe
+// that a partial splice emptied: EAGAIN) ends with that.
+func (m *Manager) storeOutput(j *job, write func() (int, error)) (int, error) {
+	stored := 0
 	for tries := 0; ; tries++ {
 		start := j.log.Start()
-		n, err := j.log.Write(b)
+		n, err := write()
+		stored += n
 		m.outputWritten.Add(int64(n))
 		m.outputDropped.Add(j.log.Start() - start)
-		if err == nil || !errors.Is(storageError(err), ErrStateFull) || tries == maxReclaims || !m.reclaim(j.st.Owner) {
-			return err
+		if tries > 0 && err == unix.EAGAIN {
+			return stored, nil
 		}
-		b = b[n:]
+		if err == nil || !errors.Is(storageError(err), ErrStateFull) || tries == maxReclaims || !m.reclaim(j.st.Owner) {
+			return stored, err
+		}
 	}
 }
 

@@ -9,12 +9,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jobworker/jobworker/ringlog"
 	"golang.org/x/sys/unix"
 )
 
-// copyOutput moves the job's output into its log. If the log cannot store
-// it (the disk is full, and nothing is left to free: writeOutput), the job
-// is killed: its output would be lost.
+// copyOutput moves the job's output into its log: spliced from the pipe
+// into the log's files (ringlog's SpliceFrom), or, where the kernel cannot
+// splice there, read into a pooled buffer and written. If the log cannot
+// store it (the disk is full, and nothing is left to free: storeOutput),
+// the job is killed: its output would be lost.
 func (m *Manager) copyOutput(j *job, out *os.File) {
 	rc, err := out.SyscallConn()
 	if err != nil {
@@ -22,10 +25,28 @@ func (m *Manager) copyOutput(j *job, out *os.File) {
 		io.Copy(j.log, out)
 		return
 	}
+	splice := true
 	for {
-		n, err := readPooled(rc, m.copyBuffers, func(b []byte) error {
-			return m.writeOutput(j, b)
-		})
+		var n int
+		var err error
+		if splice {
+			n, err = spliceOnce(rc, func(fd int) (int, error) {
+				return m.storeOutput(j, func() (int, error) { return j.log.SpliceFrom(fd, outputPipeSize) })
+			})
+			if errors.Is(err, ringlog.ErrNoSplice) {
+				splice = false
+				continue
+			}
+		} else {
+			n, err = readPooled(rc, m.copyBuffers, func(b []byte) error {
+				_, err := m.storeOutput(j, func() (int, error) {
+					n, err := j.log.Write(b)
+					b = b[n:]
+					return n, err
+				})
+				return err
+			})
+		}
 		m.wroteOutput(j, n)
 		var werr *writeError
 		if errors.As(err, &werr) {
@@ -47,6 +68,28 @@ func (m *Manager) copyOutput(j *job, out *os.File) {
 			return
 		}
 	}
+}
+
+// spliceOnce waits until the pipe is readable, then has splice move what
+// it holds. It returns 0 and nil at EOF; ringlog.ErrNoSplice as it is; any
+// other failure as a *writeError: splice's errors are the log's, the pipe
+// being ours.
+func spliceOnce(rc syscall.RawConn, splice func(fd int) (int, error)) (int, error) {
+	var n int
+	var serr error
+	err := rc.Read(func(fd uintptr) bool {
+		n, serr = splice(int(fd))
+		return serr != unix.EAGAIN && serr != unix.EINTR // not yet: wait in the poller
+	})
+	switch {
+	case serr == ringlog.ErrNoSplice:
+		return 0, serr
+	case serr != nil:
+		return n, &writeError{serr}
+	case err != nil:
+		return 0, err
+	}
+	return n, nil
 }
 
 // outputPipeSize is the capacity asked for a job's output pipe. The pipe

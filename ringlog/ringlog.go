@@ -244,7 +244,9 @@ func (l *Log) ensureSegment() error {
 			l.idx = nil
 		}
 	}
-	f, err := os.OpenFile(l.segmentPath(base), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	// Not O_APPEND, which splice(2) refuses: the file is new and has one
+	// writer, so its offset is its end.
+	f, err := os.OpenFile(l.segmentPath(base), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("ringlog: new segment at offset %d: %w", base, err)
 	}
