@@ -26,7 +26,19 @@ func (m *Manager) copyOutput(j *job, out *os.File) {
 		return
 	}
 	splice := true
+	var lastData time.Time
+	polling := false
 	for {
+		// While the job writes, its pipe is waited on with a deadline as
+		// well (pollWhileBusy).
+		if busy := time.Since(lastData) < busyWindow; busy || polling {
+			deadline := time.Time{}
+			if busy {
+				deadline = time.Now().Add(busyPoll)
+			}
+			out.SetReadDeadline(deadline)
+			polling = busy
+		}
 		var n int
 		var err error
 		if splice {
@@ -46,6 +58,12 @@ func (m *Manager) copyOutput(j *job, out *os.File) {
 				})
 				return err
 			})
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			continue
+		}
+		if n > 0 {
+			lastData = time.Now()
 		}
 		m.wroteOutput(j, n)
 		var werr *writeError
@@ -69,6 +87,18 @@ func (m *Manager) copyOutput(j *job, out *os.File) {
 		}
 	}
 }
+
+// A job that is writing has its pipe waited on with a deadline of busyPoll
+// as well as in the poller, for busyWindow after its last output. A server
+// whose every CPU is busy (serving a thousand followers) looks at the
+// poller's readiness only when a CPU runs out of work, or every 10 ms, so
+// the job's pipe would fill and the job wait; a deadline is a timer, which
+// the scheduler runs at its next turn and whose goroutine runs next. An
+// idle job costs nothing: it waits in the poller alone.
+const (
+	busyPoll   = 500 * time.Microsecond
+	busyWindow = 10 * time.Millisecond
+)
 
 // spliceOnce waits until the pipe is readable, then has splice move what
 // it holds. It returns 0 and nil at EOF; ringlog.ErrNoSplice as it is; any
