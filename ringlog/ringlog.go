@@ -245,8 +245,9 @@ func (l *Log) ensureSegment() error {
 		}
 	}
 	// Not O_APPEND, which splice(2) refuses: the file is new and has one
-	// writer, so its offset is its end.
-	f, err := os.OpenFile(l.segmentPath(base), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// writer, so its offset is its end. Readable, for SpliceFrom to fill
+	// the ring from it.
+	f, err := os.OpenFile(l.segmentPath(base), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("ringlog: new segment at offset %d: %w", base, err)
 	}
@@ -291,16 +292,28 @@ func (l *Log) publish(b []byte) {
 	}
 }
 
-// toRing copies b, the bytes at offsets [size, size+len(b)), into the ring,
-// growing it up to RingSize while the log is still smaller than that.
+// toRing copies b, the bytes at offsets [size, size+len(b)), into the ring.
 // Called with mu held, before size is advanced.
 func (l *Log) toRing(b []byte) {
+	l.fillRing(int64(len(b)), func(dst []byte, from int64) error {
+		copy(dst, b[from:])
+		return nil
+	})
+}
+
+// fillRing puts the newest of the n bytes at offsets [size, size+n) into
+// the ring, growing it up to RingSize while the log is still smaller than
+// that: fill copies into dst the bytes from the from'th of the n on. If
+// fill fails, the ring holds none of the newest bytes, and readers read
+// them from the files. Called with mu held, before size is advanced.
+func (l *Log) fillRing(n int64, fill func(dst []byte, from int64) error) {
 	rs := int64(l.opts.RingSize)
 	off := l.size
-	end := l.size + int64(len(b))
-	if n := int64(len(b)); n > rs {
-		off += n - rs
-		b = b[n-rs:]
+	end := l.size + n
+	from := int64(0)
+	if n > rs {
+		from = n - rs
+		off += from
 	}
 	if int64(len(l.ring)) < rs && end > int64(len(l.ring)) {
 		grow := min(rs, max(2*int64(len(l.ring)), end, minRingAlloc))
@@ -311,11 +324,17 @@ func (l *Log) toRing(b []byte) {
 		copy(ring, l.ring)
 		l.ring = ring
 	}
-	for len(b) > 0 {
+	// The ring's bytes that the new ones overwrite are no longer held.
+	l.ringHeld = min(l.ringHeld, rs-(n-from))
+	for from < n {
 		pos := off % rs
-		n := copy(l.ring[pos:], b)
-		b = b[n:]
-		off += int64(n)
+		dst := l.ring[pos:min(int64(len(l.ring)), pos+n-from)]
+		if err := fill(dst, from); err != nil {
+			l.ringHeld = 0
+			return
+		}
+		from += int64(len(dst))
+		off += int64(len(dst))
 	}
 	l.ringHeld = min(l.ringHeld+(end-l.size), rs)
 }

@@ -3,6 +3,7 @@ package ringlog
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,9 +16,9 @@ var ErrNoSplice = errors.New("ringlog: cannot splice into this log")
 // SpliceFrom moves up to max bytes from the pipe pipeFD into the log with
 // splice(2), without waiting: the bytes go from the pipe's pages to the
 // segment file's in the kernel, never through a buffer of ours, which is a
-// copy fewer than a read and a Write, and two fewer with the ring. Spliced
-// bytes are not in the ring: readers read them from the files (the page
-// cache), so the ring holds nothing new while a log is fed this way.
+// copy fewer than a read and a Write. The ring gets the newest of them as
+// Write would have left it, read back from the page cache: a copy of at
+// most RingSize bytes a call, where Write copies every byte into it.
 //
 // It returns the bytes moved. At the pipe's end it returns 0 and nil; when
 // the pipe holds nothing yet, unix.EAGAIN; when nothing can be spliced
@@ -56,7 +57,7 @@ func (l *Log) SpliceFrom(pipeFD int, max int) (int, error) {
 		// reader never sees bytes whose time is still to come.
 		l.noteTime(last.base+last.size, t, last.size == 0)
 		l.lastWrite = t
-		l.publishSpliced(n)
+		l.publishSpliced(last.size, n)
 	}
 	if err != nil {
 		return int(n), fmt.Errorf("ringlog: write %s at offset %d: %w", l.cur.Name(), last.base+last.size+n, err)
@@ -64,13 +65,28 @@ func (l *Log) SpliceFrom(pipeFD int, max int) (int, error) {
 	return int(n), nil
 }
 
-// publishSpliced is publish for n bytes that went into the open segment
-// without passing through memory: the ring no longer holds the newest
-// bytes, so it is let go of, and readers read from the files.
-func (l *Log) publishSpliced(n int64) {
+// publishSpliced is publish for the n bytes that splice put at fileOff in
+// the open segment: the ring gets its share of them from the file.
+func (l *Log) publishSpliced(fileOff, n int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.ring, l.ringHeld = nil, 0
+	fd := int(l.cur.Fd())
+	l.fillRing(n, func(dst []byte, from int64) error {
+		for len(dst) > 0 {
+			k, err := unix.Pread(fd, dst, fileOff+from)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if k == 0 {
+				return io.ErrUnexpectedEOF
+			}
+			dst, from = dst[k:], from+int64(k)
+		}
+		return nil
+	})
 	l.segs[len(l.segs)-1].size += n
 	l.size += n
 	l.dropOldest()

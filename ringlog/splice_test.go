@@ -4,7 +4,6 @@ package ringlog
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"os"
@@ -153,61 +152,71 @@ func TestSpliceFromAfterClose(t *testing.T) {
 	}
 }
 
-// TestSpliceAndWrite: spliced bytes are not in the ring, so a read of them
-// comes from the file, while bytes written after them are read from the
-// ring again; a reader waiting at the end is woken by a splice; each splice
-// gets its time, as a Write does.
+// ringHolds is how many of the newest bytes l's ring holds, and whether
+// they are the pattern's.
+func ringHolds(l *Log) (int64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	got := make([]byte, l.ringHeld)
+	l.copyFromRing(got, l.size-l.ringHeld)
+	return l.ringHeld, bytes.Equal(got, pattern(l.size-l.ringHeld, l.ringHeld))
+}
+
+// TestSpliceAndWrite: splices and writes of every size about the ring's
+// (smaller, equal, larger, wrapping it) leave the ring holding the newest
+// bytes, as writes alone do; every byte reads back at its offset; a
+// reader waiting at the end is woken by a splice; each splice gets its
+// time, as a write does.
 func TestSpliceAndWrite(t *testing.T) {
-	l, c := createClocked(t, t.TempDir(), Options{RingSize: 64})
-	mustWrite(t, l, pattern(0, 40)) // in the ring
+	const ring = 64
+	l, c := createClocked(t, t.TempDir(), Options{RingSize: ring, SegmentSize: 4096})
+	defer l.Close()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	defer w.Close()
-	wake := l.Wait(40)
-	w.Write(pattern(40, 30))
-	c.advance(time.Second)
-	if n, err := l.SpliceFrom(int(r.Fd()), 1024); n != 30 || err != nil {
-		t.Fatalf("SpliceFrom = %d, %v; want 30, nil", n, err)
-	}
-	select {
-	case <-wake:
-	default:
-		t.Fatal("a reader waiting at offset 40 was not woken by the splice")
-	}
-	l.mu.Lock()
-	held := l.ringHeld
-	l.mu.Unlock()
-	if held != 0 {
-		t.Errorf("the ring holds %d of the newest bytes after a splice, want 0", held)
-	}
-	c.advance(time.Second)
-	mustWrite(t, l, pattern(70, 10))
-	l.mu.Lock()
-	held = l.ringHeld
-	l.mu.Unlock()
-	if held != 10 {
-		t.Errorf("the ring holds %d of the newest bytes after a write of 10, want 10", held)
-	}
-	got, err := readAll(t, l, 0, 80, 7)
-	if err != nil || !bytes.Equal(got, pattern(0, 80)) {
-		t.Fatalf("read [0,80) = %v, %v; want the pattern", got, err)
-	}
-	for _, tc := range []struct {
-		off  int64
-		want time.Duration
-	}{{0, 0}, {40, time.Second}, {70, 2 * time.Second}} {
-		if got, _ := l.TimeAt(tc.off); !got.Equal(c.at(tc.want)) {
-			t.Errorf("TimeAt(%d) = %v, want %v", tc.off, got, c.at(tc.want))
+	var size int64
+	times := map[int64]time.Duration{}
+	for i, step := range []struct {
+		splice bool
+		n      int64
+	}{{true, 10}, {false, 40}, {true, 30}, {true, ring}, {false, 1}, {true, ring + 1}, {true, 200}, {false, 7}, {true, 63}, {true, 1}, {true, 5000}} {
+		c.advance(time.Second) // each step after a pause: an entry each
+		times[size] = time.Duration(i+1) * time.Second
+		if step.splice {
+			wake := l.Wait(size)
+			w.Write(pattern(size, step.n))
+			var got int64
+			for got < step.n {
+				n, err := l.SpliceFrom(int(r.Fd()), 1<<20)
+				if err != nil || n == 0 {
+					t.Fatalf("step %d: SpliceFrom = %d, %v after %d of %d", i, n, err, got, step.n)
+				}
+				got += int64(n)
+			}
+			select {
+			case <-wake:
+			default:
+				t.Fatalf("step %d: a reader waiting at offset %d was not woken by the splice", i, size)
+			}
+		} else {
+			mustWrite(t, l, pattern(size, step.n))
+		}
+		size += step.n
+		held, ok := ringHolds(l)
+		if held != min(size, ring) || !ok {
+			t.Fatalf("step %d (splice %v of %d): the ring holds %d of the newest bytes (right: %v), want %d", i, step.splice, step.n, held, ok, min(size, ring))
 		}
 	}
-	rd := l.NewReader(context.Background(), 40, false)
-	defer rd.Close()
-	buf := make([]byte, 64)
-	n, off, err := rd.ReadChunk(context.Background(), buf)
-	if err != nil || off != 40 || !bytes.Equal(buf[:n], pattern(40, int64(n))) || n == 0 {
-		t.Fatalf("ReadChunk from 40 = %d bytes at %d, %v", n, off, err)
+	got, err := readAll(t, l, 0, size, 7)
+	if err != nil || !bytes.Equal(got, pattern(0, size)) {
+		t.Fatalf("read [0,%d): %d bytes, %v; want the pattern", size, len(got), err)
+	}
+	for off, want := range times {
+		if got, _ := l.TimeAt(off); !got.Equal(c.at(want)) {
+			t.Errorf("TimeAt(%d) = %v, want %v", off, got, c.at(want))
+		}
 	}
 }
