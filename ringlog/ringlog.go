@@ -185,10 +185,7 @@ func (l *Log) syncDir() error {
 func (l *Log) Write(p []byte) (int, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	l.mu.Lock()
-	closed := l.closed
-	l.mu.Unlock()
-	if closed {
+	if l.isClosed() {
 		return 0, ErrClosed
 	}
 	// The time the bytes arrived, for the time index.
@@ -218,6 +215,13 @@ func (l *Log) Write(p []byte) (int, error) {
 		}
 	}
 	return written, nil
+}
+
+// isClosed says whether Close has been called.
+func (l *Log) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
 }
 
 // ensureSegment makes sure cur is an open segment with room left, rotating

@@ -27,10 +27,7 @@ var ErrNoSplice = errors.New("ringlog: cannot splice into this log")
 func (l *Log) SpliceFrom(pipeFD int, max int) (int, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	l.mu.Lock()
-	closed := l.closed
-	l.mu.Unlock()
-	if closed {
+	if l.isClosed() {
 		return 0, ErrClosed
 	}
 	t := l.now()

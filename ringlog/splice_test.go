@@ -44,17 +44,24 @@ func spliceAll(t *testing.T, l *Log, r *os.File, max int) []int {
 	}
 }
 
+// newPipe is a pipe closed at the test's end (closing w before is fine).
+func newPipe(t *testing.T) (r, w *os.File) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return r, w
+}
+
 // TestSpliceFrom: bytes spliced from a pipe are the log's, in order, across
 // segment boundaries (no call crosses one), readable at any offset, with
 // the same sizes and files a Write would have made.
 func TestSpliceFrom(t *testing.T) {
 	const seg = 8 << 10
 	l := newLog(t, Options{RingSize: 1 << 10, SegmentSize: seg})
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r, w := newPipe(t)
 	const total = 3*seg + 1234
 	want := pattern(0, total)
 	go func() {
@@ -99,11 +106,7 @@ func TestSpliceFrom(t *testing.T) {
 // EAGAIN, with nothing moved; one whose writer closed is its end (0, nil).
 func TestSpliceFromEmptyPipe(t *testing.T) {
 	l := newLog(t, Options{})
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r, w := newPipe(t)
 	if n, err := l.SpliceFrom(int(r.Fd()), 1024); n != 0 || err != unix.EAGAIN {
 		t.Errorf("SpliceFrom(empty pipe) = %d, %v; want 0, EAGAIN", n, err)
 	}
@@ -139,12 +142,7 @@ func TestSpliceFromNotAPipe(t *testing.T) {
 // TestSpliceFromAfterClose is ErrClosed, as Write is.
 func TestSpliceFromAfterClose(t *testing.T) {
 	l := newLog(t, Options{})
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
+	r, w := newPipe(t)
 	w.WriteString("late")
 	l.Close()
 	if n, err := l.SpliceFrom(int(r.Fd()), 1024); n != 0 || !errors.Is(err, ErrClosed) {
@@ -171,12 +169,7 @@ func TestSpliceAndWrite(t *testing.T) {
 	const ring = 64
 	l, c := createClocked(t, t.TempDir(), Options{RingSize: ring, SegmentSize: 4096})
 	defer l.Close()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
+	r, w := newPipe(t)
 	var size int64
 	times := map[int64]time.Duration{}
 	for i, step := range []struct {
