@@ -26,18 +26,17 @@ func (m *Manager) copyOutput(j *job, out *os.File) {
 		return
 	}
 	splice := true
-	var lastData time.Time
-	polling := false
+	var lastFull time.Time
+	poll := time.Duration(0) // the deadline's interval; 0: none
 	for {
-		// While the job writes, its pipe is waited on with a deadline as
-		// well (pollWhileBusy).
-		if busy := time.Since(lastData) < busyWindow; busy || polling {
-			deadline := time.Time{}
-			if busy {
-				deadline = time.Now().Add(busyPoll)
-			}
-			out.SetReadDeadline(deadline)
-			polling = busy
+		// While the job fills its pipe, the pipe is waited on with a
+		// deadline as well (busyPoll).
+		if time.Since(lastFull) < busyWindow {
+			poll = min(max(2*poll, busyPoll), busyWindow)
+			out.SetReadDeadline(time.Now().Add(poll))
+		} else if poll != 0 {
+			poll = 0
+			out.SetReadDeadline(time.Time{})
 		}
 		var n int
 		var err error
@@ -62,8 +61,8 @@ func (m *Manager) copyOutput(j *job, out *os.File) {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			continue
 		}
-		if n > 0 {
-			lastData = time.Now()
+		if n >= busyBytes {
+			lastFull, poll = time.Now(), 0
 		}
 		m.wroteOutput(j, n)
 		var werr *writeError
@@ -88,14 +87,17 @@ func (m *Manager) copyOutput(j *job, out *os.File) {
 	}
 }
 
-// A job that is writing has its pipe waited on with a deadline of busyPoll
-// as well as in the poller, for busyWindow after its last output. A server
-// whose every CPU is busy (serving a thousand followers) looks at the
-// poller's readiness only when a CPU runs out of work, or every 10 ms, so
-// the job's pipe would fill and the job wait; a deadline is a timer, which
-// the scheduler runs at its next turn and whose goroutine runs next. An
-// idle job costs nothing: it waits in the poller alone.
+// A job that fills its pipe faster than the server drains it (a read of
+// busyBytes or more) has the pipe waited on with a deadline as well as in
+// the poller, for busyWindow after such a read: first busyPoll, doubling
+// while the pipe stays empty. A server whose every CPU is busy (serving a
+// thousand followers) looks at the poller's readiness only when a CPU runs
+// out of work, or every 10 ms, while the job waits on its full pipe; a
+// deadline is a timer, which the scheduler runs at its next turn, and
+// whose goroutine runs next. A job that writes a line now and then waits
+// in the poller alone, at no cost.
 const (
+	busyBytes  = 64 << 10
 	busyPoll   = 500 * time.Microsecond
 	busyWindow = 10 * time.Millisecond
 )
