@@ -35,7 +35,8 @@ func TestDiskFilledByOneUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := s.wait(r.GetJob().GetId()); st.GetReason() != jobworkerv1.FailureReason_FAILURE_REASON_OUTPUT_LOST {
+	st := s.wait(r.GetJob().GetId())
+	if st.GetReason() != jobworkerv1.FailureReason_FAILURE_REASON_OUTPUT_LOST {
 		t.Errorf("dev-user's job writing 60 MiB onto 48: %v %v %q, want FAILED output_lost", st.GetState(), st.GetReason(), st.GetMessage())
 	}
 	var fs unix.Statfs_t
@@ -43,7 +44,7 @@ func TestDiskFilledByOneUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	if free := fs.Bavail * uint64(fs.Bsize); free >= 8<<20 {
-		t.Fatalf("the state directory has %d bytes free after dev-user's job, want it full", free)
+		t.Fatalf("the state directory has %d bytes free after dev-user's job (%v %q), want it full", free, st.GetState(), st.GetMessage())
 	}
 	for _, who := range []string{"admin", "user"} {
 		_, err := s.client(who).StartJob(context.Background(), &jobworkerv1.StartJobRequest{Command: "true"})
@@ -53,7 +54,7 @@ func TestDiskFilledByOneUser(t *testing.T) {
 	}
 
 	g.open(t)
-	st := s.wait(bob)
+	st = s.wait(bob)
 	if st.GetState() != jobworkerv1.JobState_JOB_STATE_COMPLETED {
 		t.Fatalf("bob's job on the full disk: %v %v %q, want COMPLETED", st.GetState(), st.GetReason(), st.GetMessage())
 	}

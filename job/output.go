@@ -78,6 +78,7 @@ func (m *Manager) copyOutput(j *job, out *os.File) {
 				m.report(j.group.Kill(ctx))
 				cancel()
 			}
+			out.SetReadDeadline(time.Time{}) // drained to the end
 			io.Copy(io.Discard, out)
 			return
 		}
@@ -103,9 +104,9 @@ const (
 )
 
 // spliceOnce waits until the pipe is readable, then has splice move what
-// it holds. It returns 0 and nil at EOF; ringlog.ErrNoSplice as it is; any
-// other failure as a *writeError: splice's errors are the log's, the pipe
-// being ours.
+// it holds. It returns 0 and nil at EOF; the poller's error (the pipe's
+// deadline) and ringlog.ErrNoSplice as they are; any other failure as a
+// *writeError: splice's errors are the log's, the pipe being ours.
 func spliceOnce(rc syscall.RawConn, splice func(fd int) (int, error)) (int, error) {
 	var n int
 	var serr error
@@ -114,12 +115,13 @@ func spliceOnce(rc syscall.RawConn, splice func(fd int) (int, error)) (int, erro
 		return serr != unix.EAGAIN && serr != unix.EINTR // not yet: wait in the poller
 	})
 	switch {
+	case err != nil:
+		// The poller's (a deadline): splice's last answer was "not yet".
+		return 0, err
 	case serr == ringlog.ErrNoSplice:
 		return 0, serr
 	case serr != nil:
 		return n, &writeError{serr}
-	case err != nil:
-		return 0, err
 	}
 	return n, nil
 }
