@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-
-	"golang.org/x/sys/unix"
 )
 
 // outputCheckEvery is how much output a job writes between two checks of
@@ -102,25 +100,18 @@ func (m *Manager) removeJobs(drop []*job, why string) {
 // maxReclaims bounds how often one write frees space and tries again.
 const maxReclaims = 16
 
-// storeOutput has write store output in j's log (a Write or a
-// SpliceFrom, which return what they stored), freeing space with reclaim
-// and calling write again when the disk is full. It returns what was
-// stored in all; a call again that finds nothing more to store (a pipe
-// that a partial splice emptied: EAGAIN) ends with that.
-func (m *Manager) storeOutput(j *job, write func() (int, error)) (int, error) {
-	stored := 0
+// writeOutput writes b into j's log, freeing space with reclaim when the
+// disk is full.
+func (m *Manager) writeOutput(j *job, b []byte) error {
 	for tries := 0; ; tries++ {
 		start := j.log.Start()
-		n, err := write()
-		stored += n
+		n, err := j.log.Write(b)
 		m.outputWritten.Add(int64(n))
 		m.outputDropped.Add(j.log.Start() - start)
-		if tries > 0 && err == unix.EAGAIN {
-			return stored, nil
-		}
 		if err == nil || !errors.Is(storageError(err), ErrStateFull) || tries == maxReclaims || !m.reclaim(j.st.Owner) {
-			return stored, err
+			return err
 		}
+		b = b[n:]
 	}
 }
 

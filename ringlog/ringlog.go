@@ -185,7 +185,10 @@ func (l *Log) syncDir() error {
 func (l *Log) Write(p []byte) (int, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	if l.isClosed() {
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
 		return 0, ErrClosed
 	}
 	// The time the bytes arrived, for the time index.
@@ -217,13 +220,6 @@ func (l *Log) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// isClosed says whether Close has been called.
-func (l *Log) isClosed() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.closed
-}
-
 // ensureSegment makes sure cur is an open segment with room left, rotating
 // to a new file when the last one is full. Called with wmu held.
 func (l *Log) ensureSegment() error {
@@ -248,10 +244,7 @@ func (l *Log) ensureSegment() error {
 			l.idx = nil
 		}
 	}
-	// Not O_APPEND, which splice(2) refuses: the file is new and has one
-	// writer, so its offset is its end. Readable, for SpliceFrom to fill
-	// the ring from it.
-	f, err := os.OpenFile(l.segmentPath(base), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(l.segmentPath(base), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("ringlog: new segment at offset %d: %w", base, err)
 	}
@@ -296,28 +289,16 @@ func (l *Log) publish(b []byte) {
 	}
 }
 
-// toRing copies b, the bytes at offsets [size, size+len(b)), into the ring.
+// toRing copies b, the bytes at offsets [size, size+len(b)), into the ring,
+// growing it up to RingSize while the log is still smaller than that.
 // Called with mu held, before size is advanced.
 func (l *Log) toRing(b []byte) {
-	l.fillRing(int64(len(b)), func(dst []byte, from int64) error {
-		copy(dst, b[from:])
-		return nil
-	})
-}
-
-// fillRing puts the newest of the n bytes at offsets [size, size+n) into
-// the ring, growing it up to RingSize while the log is still smaller than
-// that: fill copies into dst the bytes from the from'th of the n on. If
-// fill fails, the ring holds none of the newest bytes, and readers read
-// them from the files. Called with mu held, before size is advanced.
-func (l *Log) fillRing(n int64, fill func(dst []byte, from int64) error) {
 	rs := int64(l.opts.RingSize)
 	off := l.size
-	end := l.size + n
-	from := int64(0)
-	if n > rs {
-		from = n - rs
-		off += from
+	end := l.size + int64(len(b))
+	if n := int64(len(b)); n > rs {
+		off += n - rs
+		b = b[n-rs:]
 	}
 	if int64(len(l.ring)) < rs && end > int64(len(l.ring)) {
 		grow := min(rs, max(2*int64(len(l.ring)), end, minRingAlloc))
@@ -328,17 +309,11 @@ func (l *Log) fillRing(n int64, fill func(dst []byte, from int64) error) {
 		copy(ring, l.ring)
 		l.ring = ring
 	}
-	// The ring's bytes that the new ones overwrite are no longer held.
-	l.ringHeld = min(l.ringHeld, rs-(n-from))
-	for from < n {
+	for len(b) > 0 {
 		pos := off % rs
-		dst := l.ring[pos:min(int64(len(l.ring)), pos+n-from)]
-		if err := fill(dst, from); err != nil {
-			l.ringHeld = 0
-			return
-		}
-		from += int64(len(dst))
-		off += int64(len(dst))
+		n := copy(l.ring[pos:], b)
+		b = b[n:]
+		off += int64(n)
 	}
 	l.ringHeld = min(l.ringHeld+(end-l.size), rs)
 }
