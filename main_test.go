@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"maps"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/alecthomas/kong"
+	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
 )
 
 func TestHelpListsVerbsButNotInit(t *testing.T) {
@@ -433,6 +435,53 @@ func TestVersion(t *testing.T) {
 		var out, errOut bytes.Buffer
 		if code := run(args, &out, &errOut); code != exitOK || out.String() != want || errOut.Len() != 0 {
 			t.Errorf("run(%q) = %d, stdout %q, stderr %q; want 0 and %q", args, code, out.String(), errOut.String(), want)
+		}
+	}
+}
+
+// TestRunExitsWithTheJob: run's exit code is the job's own (its exit code,
+// or 128+N for signal N); a job that ended with neither was ended by
+// jobworker, and run says so with 125 (a server restart, a damaged
+// record) or, for a queued command that could not be executed, a shell's
+// 127 and 126, never 1, which the command itself could have exited with.
+func TestRunExitsWithTheJob(t *testing.T) {
+	exit := func(n int32) *int32 { return &n }
+	failed := func(r jobworkerv1.FailureReason, msg string) *jobworkerv1.Job {
+		return &jobworkerv1.Job{Id: "j", State: jobworkerv1.JobState_JOB_STATE_FAILED, Reason: r, Message: msg}
+	}
+	tests := []struct {
+		name string
+		job  *jobworkerv1.Job
+		want int
+		says string // on stderr; "" for nothing
+	}{
+		{"completed", &jobworkerv1.Job{Id: "j", State: jobworkerv1.JobState_JOB_STATE_COMPLETED, ExitCode: exit(0)}, 0, ""},
+		{"exit 1", &jobworkerv1.Job{Id: "j", State: jobworkerv1.JobState_JOB_STATE_FAILED, Reason: jobworkerv1.FailureReason_FAILURE_REASON_EXIT_CODE, ExitCode: exit(1)}, 1, "job j failed (exit code 1)"},
+		{"signal 9", &jobworkerv1.Job{Id: "j", State: jobworkerv1.JobState_JOB_STATE_FAILED, Reason: jobworkerv1.FailureReason_FAILURE_REASON_SIGNAL, Signal: exit(9)}, 137, "job j failed (signal 9)"},
+		{"server restarted", failed(jobworkerv1.FailureReason_FAILURE_REASON_SERVER_RESTARTED, "the server stopped while the job was running"), exitRunFailed, "job j failed (server_restarted): the server stopped while the job was running"},
+		{"damaged", failed(jobworkerv1.FailureReason_FAILURE_REASON_DAMAGED, ""), exitRunFailed, "job j failed (damaged)"},
+		{"queued, not found", failed(jobworkerv1.FailureReason_FAILURE_REASON_EXEC_FAILED, `starting "nope": not found`), 127, `not found`},
+		{"queued, not executable", failed(jobworkerv1.FailureReason_FAILURE_REASON_EXEC_FAILED, `starting "/tmp": not executable`), 126, "not executable"},
+		{"queued, its cgroup", failed(jobworkerv1.FailureReason_FAILURE_REASON_EXEC_FAILED, "creating the job's cgroup: no space left on device"), exitRunFailed, "no space left on device"},
+	}
+	for _, tt := range tests {
+		var out, errOut bytes.Buffer
+		err := runFailed(jobExit(&env{stdout: &out, stderr: &errOut}, tt.job, false))
+		code := 0
+		var ec *exitCodeError
+		if errors.As(err, &ec) {
+			code = ec.code
+		} else if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if code != tt.want {
+			t.Errorf("%s: run exits %d, want %d", tt.name, code, tt.want)
+		}
+		if got := errOut.String(); (tt.says == "") != (got == "") || !strings.Contains(got, tt.says) || strings.Count(got, "\n") > 1 {
+			t.Errorf("%s: stderr %q, want one line with %q", tt.name, got, tt.says)
+		}
+		if out.Len() != 0 {
+			t.Errorf("%s: stdout %q, want nothing", tt.name, out.String())
 		}
 	}
 }

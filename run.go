@@ -296,19 +296,29 @@ func withFlagNames(err error) error {
 func startError(msg error, err error) error {
 	code := exitRunFailed
 	if status.Code(err) == codes.FailedPrecondition {
-		m := status.Convert(err).Message()
-		switch {
-		case strings.Contains(m, "not found"):
-			code = 127
-		case strings.Contains(m, "permission denied"), strings.Contains(m, "not executable"):
-			code = 126
-		}
+		code = execCode(status.Convert(err).Message())
 	}
 	return &exitCodeError{code: code, msg: msg.Error()}
 }
 
+// execCode is run's exit code for a command that could not be executed,
+// from the shim's reason in msg: 127 not found, 126 permission denied or
+// not executable (as a shell), exitRunFailed for any other cause.
+func execCode(msg string) int {
+	switch {
+	case strings.Contains(msg, "not found"):
+		return 127
+	case strings.Contains(msg, "permission denied"), strings.Contains(msg, "not executable"):
+		return 126
+	}
+	return exitRunFailed
+}
+
 // jobExit ends `run` with the job's exit code: its own, or 128+N for
-// signal N.
+// signal N. A job that ended with neither was ended by jobworker, not by
+// its command: a queued job whose command could not be executed (127 or
+// 126, as at the start), or one lost to a server restart or a damaged
+// record (exitRunFailed), never a code the command could have exited with.
 func jobExit(e *env, j *jobworkerv1.Job, asJSON bool) error {
 	if j == nil {
 		return errors.New("the server sent no final status")
@@ -316,15 +326,21 @@ func jobExit(e *env, j *jobworkerv1.Job, asJSON bool) error {
 	if asJSON {
 		printJSON(e.stdout, j)
 	}
-	code := exitError
+	code := exitRunFailed
 	switch {
 	case j.ExitCode != nil:
 		code = int(j.GetExitCode())
 	case j.Signal != nil:
 		code = 128 + int(j.GetSignal())
+	case j.GetReason() == jobworkerv1.FailureReason_FAILURE_REASON_EXEC_FAILED:
+		code = execCode(j.GetMessage())
 	}
 	if !asJSON && j.GetState() != jobworkerv1.JobState_JOB_STATE_COMPLETED {
-		fmt.Fprintf(e.stderr, "job %s %s\n", j.GetId(), outcome(j))
+		line := "job " + j.GetId() + " " + outcome(j)
+		if j.ExitCode == nil && j.Signal == nil && j.GetMessage() != "" {
+			line += ": " + safe(j.GetMessage())
+		}
+		fmt.Fprintln(e.stderr, line)
 	}
 	if code == 0 {
 		return nil
