@@ -216,7 +216,7 @@ func TestLogOptions(t *testing.T) {
 	for _, tt := range []struct {
 		tail int64
 		want string
-	}{{1, "four"}, {2, "three\nfour"}, {4, "one\ntwo\nthree\nfour"}, {10, "one\ntwo\nthree\nfour"}} {
+	}{{0, ""}, {1, "four"}, {2, "three\nfour"}, {4, "one\ntwo\nthree\nfour"}, {10, "one\ntwo\nthree\nfour"}} {
 		if got := logs(t, "logs-tail", &corev1.PodLogOptions{TailLines: &tt.tail}); string(got) != tt.want {
 			t.Errorf("logs with tailLines %d = %q, want %q", tt.tail, got, tt.want)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/jobworker/jobworker/client"
@@ -21,7 +22,8 @@ var errLimit = errors.New("limitBytes reached")
 const TimestampLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 // GetContainerLogs streams the job's output, byte for byte: from the start,
-// or from where its last Tail lines start, and not before SinceSeconds or
+// or from where its last Tail lines start (none for tailLines=0, with
+// KeepTailLines in front of the kubelet API), and not before SinceSeconds or
 // SinceTime (the host's time index); to the current end, or on until the
 // job ends with Follow; with Timestamps each line prefixed by the time its
 // first byte arrived; at most LimitBytes bytes, prefixes included, as a
@@ -37,7 +39,7 @@ func (p *Provider) GetContainerLogs(ctx context.Context, namespace, podName, con
 		return nil, err
 	}
 	req := &jobworkerv1.GetJobOutputRequest{Id: id, Follow: opts.Follow, Since: since(opts, time.Now())}
-	if opts.Tail > 0 {
+	if opts.Tail > 0 || tailLinesGiven(ctx) {
 		if req.Offset, err = client.TailOffset(ctx, p.cfg.API, id, opts.Tail); err != nil {
 			return nil, err
 		}
@@ -66,6 +68,29 @@ func (p *Provider) GetContainerLogs(ctx context.Context, namespace, podName, con
 		pw.CloseWithError(err)
 	})
 	return pr, nil
+}
+
+// tailLinesKey marks a log request's context that named tailLines.
+type tailLinesKey struct{}
+
+// KeepTailLines is h with whether each request named tailLines kept in its
+// context. Virtual Kubelet's ContainerLogOpts gives both tailLines=0
+// (`kubectl logs --tail=0`: no line) and no tailLines (every line) as Tail
+// 0; GetContainerLogs tells them apart by this.
+func KeepTailLines(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("tailLines") != "" {
+			r = r.WithContext(context.WithValue(r.Context(), tailLinesKey{}, true))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// tailLinesGiven reports whether ctx is a log request's that named
+// tailLines (KeepTailLines).
+func tailLinesGiven(ctx context.Context) bool {
+	given, _ := ctx.Value(tailLinesKey{}).(bool)
+	return given
 }
 
 // since is the earliest arrival time a log request asks for, or nil.

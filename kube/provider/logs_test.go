@@ -3,6 +3,8 @@ package provider
 import (
 	"bytes"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -82,5 +84,23 @@ func TestSince(t *testing.T) {
 	}
 	if got := since(api.ContainerLogOpts{}, now); got != nil {
 		t.Errorf("since(no since) = %v, want nil", got.AsTime())
+	}
+}
+
+// TestKeepTailLines: a request that names tailLines, 0 included, is told
+// from one that does not, which Virtual Kubelet's options cannot do.
+func TestKeepTailLines(t *testing.T) {
+	for _, tt := range []struct {
+		query string
+		want  bool
+	}{{"", false}, {"?follow=true", false}, {"?tailLines=", false}, {"?tailLines=0", true}, {"?tailLines=3&follow=true", true}} {
+		var got, called bool
+		h := KeepTailLines(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			called, got = true, tailLinesGiven(r.Context())
+		}))
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/containerLogs/ns/p/c"+tt.query, nil))
+		if !called || got != tt.want {
+			t.Errorf("%q: handler called %v, tailLines given %v; want called, %v", tt.query, called, got, tt.want)
+		}
 	}
 }

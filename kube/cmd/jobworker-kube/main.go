@@ -188,7 +188,7 @@ func newNode(ctx context.Context, kube kubernetes.Interface, conn *client.Conn, 
 		func(cfg *nodeutil.NodeConfig) error {
 			cfg.HTTPListenAddr = listen
 			cfg.TLSConfig = tlsConfig
-			cfg.Handler = mux
+			cfg.Handler = provider.KeepTailLines(mux)
 			cfg.EventRecorder = rec
 			cfg.NumWorkers = 4
 			cfg.InformerResyncPeriod = 30 * time.Second
