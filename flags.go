@@ -59,10 +59,16 @@ func printOutput(w, notes io.Writer, asJSON bool) func(*jobworkerv1.GetJobOutput
 		if asJSON {
 			return printJSON(w, r)
 		}
-		if r.GetDropped() > 0 {
-			fmt.Fprintf(notes, "jobworker: %d bytes of output before offset %d were dropped by the server's output cap\n", r.GetDropped(), r.GetOffset())
-		}
+		noteDropped(notes, r)
 		_, err := w.Write(r.GetData())
 		return err
+	}
+}
+
+// noteDropped says on notes what the server's output cap dropped before r,
+// if anything.
+func noteDropped(notes io.Writer, r *jobworkerv1.GetJobOutputResponse) {
+	if r.GetDropped() > 0 {
+		fmt.Fprintf(notes, "jobworker: %d bytes of output before offset %d were dropped by the server's output cap\n", r.GetDropped(), r.GetOffset())
 	}
 }

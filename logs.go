@@ -104,32 +104,12 @@ func (c *logsCmd) print(e *env, api jobworkerv1.JobWorkerServiceClient, since, u
 	return nil
 }
 
-// timestampLayout is RFC 3339 in UTC with nine fractional digits, so that
-// the prefixes of logs --timestamps line up.
-const timestampLayout = "2006-01-02T15:04:05.000000000Z07:00"
-
-// printTimestamped prints output with each line prefixed by the time its
-// first byte arrived (timestampLayout) and a space; a line the server has
-// no time for gets "-".
+// printTimestamped prints output as client.Timestamped does, and says on
+// notes what the server's output cap dropped.
 func printTimestamped(w, notes io.Writer) func(*jobworkerv1.GetJobOutputResponse) error {
-	lineStart := true
+	emit := client.Timestamped(w)
 	return func(r *jobworkerv1.GetJobOutputResponse) error {
-		if r.GetDropped() > 0 {
-			fmt.Fprintf(notes, "jobworker: %d bytes of output before offset %d were dropped by the server's output cap\n", r.GetDropped(), r.GetOffset())
-		}
-		prefix := "- "
-		if r.GetTime() != nil {
-			prefix = r.GetTime().AsTime().UTC().Format(timestampLayout) + " "
-		}
-		var out []byte
-		for _, b := range r.GetData() {
-			if lineStart {
-				out = append(out, prefix...)
-			}
-			out = append(out, b)
-			lineStart = b == '\n'
-		}
-		_, err := w.Write(out)
-		return err
+		noteDropped(notes, r)
+		return emit(r)
 	}
 }

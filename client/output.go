@@ -167,3 +167,35 @@ func FinalStatus(ctx context.Context, api jobworkerv1.JobWorkerServiceClient, id
 		last = r.GetJob()
 	}
 }
+
+// TimestampLayout is how Timestamped writes a line's time: RFC 3339 in UTC
+// with nine fractional digits, so that the prefixes line up (a kubelet
+// writes its log times so too).
+const TimestampLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// Timestamped is an emit for Follow that writes the output to w with each
+// line prefixed by the time its first byte arrived (TimestampLayout) and a
+// space: the time of the chunk the line starts in, since every byte of a
+// chunk arrived at or after the chunk's time and before the next chunk's.
+// A line the server has no time for (output written before it kept a time
+// index) gets "-" in place of a time.
+func Timestamped(w io.Writer) func(*jobworkerv1.GetJobOutputResponse) error {
+	lineStart := true
+	var out []byte
+	return func(r *jobworkerv1.GetJobOutputResponse) error {
+		prefix := "- "
+		if r.GetTime() != nil {
+			prefix = r.GetTime().AsTime().UTC().Format(TimestampLayout) + " "
+		}
+		out = out[:0]
+		for _, b := range r.GetData() {
+			if lineStart {
+				out = append(out, prefix...)
+			}
+			out = append(out, b)
+			lineStart = b == '\n'
+		}
+		_, err := w.Write(out)
+		return err
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobworker/jobworker/client"
 	"github.com/jobworker/jobworker/internal/testchild"
 	"github.com/jobworker/jobworker/kube/provider"
 	jobworkerv1 "github.com/jobworker/jobworker/proto/jobworker/v1"
@@ -262,8 +263,8 @@ func TestLogTimestampsSince(t *testing.T) {
 	var at [2]time.Time
 	for i, want := range []string{"early\n", "late\n"} {
 		ts, text, ok := strings.Cut(lines[i], " ")
-		when, err := time.Parse(provider.TimestampLayout, ts)
-		if !ok || err != nil || text != want || len(ts) != len(provider.TimestampLayout)-len("Z07:00")+1 {
+		when, err := time.Parse(client.TimestampLayout, ts)
+		if !ok || err != nil || text != want || len(ts) != len(client.TimestampLayout)-len("Z07:00")+1 {
 			t.Fatalf("logs with timestamps: line %d = %q, want %q after an RFC 3339 time with nine digits (%v)", i, lines[i], want, err)
 		}
 		at[i] = when

@@ -17,10 +17,6 @@ import (
 // errLimit ends a log stream that reached its limitBytes.
 var errLimit = errors.New("limitBytes reached")
 
-// TimestampLayout is how a line's time is written with timestamps: RFC 3339
-// in UTC with nine fractional digits, as a kubelet writes it.
-const TimestampLayout = "2006-01-02T15:04:05.000000000Z07:00"
-
 // GetContainerLogs streams the job's output, byte for byte: from the start,
 // or from where its last Tail lines start (none for tailLines=0, with
 // KeepTailLines in front of the kubelet API), and not before SinceSeconds or
@@ -54,7 +50,7 @@ func (p *Provider) GetContainerLogs(ctx context.Context, namespace, podName, con
 		return err
 	}
 	if opts.Timestamps {
-		emit = timestamped(w)
+		emit = client.Timestamped(w)
 	}
 	p.wg.Go(func() {
 		ctx, cancel := context.WithCancel(ctx)
@@ -102,33 +98,6 @@ func since(opts api.ContainerLogOpts, now time.Time) *timestamppb.Timestamp {
 		return timestamppb.New(opts.SinceTime)
 	}
 	return nil
-}
-
-// timestamped writes output chunks to w with each line prefixed by the
-// time its first byte arrived (TimestampLayout) and a space: the time of
-// the chunk the line starts in, since every byte of a chunk arrived at or
-// after the chunk's time and before the next chunk's. A line the host has
-// no time for (output written before it kept a time index) gets "-" in
-// place of a time, as jobworker logs --timestamps prints it.
-func timestamped(w io.Writer) func(*jobworkerv1.GetJobOutputResponse) error {
-	lineStart := true
-	var out []byte
-	return func(r *jobworkerv1.GetJobOutputResponse) error {
-		prefix := "- "
-		if r.GetTime() != nil {
-			prefix = r.GetTime().AsTime().UTC().Format(TimestampLayout) + " "
-		}
-		out = out[:0]
-		for _, b := range r.GetData() {
-			if lineStart {
-				out = append(out, prefix...)
-			}
-			out = append(out, b)
-			lineStart = b == '\n'
-		}
-		_, err := w.Write(out)
-		return err
-	}
 }
 
 // limitWriter passes on at most left bytes, then says errLimit.
