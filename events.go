@@ -16,11 +16,8 @@ import (
 type eventsCmd struct {
 	clientFlags `embed:""`
 
-	State []string          `placeholder:"STATE" enum:"pending,running,paused,completed,failed,stopped" help:"Only events that leave a job in this state (repeatable): pending, running, paused, completed, failed, stopped."`
-	User  []string          `placeholder:"NAME" help:"Only events of this user's jobs (repeatable)."`
-	Name  string            `placeholder:"NAME" help:"Only events of jobs of this name."`
-	Label map[string]string `mapsep:"none" placeholder:"K=V" help:"Only events of jobs with this label (repeatable: all must match)."`
-	After uint64            `placeholder:"SEQ" help:"Start after the event of this sequence number (the first column) instead of now."`
+	jobFilter `embed:"" set:"in_state=events that leave a job in this state" set:"jobs=events of jobs"`
+	After     uint64 `placeholder:"SEQ" help:"Start after the event of this sequence number (the first column) instead of now."`
 }
 
 // Run prints job events as they come, until interrupted. A stream the
@@ -32,10 +29,7 @@ func (c *eventsCmd) Run(e *env) error {
 		return err
 	}
 	defer api.Close()
-	req := &jobworkerv1.WatchJobsRequest{Owners: c.User, Name: c.Name, Labels: c.Label, After: c.After}
-	for _, s := range c.State {
-		req.States = append(req.States, jobworkerv1.JobState(jobworkerv1.JobState_value["JOB_STATE_"+strings.ToUpper(s)]))
-	}
+	req := &jobworkerv1.WatchJobsRequest{States: c.states(), Owners: c.User, Name: c.Name, Labels: c.Label, After: c.After}
 	return c.watch(e, api, req)
 }
 

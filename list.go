@@ -12,11 +12,26 @@ import (
 type listCmd struct {
 	clientFlags `embed:""`
 
-	State []string          `placeholder:"STATE" enum:"pending,running,paused,completed,failed,stopped" help:"Only jobs in this state (repeatable): pending, running, paused, completed, failed, stopped."`
-	User  []string          `placeholder:"NAME" help:"Only jobs of this user (repeatable)."`
-	Name  string            `placeholder:"NAME" help:"Only jobs of this name."`
-	Label map[string]string `mapsep:"none" placeholder:"K=V" help:"Only jobs with this label (repeatable: all must match)."`
-	Limit int               `placeholder:"N" help:"Show at most N jobs, the newest (default: all)."`
+	jobFilter `embed:"" set:"in_state=jobs in this state" set:"jobs=jobs"`
+	Limit     int `placeholder:"N" help:"Show at most N jobs, the newest (default: all)."`
+}
+
+// jobFilter is the selection list and events share. Its help names what is
+// selected: ${jobs} (jobs, events of jobs), ${in_state} (by the state).
+type jobFilter struct {
+	State []string          `placeholder:"STATE" enum:"pending,running,paused,completed,failed,stopped" help:"Only ${in_state} (repeatable): pending, running, paused, completed, failed, stopped."`
+	User  []string          `placeholder:"NAME" help:"Only ${jobs} of this user (repeatable)."`
+	Name  string            `placeholder:"NAME" help:"Only ${jobs} of this name."`
+	Label map[string]string `mapsep:"none" placeholder:"K=V" help:"Only ${jobs} with this label (repeatable: all must match)."`
+}
+
+// states are the filter's states as the API's.
+func (f *jobFilter) states() []jobworkerv1.JobState {
+	var states []jobworkerv1.JobState
+	for _, s := range f.State {
+		states = append(states, jobworkerv1.JobState(jobworkerv1.JobState_value["JOB_STATE_"+strings.ToUpper(s)]))
+	}
+	return states
 }
 
 // Run lists jobs.
@@ -26,10 +41,7 @@ func (c *listCmd) Run(e *env) error {
 		return err
 	}
 	defer api.Close()
-	req := &jobworkerv1.ListJobsRequest{Owners: c.User, Name: c.Name, Labels: c.Label}
-	for _, s := range c.State {
-		req.States = append(req.States, jobworkerv1.JobState(jobworkerv1.JobState_value["JOB_STATE_"+strings.ToUpper(s)]))
-	}
+	req := &jobworkerv1.ListJobsRequest{States: c.states(), Owners: c.User, Name: c.Name, Labels: c.Label}
 	if c.Limit < 0 {
 		return fmt.Errorf("--limit %d: want a number of jobs, at least 1", c.Limit)
 	}
