@@ -68,7 +68,8 @@ func (s *api) UpdateJob(ctx context.Context, req *jobworkerv1.UpdateJobRequest) 
 	}
 	// StartJob's rule, from the job's limits as they are: a user may
 	// lower a limit, also one an admin lifted past the default, but not
-	// raise one past the default.
+	// raise one past the default. Its refusal is already the RPC's error.
+	var refused error
 	allow := func(old cgroupfs.Limits) error {
 		var memory, pids uint64
 		if c.MemoryMax != nil && *c.MemoryMax > old.MemoryMax {
@@ -77,13 +78,14 @@ func (s *api) UpdateJob(ctx context.Context, req *jobworkerv1.UpdateJobRequest) 
 		if c.PidsMax != nil && *c.PidsMax > old.PidsMax {
 			pids = *c.PidsMax
 		}
-		return s.checkLift(ctx, memory, pids)
+		refused = s.checkLift(ctx, memory, pids)
+		return refused
 	}
 	st, err := s.m.UpdateIf(found.ID, c, allow)
+	if refused != nil {
+		return nil, refused
+	}
 	if err != nil {
-		if _, ok := status.FromError(err); ok {
-			return nil, err // allow's, in its own words
-		}
 		return nil, jobError(err)
 	}
 	return &jobworkerv1.UpdateJobResponse{Job: jobToProto(st)}, nil
