@@ -237,6 +237,49 @@ func (s *devServer) detachWith(who string, flags []string, args ...string) strin
 	return strings.TrimSpace(r.out)
 }
 
+// TestE2ERunQueuedCommandGone: a queued job whose command is gone when its
+// turn comes fails exec_failed, and `run`, which waited for it, exits 127
+// as for a command not found at the start, saying why on stderr, not 1,
+// which the command could have exited with.
+func TestE2ERunQueuedCommandGone(t *testing.T) {
+	s := startDevServer(t, t.TempDir(), "--max-running", "1")
+	g := newGate(t)
+	s.detach("user", "sh", "-c", g.wait()) // holds the one place
+	prog := filepath.Join(testchild.PublicDir(t), "prog")
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, err := s.client("admin").WatchJobs(ctx, &jobworkerv1.WatchJobsRequest{States: []jobworkerv1.JobState{jobworkerv1.JobState_JOB_STATE_PENDING}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary(t), "run", "--", prog)
+	cmd.Env = s.cliEnv(s.addr, "user")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := events.Recv() // run's job, queued behind the gate's
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ev.GetEvent().GetJob().GetCommand(); got != prog {
+		t.Fatalf("the pending job runs %q, want %q", got, prog)
+	}
+	if err := os.Remove(prog); err != nil {
+		t.Fatal(err)
+	}
+	g.open(t)
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 127 || !strings.Contains(stderr.String(), "exec_failed") || !strings.Contains(stderr.String(), "not found") {
+		t.Errorf("run of a queued command removed before its turn: %v, stdout %q, stderr %q; want exit 127 saying exec_failed and not found", err, stdout.String(), stderr.String())
+	}
+}
+
 func TestE2ERunExitCodes(t *testing.T) {
 	s := startDevServer(t, t.TempDir())
 	dir := testchild.PublicDir(t)
