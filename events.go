@@ -16,7 +16,7 @@ import (
 type eventsCmd struct {
 	clientFlags `embed:""`
 
-	jobFilter `embed:"" set:"in_state=events that leave a job in this state" set:"jobs=events of jobs"`
+	jobFilter `kong:"embed,set='in_state=events that leave a job in this state',set='jobs=events of jobs'"`
 	After     uint64 `placeholder:"SEQ" help:"Start after the event of this sequence number (the first column) instead of now."`
 }
 

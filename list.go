@@ -12,7 +12,7 @@ import (
 type listCmd struct {
 	clientFlags `embed:""`
 
-	jobFilter `embed:"" set:"in_state=jobs in this state" set:"jobs=jobs"`
+	jobFilter `kong:"embed,set='in_state=jobs in this state',set='jobs=jobs'"`
 	Limit     int `placeholder:"N" help:"Show at most N jobs, the newest (default: all)."`
 }
 
