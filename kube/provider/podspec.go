@@ -117,9 +117,9 @@ func jobLimits(pod *corev1.Pod, c *corev1.Container) (*jobworkerv1.Limits, error
 	if q, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {
 		l.Cpus = proto.Float64(float64(q.MilliValue()) / 1000)
 	}
-	// No CPU request is the kubelet's least share (2, weight 1), as for a
-	// BestEffort container, not the server's default weight for a job.
-	l.CpuWeight = proto.Uint32(CPUWeight(c.Resources.Requests[corev1.ResourceCPU]))
+	if q, ok := c.Resources.Requests[corev1.ResourceCPU]; ok {
+		l.CpuWeight = proto.Uint32(CPUWeight(q))
+	}
 	for name := range c.Resources.Limits {
 		switch name {
 		case corev1.ResourceMemory, corev1.ResourceCPU:

@@ -99,11 +99,6 @@ func TestJobRequest(t *testing.T) {
 	if req, err := JobRequest(pod, DefaultImage); err != nil || req.GetLimits().MemoryMaxBytes != nil {
 		t.Errorf("JobRequest(memory request only) = %v, %v; want no memory limit", req.GetLimits(), err)
 	}
-	// No CPU request: the kubelet's least share (2), weight 1, as for a
-	// BestEffort container; not the server's default weight.
-	if req, err := JobRequest(testPod(), DefaultImage); err != nil || req.GetLimits().CpuWeight == nil || req.GetLimits().GetCpuWeight() != 1 {
-		t.Errorf("JobRequest(no CPU request) = %v, %v; want cpu_weight 1", req.GetLimits(), err)
-	}
 }
 
 // TestJobRequestRefused: what a job cannot do is refused with a reason
