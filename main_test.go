@@ -442,7 +442,7 @@ func TestVersion(t *testing.T) {
 // TestRunExitsWithTheJob: run's exit code is the job's own (its exit code,
 // or 128+N for signal N); a job that ended with neither was ended by
 // jobworker, and run says so with 125 (a server restart, a damaged
-// record) or, for a queued command that could not be executed, a shell's
+// record, a stop before it started) or, for a queued command that could not be executed, a shell's
 // 127 and 126, never 1, which the command itself could have exited with.
 func TestRunExitsWithTheJob(t *testing.T) {
 	exit := func(n int32) *int32 { return &n }
@@ -462,6 +462,7 @@ func TestRunExitsWithTheJob(t *testing.T) {
 		{"damaged", failed(jobworkerv1.FailureReason_FAILURE_REASON_DAMAGED, ""), exitRunFailed, "job j failed (damaged)"},
 		{"queued, not found", failed(jobworkerv1.FailureReason_FAILURE_REASON_EXEC_FAILED, `starting "nope": not found`), 127, `not found`},
 		{"queued, not executable", failed(jobworkerv1.FailureReason_FAILURE_REASON_EXEC_FAILED, `starting "/tmp": not executable`), 126, "not executable"},
+		{"stopped while queued", &jobworkerv1.Job{Id: "j", State: jobworkerv1.JobState_JOB_STATE_STOPPED}, exitRunFailed, "job j stopped"},
 		{"queued, its cgroup", failed(jobworkerv1.FailureReason_FAILURE_REASON_EXEC_FAILED, "creating the job's cgroup: no space left on device"), exitRunFailed, "no space left on device"},
 	}
 	for _, tt := range tests {

@@ -317,8 +317,9 @@ func execCode(msg string) int {
 // jobExit ends `run` with the job's exit code: its own, or 128+N for
 // signal N. A job that ended with neither was ended by jobworker, not by
 // its command: a queued job whose command could not be executed (127 or
-// 126, as at the start), or one lost to a server restart or a damaged
-// record (exitRunFailed), never a code the command could have exited with.
+// 126, as at the start), or one stopped while queued, lost to a server
+// restart or its record damaged (exitRunFailed), never a code the command
+// could have exited with.
 func jobExit(e *env, j *jobworkerv1.Job, asJSON bool) error {
 	if j == nil {
 		return errors.New("the server sent no final status")
